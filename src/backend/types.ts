@@ -1,0 +1,238 @@
+/**
+ * The kernel interface. Every kernel operates on caller-owned, contiguous, row-major typed arrays
+ * and writes into caller-provided outputs; kernels never allocate tensors and never hold model logic.
+ * The `ref` backend implements this in plain TypeScript for Float32Array and Float64Array (float64
+ * serves finite-difference gradient checks); the `native` backend implements it in C++ (oneDNN for
+ * matmul, OpenMP for the rest) for Float32Array only. `KernelTable` is a mapped type so a backend
+ * that misses a kernel fails `tsc`.
+ *
+ * Conventions: shape letters B (batch), T (time), H (heads), D (head dim), C (channels),
+ * V (vocab), N (rows = B·T). "accumulate" outputs are added to (+=), others overwritten.
+ * NaN inputs must propagate to the outputs they touch (as PyTorch does); softmax-like kernels
+ * subtract the row max so large magnitudes (±1e4·) do not overflow.
+ */
+
+export type F = Float32Array | Float64Array;
+export type Idx = Int32Array;
+/** 1 = position is a real token, 0 = padding. */
+export type Mask = Uint8Array;
+
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'div';
+export type UnaryOp =
+  | 'neg'
+  | 'exp'
+  | 'log'
+  | 'sqrt'
+  | 'square'
+  | 'sigmoid'
+  | 'logsigmoid'
+  | 'tanh'
+  | 'relu'
+  | 'silu'
+  | 'gelu_tanh'
+  | 'scale'
+  | 'abs';
+
+export interface MatmulArgs {
+  /** A: batch × (M×K), or (K×M) when transA. */
+  a: F;
+  /** B: batch × (K×N), or (N×K) when transB. */
+  b: F;
+  /** C: batch × (M×N). */
+  c: F;
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  transA: boolean;
+  transB: boolean;
+  /** Element offsets between consecutive batch matrices; 0 broadcasts one matrix to every batch. */
+  strideA: number;
+  strideB: number;
+  strideC: number;
+  /** C = alpha·op(A)·op(B) + beta·C (beta 0 ignores C's old contents, even NaN). */
+  alpha: number;
+  beta: number;
+}
+
+export interface AttentionArgs {
+  /** q: (B, T, Hq, D); k, v: (B, T, Hkv, D); out: (B, T, Hq, D). Hq is a multiple of Hkv (GQA). */
+  q: F;
+  k: F;
+  v: F;
+  out: F;
+  /** Row log-sum-exp of the scaled, masked scores, (B, Hq, T); saved for backward. */
+  lse: F;
+  B: number;
+  T: number;
+  Hq: number;
+  Hkv: number;
+  D: number;
+  /** Usually 1/sqrt(D). */
+  scale: number;
+  causal: boolean;
+  /** (B, T) key validity; null = all valid. A query attends key j only if keyMask[b, j] = 1. */
+  keyMask: Mask | null;
+  /**
+   * (B, T) sequence ids for padding-free packing; null = one sequence per row. A query attends key j
+   * only if segIds are equal. Combined with causal and keyMask.
+   */
+  segIds: Idx | null;
+  /** Sliding window (Mistral): a query at t attends keys in (t - window, t]; 0 = unlimited. */
+  window: number;
+}
+
+export interface AttentionBackwardArgs extends AttentionArgs {
+  /** Gradient of out, (B, T, Hq, D). */
+  gOut: F;
+  /** Outputs, overwritten: gq (B, T, Hq, D), gk, gv (B, T, Hkv, D). */
+  gq: F;
+  gk: F;
+  gv: F;
+}
+
+export interface TokenLogprobArgs {
+  /** hidden (N, C) */
+  h: F;
+  /** lm_head weight (V, C) */
+  w: F;
+  /** (N) target ids; a negative id means "no target": logp = 0, and no gradient flows from that row. */
+  targets: Idx;
+  N: number;
+  C: number;
+  V: number;
+  /** Vocab chunk size: at most N·chunk logits exist at any time. */
+  chunk: number;
+  /** out (N): log_softmax(h·wᵀ)[n, targets[n]] */
+  logp: F;
+  /** out (N): logsumexp over the vocab of each row; saved for backward. */
+  lse: F;
+  /**
+   * Optional statistics (null = skip): entropy (N) = −Σ p·log p; logitSum (N) = Σ_v logits[n, v];
+   * argmax (N) = index of the largest logit (first one on ties), computed for every row.
+   */
+  entropy: F | null;
+  logitSum: F | null;
+  argmax: Idx | null;
+}
+
+export interface TokenLogprobBackwardArgs {
+  h: F;
+  w: F;
+  targets: Idx;
+  N: number;
+  C: number;
+  V: number;
+  chunk: number;
+  lse: F;
+  /** Gradient of logp, (N). */
+  gLogp: F;
+  /** d/dlogits = gLogp[n]·(onehot − softmax); gh (N, C) overwritten; gw (V, C) overwritten. Null skips it. */
+  gh: F | null;
+  gw: F | null;
+}
+
+export interface AdamWArgs {
+  param: F;
+  grad: F;
+  m: F;
+  v: F;
+  n: number;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based step count after increment (for bias correction). */
+  step: number;
+}
+
+/** The kernels every backend provides. */
+export interface Kernels {
+  /** Batched strided GEMM; see MatmulArgs. */
+  matmul(p: MatmulArgs): void;
+
+  /**
+   * out = a ∘ b with broadcasting. `shape` is out's shape (rank ≤ 6); aStrides/bStrides give each
+   * operand's element stride per out-dimension (0 on broadcast dims).
+   */
+  binary(op: BinaryOp, a: F, b: F, out: F, shape: readonly number[], aStrides: readonly number[], bStrides: readonly number[]): void;
+
+  /** out[i] = f(x[i]) for n elements; `alpha` is the factor of 'scale'. out may alias x. */
+  unary(op: UnaryOp, x: F, out: F, n: number, alpha: number): void;
+
+  /**
+   * gx[i] = gy[i]·f'(x[i]); y = f(x) is the saved forward output (kernels may use either).
+   * gx is overwritten and may alias gy.
+   */
+  unaryBackward(op: UnaryOp, x: F, y: F, gy: F, gx: F, n: number, alpha: number): void;
+
+  /** y[i] += alpha·x[i] */
+  axpy(y: F, x: F, n: number, alpha: number): void;
+
+  /** out (outer, inner) = Σ_d x (outer, dim, inner) */
+  sumAxis(x: F, out: F, outer: number, dim: number, inner: number): void;
+
+  /** Σ x[i]² in float64 accumulation (gradient norms). */
+  sumSquares(x: F, n: number): number;
+
+  /** out (rows, cols) = softmax or log_softmax over the last axis of x. */
+  softmax(x: F, out: F, rows: number, cols: number, log: boolean): void;
+  /**
+   * gx from y = softmax(x) (gx = y·(gy − Σ gy·y)) or y = log_softmax(x) (gx = gy − exp(y)·Σ gy).
+   * gx overwritten.
+   */
+  softmaxBackward(y: F, gy: F, gx: F, rows: number, cols: number, log: boolean): void;
+
+  /** out (N, C) = weight[ids[n]] for weight (V, C); ids must lie in [0, V) (checked by the op). */
+  embedding(weight: F, ids: Idx, out: F, n: number, c: number): void;
+  /** gWeight[ids[n]] += gOut[n] (scatter-add; repeated ids accumulate). */
+  embeddingBackward(gOut: F, ids: Idx, gWeight: F, n: number, c: number): void;
+
+  /** y = x / sqrt(mean(x²) + eps) · w per row of x (rows, dim); rstd (rows) saved. */
+  rmsnorm(x: F, w: F, out: F, rstd: F, rows: number, dim: number, eps: number): void;
+  /** gx overwritten; gw accumulated (+=) when not null. */
+  rmsnormBackward(x: F, w: F, rstd: F, gy: F, gx: F, gw: F | null, rows: number, dim: number): void;
+
+  /** y = (x − mean) / sqrt(var + eps) · w + b (biased var) per row; mean, rstd (rows) saved. */
+  layernorm(x: F, w: F, b: F, out: F, mean: F, rstd: F, rows: number, dim: number, eps: number): void;
+  /** gx overwritten; gw, gb accumulated (+=) when not null. */
+  layernormBackward(x: F, w: F, mean: F, rstd: F, gy: F, gx: F, gw: F | null, gb: F | null, rows: number, dim: number): void;
+
+  /**
+   * Rotary embedding, HF rotate_half convention, on x (rows, H, D) with rows = B·T:
+   * out = x·cos[pos] + rotate_half(x)·sin[pos], rotate_half(x) = concat(−x[D/2:], x[:D/2]).
+   * cos/sin: (maxPos, D) tables; pos (rows). `inverse` uses −sin (the backward). out may alias x.
+   */
+  rope(x: F, out: F, cos: F, sin: F, pos: Idx, rows: number, heads: number, dim: number, inverse: boolean): void;
+
+  /** Fused scaled-dot-product attention; see AttentionArgs. Never materialises (B, H, T, T) beyond one row block. */
+  attention(p: AttentionArgs): void;
+  attentionBackward(p: AttentionBackwardArgs): void;
+
+  /** Fused lm_head + log_softmax + gather in vocab chunks; see TokenLogprobArgs. */
+  tokenLogprobs(p: TokenLogprobArgs): void;
+  tokenLogprobsBackward(p: TokenLogprobBackwardArgs): void;
+
+  /** out = permute(x, perm) for x of shape `shape` (rank ≤ 6). */
+  permute(x: F, out: F, shape: readonly number[], perm: readonly number[]): void;
+
+  /** out[i] = x[i]·mask[i]·scale (dropout with a precomputed keep-mask). */
+  maskScale(x: F, mask: Uint8Array, out: F, n: number, scale: number): void;
+
+  /** One AdamW step in place, PyTorch semantics (decoupled weight decay, bias correction). */
+  adamw(p: AdamWArgs): void;
+}
+
+/** A backend: its name, its kernels, and the dtypes it runs. */
+export interface Backend {
+  readonly name: 'ref' | 'native';
+  readonly kernels: Kernels;
+  readonly dtypes: readonly ('float32' | 'float64')[];
+  /** Threads used by the backend's pool (1 for ref). */
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+}
+
+/** Mapped type: a record with exactly one implementation per kernel name. */
+export type KernelTable = { [K in keyof Kernels]: Kernels[K] };
