@@ -68,11 +68,15 @@ export function backward(root: Tensor, grad?: Tensor): void {
     const gs = node.backward(g, needs);
     node.backward = null;
     t.node = null;
-    g.release();
+    // A backward may return g itself or views of it (add, reshape): such storage must stay alive,
+    // and two inputs must never share one gradient buffer (later accumulation would hit both).
+    const used = new Set<unknown>();
     for (let j = 0; j < node.inputs.length; j++) {
       const x = node.inputs[j];
-      const gx = gs[j];
+      let gx = gs[j];
       if (!gx || !x.requiresGrad) continue;
+      if (used.has(gx.data)) gx = copyOf(gx, false);
+      used.add(gx.data);
       if (!sameShape(gx.shape, x.shape)) {
         throw new ShapeError(`${node.op} backward`, `gradient shape ${fmtShape(gx.shape)} != input shape ${fmtShape(x.shape)}`);
       }
@@ -88,16 +92,18 @@ export function backward(root: Tensor, grad?: Tensor): void {
           gx.release();
         } else {
           // Leaf gradients outlive the step's scope.
-          x.grad = gx.base ? copyOf(gx) : gx.keep();
+          x.grad = gx.base ? copyOf(gx, true) : gx.keep();
         }
       }
     }
+    if (!used.has(g.data)) g.release();
   }
 }
 
-function copyOf(t: Tensor): Tensor {
-  const c = new Tensor(t.data.slice(), t.shape);
-  return c.keep();
+function copyOf(t: Tensor, keep: boolean): Tensor {
+  const c = keep ? new Tensor(t.data.slice(), t.shape).keep() : Tensor.empty(t.shape, t.dtype);
+  if (!keep) c.data.set(t.data);
+  return c;
 }
 
 /** dst += src, elementwise over equal shapes. */

@@ -1,8 +1,26 @@
-// PLACEHOLDER — replaced by the reference backend implementation.
-import type { Backend, Kernels } from '../types.js';
+/** The reference backend: plain TypeScript kernels, float32 and float64; the oracle for tests. */
+import type { Backend, KernelTable } from '../types.js';
+import { matmul } from './matmul.js';
+import { axpy, binary, maskScale, unary, unaryBackward } from './elementwise.js';
+import { sumAxis, sumSquares } from './reduce.js';
+import { softmax, softmaxBackward } from './softmax.js';
+import { embedding, embeddingBackward } from './embedding.js';
+import { layernorm, layernormBackward, rmsnorm, rmsnormBackward } from './norm.js';
+import { rope } from './rope.js';
+import { attention, attentionBackward } from './attention.js';
+import { tokenLogprobs, tokenLogprobsBackward } from './logprob.js';
+import { permute } from './permute.js';
+import { adamw } from './adamw.js';
+
+export const refKernels: KernelTable = {
+  matmul, binary, unary, unaryBackward, axpy, sumAxis, sumSquares, softmax, softmaxBackward,
+  embedding, embeddingBackward, rmsnorm, rmsnormBackward, layernorm, layernormBackward, rope,
+  attention, attentionBackward, tokenLogprobs, tokenLogprobsBackward, permute, maskScale, adamw,
+};
+
 export const refBackend: Backend = {
   name: 'ref',
-  kernels: {} as Kernels,
+  kernels: refKernels,
   dtypes: ['float32', 'float64'],
   setNumThreads() {},
   getNumThreads: () => 1,

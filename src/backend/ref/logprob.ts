@@ -1,0 +1,89 @@
+/**
+ * Fused lm_head + log_softmax + gather over vocabulary chunks: logits = h·wᵀ are produced `chunk`
+ * columns at a time, with an online max / log-sum-exp (and entropy, logit sum, argmax) per row, so
+ * at most N·chunk logits exist. Backward recomputes each chunk: dlogits = g·(onehot − softmax).
+ */
+import type { F, TokenLogprobArgs, TokenLogprobBackwardArgs } from '../types.js';
+import { matmul } from './matmul.js';
+
+function chunkLogits(h: F, w: F, buf: Float64Array, N: number, C: number, v0: number, n: number): void {
+  matmul({ a: h, b: w.subarray(v0 * C, (v0 + n) * C), c: buf, batch: 1, m: N, n, k: C, transA: false, transB: true, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0 });
+}
+
+export function tokenLogprobs(p: TokenLogprobArgs): void {
+  const { h, w, targets, N, C, V, logp, lse, entropy, logitSum, argmax } = p;
+  const chunk = Math.max(1, Math.min(p.chunk, V));
+  const buf = new Float64Array(N * chunk);
+  const m = new Float64Array(N).fill(-Infinity);
+  const s = new Float64Array(N);
+  const e = new Float64Array(N);
+  const sum = new Float64Array(N);
+  const tgt = new Float64Array(N);
+  const best = new Int32Array(N);
+  const nan = new Uint8Array(N);
+  for (let v0 = 0; v0 < V; v0 += chunk) {
+    const n = Math.min(chunk, V - v0);
+    chunkLogits(h, w, buf, N, C, v0, n);
+    for (let r = 0; r < N; r++) {
+      const row = r * n;
+      let cm = -Infinity;
+      for (let j = 0; j < n; j++) {
+        const l = buf[row + j];
+        if (l !== l) nan[r] = 1;
+        if (l > cm) cm = l;
+        sum[r] += l;
+      }
+      // First index of the chunk max; it becomes the argmax only if strictly greater than the old max.
+      if (cm > m[r]) {
+        for (let j = 0; j < n; j++) if (buf[row + j] === cm) { best[r] = v0 + j; break; }
+        const scale = Math.exp(m[r] - cm);
+        s[r] *= scale;
+        e[r] *= scale;
+        m[r] = cm;
+      }
+      const mr = m[r];
+      for (let j = 0; j < n; j++) {
+        const l = buf[row + j];
+        const x = Math.exp(l - mr);
+        s[r] += x;
+        e[r] += x * l;
+      }
+      const t = targets[r];
+      if (t >= v0 && t < v0 + n) tgt[r] = buf[row + (t - v0)];
+    }
+  }
+  for (let r = 0; r < N; r++) {
+    const L = nan[r] ? NaN : m[r] + Math.log(s[r]);
+    lse[r] = L;
+    logp[r] = targets[r] < 0 ? 0 : tgt[r] - L;
+    if (entropy) entropy[r] = L - e[r] / s[r];
+    if (logitSum) logitSum[r] = sum[r];
+    if (argmax) argmax[r] = best[r];
+  }
+}
+
+export function tokenLogprobsBackward(p: TokenLogprobBackwardArgs): void {
+  const { h, w, targets, N, C, V, lse, gLogp, gh, gw } = p;
+  const chunk = Math.max(1, Math.min(p.chunk, V));
+  const buf = new Float64Array(N * chunk);
+  if (gh) gh.fill(0);
+  for (let v0 = 0; v0 < V; v0 += chunk) {
+    const n = Math.min(chunk, V - v0);
+    chunkLogits(h, w, buf, N, C, v0, n);
+    for (let r = 0; r < N; r++) {
+      const row = r * n;
+      const t = targets[r];
+      if (t < 0) {
+        buf.fill(0, row, row + n);
+        continue;
+      }
+      const g = gLogp[r];
+      for (let j = 0; j < n; j++) buf[row + j] = -g * Math.exp(buf[row + j] - lse[r]);
+      if (t >= v0 && t < v0 + n) buf[row + (t - v0)] += g;
+    }
+    // gh (N, C) += dl (N, n) · w_chunk (n, C)
+    if (gh) matmul({ a: buf, b: w.subarray(v0 * C, (v0 + n) * C), c: gh, batch: 1, m: N, n: C, k: n, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 1 });
+    // gw_chunk (n, C) = dlᵀ (n, N) · h (N, C)
+    if (gw) matmul({ a: buf, b: h, c: gw.subarray(v0 * C, (v0 + n) * C), batch: 1, m: n, n: C, k: N, transA: true, transB: false, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0 });
+  }
+}

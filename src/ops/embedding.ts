@@ -1,0 +1,23 @@
+/** Embedding lookup; backward scatter-adds into the table. */
+import { ShapeError, fmtShape } from '../errors.js';
+import { record } from '../autograd/tape.js';
+import { Tensor } from '../tensor/tensor.js';
+import { K } from './util.js';
+
+/** weight (V, C), ids of shape idsShape → (...idsShape, C) */
+export function embedding(weight: Tensor, ids: Int32Array, idsShape: readonly number[]): Tensor {
+  if (weight.ndim !== 2) throw new ShapeError('embedding', `weight must be 2-D, got ${fmtShape(weight.shape)}`);
+  const [V, C] = weight.shape;
+  const n = ids.length;
+  if (idsShape.reduce((a, b) => a * b, 1) !== n) throw new ShapeError('embedding', `ids shape ${fmtShape(idsShape)} does not match ${n} ids`);
+  for (let i = 0; i < n; i++) {
+    if (ids[i] < 0 || ids[i] >= V) throw new ShapeError('embedding', `token id ${ids[i]} at position ${i} is outside the vocabulary [0, ${V}); does the tokenizer belong to this model?`);
+  }
+  const out = Tensor.empty([...idsShape, C], weight.dtype);
+  K(weight).embedding(weight.data, ids, out.data, n, C);
+  return record('embedding', out, [weight], (g) => {
+    const gw = Tensor.zeros(weight.shape, weight.dtype);
+    K(weight).embeddingBackward(g.data, ids, gw.data, n, C);
+    return [gw];
+  });
+}

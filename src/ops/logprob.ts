@@ -1,0 +1,44 @@
+/**
+ * Fused token log-probs: hidden (N, C) × lm_head (V, C) → log_softmax → gather(targets), computed
+ * in vocabulary chunks; the (N, V) logits never exist. Also returns the statistics TRL logs from
+ * the logits (entropy, Σ logits for the mean logit, argmax for token accuracy).
+ */
+import { ShapeError, fmtShape } from '../errors.js';
+import { record } from '../autograd/tape.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { F } from '../backend/types.js';
+import { K, sameDType } from './util.js';
+
+export interface TokenLogprobsResult {
+  /** (N) log p(target); 0 where the target is negative (ignored) */
+  logp: Tensor;
+  entropy?: F;
+  logitSum?: F;
+  argmax?: Int32Array;
+}
+
+export const DEFAULT_VOCAB_CHUNK = 8192;
+
+export function tokenLogprobs(h: Tensor, w: Tensor, targets: Int32Array, opts: { chunk?: number; stats?: boolean } = {}): TokenLogprobsResult {
+  sameDType('tokenLogprobs', h, w);
+  if (h.ndim !== 2 || w.ndim !== 2 || h.shape[1] !== w.shape[1]) throw new ShapeError('tokenLogprobs', `hidden ${fmtShape(h.shape)} does not fit lm_head ${fmtShape(w.shape)}`);
+  const [N, C] = h.shape;
+  const V = w.shape[0];
+  if (targets.length !== N) throw new ShapeError('tokenLogprobs', `${targets.length} targets for ${N} rows`);
+  for (let i = 0; i < N; i++) if (targets[i] >= V) throw new ShapeError('tokenLogprobs', `target id ${targets[i]} at row ${i} is outside the vocabulary [0, ${V})`);
+  const chunk = Math.max(1, Math.min(opts.chunk ?? DEFAULT_VOCAB_CHUNK, V));
+  const logp = Tensor.empty([N], h.dtype);
+  const lse = Tensor.empty([N], h.dtype);
+  const mk = () => (h.dtype === 'float64' ? new Float64Array(N) : new Float32Array(N));
+  const entropy = opts.stats ? mk() : null;
+  const logitSum = opts.stats ? mk() : null;
+  const argmax = opts.stats ? new Int32Array(N) : null;
+  K(h).tokenLogprobs({ h: h.data, w: w.data, targets, N, C, V, chunk, logp: logp.data, lse: lse.data, entropy, logitSum, argmax });
+  record('tokenLogprobs', logp, [h, w], (g, needs) => {
+    const gh = needs[0] ? Tensor.empty(h.shape, h.dtype) : null;
+    const gw = needs[1] ? Tensor.empty(w.shape, w.dtype) : null;
+    K(h).tokenLogprobsBackward({ h: h.data, w: w.data, targets, N, C, V, chunk, lse: lse.data, gLogp: g.data, gh: gh ? gh.data : null, gw: gw ? gw.data : null });
+    return [gh, gw];
+  });
+  return { logp, entropy: entropy ?? undefined, logitSum: logitSum ?? undefined, argmax: argmax ?? undefined };
+}

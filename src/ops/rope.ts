@@ -1,0 +1,75 @@
+/** Rotary position embedding (HF rotate_half convention) and its cos/sin tables. */
+import { ShapeError, fmtShape } from '../errors.js';
+import { record } from '../autograd/tape.js';
+import { Tensor } from '../tensor/tensor.js';
+import { K } from './util.js';
+
+const f32 = Math.fround;
+
+export interface Llama3Scaling {
+  type: 'llama3';
+  factor: number;
+  low_freq_factor: number;
+  high_freq_factor: number;
+  original_max_position_embeddings: number;
+}
+
+/**
+ * inv_freq as transformers computes it in float32: 1 / base^(2i/dim), then llama3's
+ * wavelength-dependent scaling (_compute_llama3_parameters).
+ */
+export function invFreq(headDim: number, theta: number, scaling: Llama3Scaling | null = null): Float64Array {
+  const half = headDim / 2;
+  const inv = new Float64Array(half);
+  for (let i = 0; i < half; i++) inv[i] = f32(1 / f32(f32(theta) ** f32((2 * i) / headDim)));
+  if (!scaling) return inv;
+  const { factor, low_freq_factor: lo, high_freq_factor: hi, original_max_position_embeddings: old } = scaling;
+  const loWave = old / lo, hiWave = old / hi;
+  for (let i = 0; i < half; i++) {
+    const wavelen = (2 * Math.PI) / inv[i];
+    let v = wavelen > loWave ? inv[i] / factor : inv[i];
+    if (!(wavelen < hiWave) && !(wavelen > loWave)) {
+      const smooth = (old / wavelen - lo) / (hi - lo);
+      v = (1 - smooth) * (v / factor) + smooth * v;
+    }
+    inv[i] = f32(v);
+  }
+  return inv;
+}
+
+/** cos/sin tables (maxPos, headDim): emb = cat(freqs, freqs), freqs[p, i] = p·inv_freq[i]. */
+export function ropeTables(headDim: number, maxPos: number, theta: number, scaling: Llama3Scaling | null = null, dtype: 'float32' | 'float64' = 'float32'): { cos: Tensor; sin: Tensor } {
+  const inv = invFreq(headDim, theta, scaling);
+  const half = headDim / 2;
+  const cos = Tensor.empty([maxPos, headDim], dtype);
+  const sin = Tensor.empty([maxPos, headDim], dtype);
+  for (let p = 0; p < maxPos; p++) {
+    for (let i = 0; i < half; i++) {
+      const a = f32(p * inv[i]);
+      const c = Math.cos(a), s = Math.sin(a);
+      cos.data[p * headDim + i] = c;
+      cos.data[p * headDim + i + half] = c;
+      sin.data[p * headDim + i] = s;
+      sin.data[p * headDim + i + half] = s;
+    }
+  }
+  return { cos, sin };
+}
+
+/** x (B, T, H, D) rotated at positions pos (B·T); backward is the inverse rotation. */
+export function rope(x: Tensor, cos: Tensor, sin: Tensor, pos: Int32Array): Tensor {
+  if (x.ndim !== 4) throw new ShapeError('rope', `x must be (B, T, H, D), got ${fmtShape(x.shape)}`);
+  const [B, T, H, D] = x.shape;
+  if (cos.shape[1] !== D || sin.shape[1] !== D) throw new ShapeError('rope', `tables ${fmtShape(cos.shape)} do not match head dim ${D}`);
+  if (pos.length !== B * T) throw new ShapeError('rope', `${pos.length} positions for ${B}×${T} tokens`);
+  for (let i = 0; i < pos.length; i++) if (pos[i] < 0 || pos[i] >= cos.shape[0]) throw new ShapeError('rope', `position ${pos[i]} outside the table of ${cos.shape[0]}`);
+  const c = cos.dtype === x.dtype ? cos : Tensor.from(cos.data, cos.shape, x.dtype);
+  const s = sin.dtype === x.dtype ? sin : Tensor.from(sin.data, sin.shape, x.dtype);
+  const out = Tensor.empty(x.shape, x.dtype);
+  K(x).rope(x.data, out.data, c.data, s.data, pos, B * T, H, D, false);
+  return record('rope', out, [x], (g) => {
+    const gx = Tensor.empty(x.shape, x.dtype);
+    K(x).rope(g.data, gx.data, c.data, s.data, pos, B * T, H, D, true);
+    return [gx];
+  });
+}
