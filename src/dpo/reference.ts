@@ -1,0 +1,94 @@
+/**
+ * The reference policy π_ref, in the four ways TRL obtains it:
+ *  - `copy`: a frozen in-memory copy of the initial weights (full fine-tuning; TRL reloads from disk);
+ *  - `adapters-off`: the policy with its LoRA adapters disabled (a fresh adapter: no second copy);
+ *  - `ref-adapter`: a frozen copy of the initial adapter swapped in (continuing an existing adapter);
+ *  - precomputed log-probs (see ref-cache.ts), which bypass this module during training.
+ * All reference forwards run under noGrad and keep no activations.
+ */
+import { DpoError } from '../errors.js';
+import { noGrad } from '../autograd/tape.js';
+import type { CausalLM } from '../models/causal-lm.js';
+import { architectureFor } from '../models/registry.js';
+import { loraLayers, withAdaptersDisabled } from '../lora/apply.js';
+import { sequenceLogps, type PairBatch } from './logps.js';
+
+export type ReferenceKind = 'copy' | 'adapters-off' | 'ref-adapter';
+
+export interface Reference {
+  readonly kind: ReferenceKind;
+  /** (2B) reference completion log-probs of the batch. */
+  logps(b: PairBatch, ldAlpha: number | null): Float64Array;
+  /** TR-DPO: ref ← α·policy + (1−α)·ref. */
+  mixup(policy: CausalLM, alpha: number): void;
+}
+
+function run(model: CausalLM, b: PairBatch, ldAlpha: number | null): Float64Array {
+  return noGrad(() => Float64Array.from(sequenceLogps(model, b, { ldAlpha }).logps.data));
+}
+
+/** A frozen copy of a (non-LoRA) model's current weights. */
+export function cloneModel(model: CausalLM): CausalLM {
+  const copy = architectureFor(model.arch).build(model.arch);
+  const src = new Map(model.namedParameters());
+  for (const [name, p] of copy.namedParameters()) {
+    p.data.set(src.get(name)!.data);
+    p.requiresGrad = false;
+  }
+  return copy.eval();
+}
+
+export function copyReference(policy: CausalLM): Reference {
+  const ref = cloneModel(policy);
+  return {
+    kind: 'copy',
+    logps: (b, ld) => run(ref, b, ld),
+    mixup(p, alpha) {
+      const src = new Map(p.namedParameters());
+      for (const [name, r] of ref.namedParameters()) {
+        const s = src.get(name)!.data;
+        const d = r.data;
+        for (let i = 0; i < d.length; i++) d[i] = alpha * s[i] + (1 - alpha) * d[i];
+      }
+    },
+  };
+}
+
+export function adaptersOffReference(policy: CausalLM): Reference {
+  return {
+    kind: 'adapters-off',
+    logps: (b, ld) => withAdaptersDisabled(policy, () => run(policy, b, ld)),
+    mixup() {
+      throw new DpoError('sync_ref_model is not supported with LoRA (as in TRL): the reference is the adapter-free or initial-adapter model');
+    },
+  };
+}
+
+/** Keeps a copy of the adapter's initial A/B and swaps it in for reference forwards. */
+export function refAdapterReference(policy: CausalLM): Reference {
+  const layers = loraLayers(policy);
+  const frozen = layers.map(([, l]) => [Float32Array.from(l.lora_A.weight.data), Float32Array.from(l.lora_B.weight.data)] as const);
+  const swap = () => {
+    layers.forEach(([, l], i) => {
+      const a = l.lora_A.weight.data;
+      const b = l.lora_B.weight.data;
+      l.lora_A.weight.data = frozen[i][0];
+      l.lora_B.weight.data = frozen[i][1];
+      (frozen as unknown as [Float32Array, Float32Array][])[i] = [a as Float32Array, b as Float32Array];
+    });
+  };
+  return {
+    kind: 'ref-adapter',
+    logps(b, ld) {
+      swap();
+      try {
+        return run(policy, b, ld);
+      } finally {
+        swap();
+      }
+    },
+    mixup() {
+      throw new DpoError('sync_ref_model is not supported with LoRA (as in TRL): the reference is the adapter-free or initial-adapter model');
+    },
+  };
+}

@@ -1,0 +1,34 @@
+/** What every causal LM in models/ offers the trainer, generation and tests. */
+import type { Tensor } from '../tensor/tensor.js';
+import type { Module } from '../nn/module.js';
+import type { ArchConfig } from './arch.js';
+
+/** One batch of token sequences, row-major (B, T). */
+export interface LmInputs {
+  ids: Int32Array;
+  B: number;
+  T: number;
+  /** (B, T) 1 = real token; null = all real. */
+  attentionMask?: Uint8Array | null;
+  /** (B·T) rotary / learned positions; null = 0..T−1 in every row (what transformers uses). */
+  positionIds?: Int32Array | null;
+  /** (B, T) sequence ids for padding-free packing; null = one sequence per row. */
+  segIds?: Int32Array | null;
+}
+
+export interface CausalLM extends Module {
+  readonly arch: ArchConfig;
+  /** Final hidden states after the last norm, (B·T, C). */
+  hidden(inp: LmInputs): Tensor;
+  /** The output projection (V, C): lm_head.weight, or the tied input embedding. */
+  lmHeadWeight(): Tensor;
+  /** Full logits (B, T, V); for tests and generation, the trainer uses tokenLogprobs instead. */
+  logits(inp: LmInputs): Tensor;
+}
+
+/** Position ids 0..T−1 for each of B rows. */
+export function defaultPositions(B: number, T: number): Int32Array {
+  const p = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) p[b * T + t] = t;
+  return p;
+}

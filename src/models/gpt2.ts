@@ -1,0 +1,118 @@
+/**
+ * GPT-2 (transformers' modeling_gpt2.py). HF stores Conv1D weights as (in, out); `sanitize`
+ * transposes them to our Linear layout (out, in) on load and `export` transposes back on save.
+ */
+import { add, attention, dropout, geluTanh, linear, reshape, slice } from '../ops/index.js';
+import { Tensor } from '../tensor/tensor.js';
+import { Rng } from '../tensor/rng.js';
+import { Module } from '../nn/module.js';
+import { Linear, type LinearLike } from '../nn/linear.js';
+import { Embedding } from '../nn/embedding.js';
+import { LayerNorm } from '../nn/norm.js';
+import type { ArchConfig } from './arch.js';
+import { defaultPositions, type CausalLM, type LmInputs } from './causal-lm.js';
+
+/** The Conv1D weights of a GPT-2 block, stored transposed in HF checkpoints. */
+export const GPT2_CONV1D = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'];
+
+export class GPT2Attention extends Module {
+  c_attn: LinearLike;
+  c_proj: LinearLike;
+  constructor(private readonly _a: ArchConfig) {
+    super();
+    this.c_attn = new Linear(_a.hiddenSize, 3 * _a.hiddenSize, true);
+    this.c_proj = new Linear(_a.hiddenSize, _a.hiddenSize, true);
+  }
+  forward(x: Tensor, B: number, T: number, keyMask: Uint8Array | null, segIds: Int32Array | null): Tensor {
+    const { hiddenSize: C, numHeads: H, headDim: D } = this._a;
+    const qkv = this.c_attn.forward(x); // (B, T, 3C)
+    const q = reshape(slice(qkv, 2, 0, C), [B, T, H, D]);
+    const k = reshape(slice(qkv, 2, C, 2 * C), [B, T, H, D]);
+    const v = reshape(slice(qkv, 2, 2 * C, 3 * C), [B, T, H, D]);
+    const a = attention(q, k, v, { causal: true, keyMask, segIds });
+    return this.c_proj.forward(reshape(a, [B, T, C]));
+  }
+}
+
+export class GPT2MLP extends Module {
+  c_fc: LinearLike;
+  c_proj: LinearLike;
+  constructor(a: ArchConfig) {
+    super();
+    this.c_fc = new Linear(a.hiddenSize, a.intermediateSize, true);
+    this.c_proj = new Linear(a.intermediateSize, a.hiddenSize, true);
+  }
+  forward(x: Tensor): Tensor {
+    return this.c_proj.forward(geluTanh(this.c_fc.forward(x)));
+  }
+}
+
+export class GPT2Block extends Module {
+  ln_1: LayerNorm;
+  attn: GPT2Attention;
+  ln_2: LayerNorm;
+  mlp: GPT2MLP;
+  constructor(a: ArchConfig) {
+    super();
+    this.ln_1 = new LayerNorm(a.hiddenSize, a.normEps);
+    this.attn = new GPT2Attention(a);
+    this.ln_2 = new LayerNorm(a.hiddenSize, a.normEps);
+    this.mlp = new GPT2MLP(a);
+  }
+}
+
+export class GPT2Model extends Module {
+  wte: Embedding;
+  wpe: Embedding;
+  h: GPT2Block[];
+  ln_f: LayerNorm;
+  constructor(a: ArchConfig) {
+    super();
+    this.wte = new Embedding(a.vocabSize, a.hiddenSize);
+    this.wpe = new Embedding(a.maxPositions, a.hiddenSize);
+    this.h = Array.from({ length: a.numLayers }, () => new GPT2Block(a));
+    this.ln_f = new LayerNorm(a.hiddenSize, a.normEps);
+  }
+}
+
+export class GPT2LMHeadModel extends Module implements CausalLM {
+  transformer: GPT2Model;
+  lm_head: Linear | null;
+  /** Seeded dropout stream (resid/embd dropout when training and not disabled). */
+  _rng = new Rng(0);
+  constructor(readonly arch: ArchConfig) {
+    super();
+    this.transformer = new GPT2Model(arch);
+    this.lm_head = arch.tieEmbeddings ? null : new Linear(arch.hiddenSize, arch.vocabSize);
+  }
+
+  hidden(inp: LmInputs): Tensor {
+    const { B, T } = inp;
+    const a = this.arch;
+    if (this.training && a.attnDropout > 0) {
+      throw new Error('GPT-2 attention-probability dropout (attn_pdrop > 0) is not supported in training; keep disable_dropout on');
+    }
+    const pos = inp.positionIds ?? defaultPositions(B, T);
+    const tr = this.transformer;
+    let h = add(tr.wte.forward(inp.ids, [B, T]), tr.wpe.forward(pos, [B, T]));
+    h = dropout(h, a.embdDropout, this._rng, this.training);
+    const keyMask = inp.attentionMask ?? null;
+    const segIds = inp.segIds ?? null;
+    for (const blk of tr.h) {
+      const at = blk.attn.forward(blk.ln_1.forward(h), B, T, keyMask, segIds);
+      h = add(h, dropout(at, a.residDropout, this._rng, this.training));
+      const m = blk.mlp.forward(blk.ln_2.forward(h));
+      h = add(h, dropout(m, a.residDropout, this._rng, this.training));
+    }
+    h = tr.ln_f.forward(h);
+    return reshape(h, [B * T, a.hiddenSize]);
+  }
+
+  lmHeadWeight(): Tensor {
+    return this.lm_head ? this.lm_head.weight : this.transformer.wte.weight;
+  }
+
+  logits(inp: LmInputs): Tensor {
+    return reshape(linear(this.hidden(inp), this.lmHeadWeight()), [inp.B, inp.T, this.arch.vocabSize]);
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * Llama-family decoder (llama, mistral, qwen2, qwen3 by flags in ArchConfig), mirroring
+ * transformers' modeling_llama.py; property names equal the HF weight keys.
+ */
+import { add, attention, mul, reshape, rope, ropeTables, silu, linear } from '../ops/index.js';
+import { Tensor } from '../tensor/tensor.js';
+import { Module } from '../nn/module.js';
+import { Linear, type LinearLike } from '../nn/linear.js';
+import { Embedding } from '../nn/embedding.js';
+import { RMSNorm } from '../nn/norm.js';
+import type { ArchConfig } from './arch.js';
+import { defaultPositions, type CausalLM, type LmInputs } from './causal-lm.js';
+
+/** cos/sin tables grown on demand to the longest position seen. */
+export class RopeCache {
+  private cos: Tensor | null = null;
+  private sin: Tensor | null = null;
+  private len = 0;
+  constructor(private readonly arch: ArchConfig) {}
+  get(maxPos: number): { cos: Tensor; sin: Tensor } {
+    if (maxPos > this.len || !this.cos || !this.sin) {
+      const len = Math.max(maxPos, 256, this.len * 2);
+      const t = ropeTables(this.arch.headDim, len, this.arch.ropeTheta, this.arch.ropeScaling);
+      this.cos = t.cos.keep();
+      this.sin = t.sin.keep();
+      this.len = len;
+    }
+    return { cos: this.cos!, sin: this.sin! };
+  }
+}
+
+/** Per-forward facts shared by all layers. */
+export interface AttnContext {
+  B: number;
+  T: number;
+  pos: Int32Array;
+  keyMask: Uint8Array | null;
+  segIds: Int32Array | null;
+  cos: Tensor;
+  sin: Tensor;
+}
+
+export class LlamaAttention extends Module {
+  q_proj: LinearLike;
+  k_proj: LinearLike;
+  v_proj: LinearLike;
+  o_proj: LinearLike;
+  q_norm: RMSNorm | null;
+  k_norm: RMSNorm | null;
+  constructor(private readonly _a: ArchConfig) {
+    super();
+    const { hiddenSize: C, numHeads: H, numKvHeads: KV, headDim: D } = _a;
+    this.q_proj = new Linear(C, H * D, _a.qkvBias);
+    this.k_proj = new Linear(C, KV * D, _a.qkvBias);
+    this.v_proj = new Linear(C, KV * D, _a.qkvBias);
+    this.o_proj = new Linear(H * D, C, _a.oBias);
+    this.q_norm = _a.qkNorm ? new RMSNorm(D, _a.normEps) : null;
+    this.k_norm = _a.qkNorm ? new RMSNorm(D, _a.normEps) : null;
+  }
+
+  forward(x: Tensor, ctx: AttnContext): Tensor {
+    const { numHeads: H, numKvHeads: KV, headDim: D } = this._a;
+    const { B, T } = ctx;
+    let q = reshape(this.q_proj.forward(x), [B, T, H, D]);
+    let k = reshape(this.k_proj.forward(x), [B, T, KV, D]);
+    const v = reshape(this.v_proj.forward(x), [B, T, KV, D]);
+    if (this.q_norm && this.k_norm) {
+      q = this.q_norm.forward(q);
+      k = this.k_norm.forward(k);
+    }
+    q = rope(q, ctx.cos, ctx.sin, ctx.pos);
+    k = rope(k, ctx.cos, ctx.sin, ctx.pos);
+    const a = attention(q, k, v, { causal: true, keyMask: ctx.keyMask, segIds: ctx.segIds, window: this._a.slidingWindow });
+    return this.o_proj.forward(reshape(a, [B, T, H * D]));
+  }
+}
+
+export class LlamaMLP extends Module {
+  gate_proj: LinearLike;
+  up_proj: LinearLike;
+  down_proj: LinearLike;
+  constructor(a: ArchConfig) {
+    super();
+    this.gate_proj = new Linear(a.hiddenSize, a.intermediateSize, a.mlpBias);
+    this.up_proj = new Linear(a.hiddenSize, a.intermediateSize, a.mlpBias);
+    this.down_proj = new Linear(a.intermediateSize, a.hiddenSize, a.mlpBias);
+  }
+  /** down(silu(gate(x)) · up(x)) */
+  forward(x: Tensor): Tensor {
+    return this.down_proj.forward(mul(silu(this.gate_proj.forward(x)), this.up_proj.forward(x)));
+  }
+}
+
+export class LlamaDecoderLayer extends Module {
+  self_attn: LlamaAttention;
+  mlp: LlamaMLP;
+  input_layernorm: RMSNorm;
+  post_attention_layernorm: RMSNorm;
+  constructor(a: ArchConfig) {
+    super();
+    this.self_attn = new LlamaAttention(a);
+    this.mlp = new LlamaMLP(a);
+    this.input_layernorm = new RMSNorm(a.hiddenSize, a.normEps);
+    this.post_attention_layernorm = new RMSNorm(a.hiddenSize, a.normEps);
+  }
+  forward(h: Tensor, ctx: AttnContext): Tensor {
+    h = add(h, this.self_attn.forward(this.input_layernorm.forward(h), ctx));
+    return add(h, this.mlp.forward(this.post_attention_layernorm.forward(h)));
+  }
+}
+
+export class LlamaModel extends Module {
+  embed_tokens: Embedding;
+  layers: LlamaDecoderLayer[];
+  norm: RMSNorm;
+  constructor(a: ArchConfig) {
+    super();
+    this.embed_tokens = new Embedding(a.vocabSize, a.hiddenSize);
+    this.layers = Array.from({ length: a.numLayers }, () => new LlamaDecoderLayer(a));
+    this.norm = new RMSNorm(a.hiddenSize, a.normEps);
+  }
+}
+
+export class LlamaForCausalLM extends Module implements CausalLM {
+  model: LlamaModel;
+  lm_head: Linear | null;
+  private readonly _rope: RopeCache;
+  constructor(readonly arch: ArchConfig) {
+    super();
+    this.model = new LlamaModel(arch);
+    this.lm_head = arch.tieEmbeddings ? null : new Linear(arch.hiddenSize, arch.vocabSize);
+    this._rope = new RopeCache(arch);
+  }
+
+  hidden(inp: LmInputs): Tensor {
+    const { B, T } = inp;
+    const pos = inp.positionIds ?? defaultPositions(B, T);
+    let maxPos = 0;
+    for (let i = 0; i < pos.length; i++) if (pos[i] > maxPos) maxPos = pos[i];
+    const { cos, sin } = this._rope.get(maxPos + 1);
+    const ctx: AttnContext = { B, T, pos, keyMask: inp.attentionMask ?? null, segIds: inp.segIds ?? null, cos, sin };
+    let h = this.model.embed_tokens.forward(inp.ids, [B, T]); // (B, T, C)
+    for (const layer of this.model.layers) h = layer.forward(h, ctx);
+    h = this.model.norm.forward(h);
+    return reshape(h, [B * T, this.arch.hiddenSize]);
+  }
+
+  lmHeadWeight(): Tensor {
+    return this.lm_head ? this.lm_head.weight : this.model.embed_tokens.weight;
+  }
+
+  logits(inp: LmInputs): Tensor {
+    return reshape(linear(this.hidden(inp), this.lmHeadWeight()), [inp.B, inp.T, this.arch.vocabSize]);
+  }
+}

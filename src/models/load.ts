@@ -1,0 +1,57 @@
+/**
+ * Loading and saving whole models in the Hugging Face layout: config.json + safetensors weights,
+ * through the same loaders a user's downloaded checkpoint goes through.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DpoError } from '../errors.js';
+import { resolveModelDir } from '../io/model-source.js';
+import { openCheckpointWeights } from '../io/checkpoint-files.js';
+import { writeSafetensors, type STDType } from '../io/safetensors.js';
+import { archFromConfig } from './arch.js';
+import type { CausalLM } from './causal-lm.js';
+import { buildModel, exportWeights } from './registry.js';
+
+export interface LoadedModel {
+  model: CausalLM;
+  /** The resolved checkpoint directory. */
+  dir: string;
+  /** What the user passed (path or model id). */
+  nameOrPath: string;
+}
+
+export function readConfig(dir: string): Record<string, unknown> {
+  const p = join(dir, 'config.json');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(p, 'utf8'));
+  } catch (e) {
+    throw new DpoError(`${p}: ${existsSync(p) ? `not valid JSON (${(e as Error).message})` : 'missing'}`);
+  }
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new DpoError(`${p}: must be a JSON object`);
+  return raw as Record<string, unknown>;
+}
+
+/** Loads a causal LM from a local directory or an HF-cache model id. */
+export function loadCausalLM(nameOrPath: string): LoadedModel {
+  const dir = resolveModelDir(nameOrPath);
+  const raw = readConfig(dir);
+  const arch = archFromConfig(raw, join(dir, 'config.json'));
+  const w = openCheckpointWeights(dir);
+  try {
+    const model = buildModel(arch, w.entries.map(([name, info, load]) => [name, () => ({ shape: info.shape, data: load() })]), dir);
+    return { model, dir, nameOrPath };
+  } finally {
+    w.close();
+  }
+}
+
+/** Saves config.json + model.safetensors so transformers' from_pretrained loads it. */
+export function saveCausalLM(model: CausalLM, dir: string, opts: { dtype?: STDType } = {}): void {
+  mkdirSync(dir, { recursive: true });
+  const raw = { ...model.arch.raw };
+  if (opts.dtype) raw.torch_dtype = opts.dtype === 'BF16' ? 'bfloat16' : opts.dtype === 'F16' ? 'float16' : 'float32';
+  writeFileSync(join(dir, 'config.json'), `${JSON.stringify(raw, null, 2)}\n`);
+  const tensors = exportWeights(model).map(([name, t]) => [name, { shape: t.shape, data: t.data, dtype: opts.dtype ?? 'F32' }] as [string, { shape: number[]; data: Float32Array; dtype: STDType }]);
+  writeSafetensors(join(dir, 'model.safetensors'), tensors);
+}

@@ -1,0 +1,24 @@
+/** Linear layer with HF's layout: weight (out, in), optional bias (out); y = x·Wᵀ + b. */
+import { linear } from '../ops/index.js';
+import { Tensor } from '../tensor/tensor.js';
+import { Module } from './module.js';
+
+/** Anything that maps (..., in) → (..., out): a Linear, or a LoRA-wrapped one. */
+export interface LinearLike extends Module {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  forward(x: Tensor): Tensor;
+}
+
+export class Linear extends Module implements LinearLike {
+  weight: Tensor;
+  bias: Tensor | null;
+  constructor(readonly inFeatures: number, readonly outFeatures: number, bias = false) {
+    super();
+    this.weight = Tensor.zeros([outFeatures, inFeatures]).keep();
+    this.bias = bias ? Tensor.zeros([outFeatures]).keep() : null;
+  }
+  forward(x: Tensor): Tensor {
+    return linear(x, this.weight, this.bias);
+  }
+}
