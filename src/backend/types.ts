@@ -114,6 +114,8 @@ export interface TokenLogprobArgs {
   entropy: F | null;
   logitSum: F | null;
   argmax: Idx | null;
+  /** Optional (N): logsumexp over the vocab of 2·logits (WPO's weight denominator); null = skip. */
+  lse2: F | null;
 }
 
 export interface TokenLogprobBackwardArgs {

@@ -42,6 +42,8 @@ export interface SequenceLogps {
   /** (2B) completion_mask.sum(1) before the shift (what ipo / sigmoid_norm divide by) */
   completionCounts: Int32Array;
   stats: TokenStats | null;
+  /** (2B) WPO: mean over completion tokens of logp − (lse(2·logits) − 2·lse(logits)); with `wpo` */
+  wpoMeanLogps: Float64Array | null;
 }
 
 /** Positions t whose next token t+1 is a completion token, their labels and rows. */
@@ -94,12 +96,12 @@ function rowWeights(rowOf: Int32Array, shiftedCounts: Int32Array, rows: number, 
   return S;
 }
 
-export function sequenceLogps(model: CausalLM, b: PairBatch, opts: { ldAlpha?: number | null; stats?: boolean; chunk?: number } = {}): SequenceLogps {
+export function sequenceLogps(model: CausalLM, b: PairBatch, opts: { ldAlpha?: number | null; stats?: boolean; wpo?: boolean; chunk?: number } = {}): SequenceLogps {
   const { sel, labels, rowOf, shiftedCounts, completionCounts } = completionPositions(b);
   const M = sel.length;
   const h = model.hidden({ ids: b.inputIds, B: b.rows, T: b.T, attentionMask: b.attentionMask }); // (2B·T, C)
   const hs = indexSelect(h, 0, sel); // (M, C)
-  const out = tokenLogprobs(hs, model.lmHeadWeight(), labels, { stats: !!opts.stats, chunk: opts.chunk });
+  const out = tokenLogprobs(hs, model.lmHeadWeight(), labels, { stats: !!opts.stats, wpo: !!opts.wpo, chunk: opts.chunk });
   const S = Tensor.from(rowWeights(rowOf, shiftedCounts, b.rows, opts.ldAlpha ?? null), [b.rows, M]);
   const logps = reshape(matmul(S, reshape(out.logp, [M, 1])), [b.rows]);
   let stats: TokenStats | null = null;
@@ -119,5 +121,11 @@ export function sequenceLogps(model: CausalLM, b: PairBatch, opts: { ldAlpha?: n
       }
     }
   }
-  return { logps, tokenLogps: out.logp, rowOf, shiftedCounts, completionCounts, stats };
+  let wpoMeanLogps: Float64Array | null = null;
+  if (opts.wpo && out.lse && out.lse2) {
+    wpoMeanLogps = new Float64Array(b.rows);
+    for (let m = 0; m < M; m++) wpoMeanLogps[rowOf[m]] += out.logp.data[m] - (out.lse2[m] - 2 * out.lse[m]);
+    for (let r = 0; r < b.rows; r++) wpoMeanLogps[r] /= Math.max(shiftedCounts[r], 1);
+  }
+  return { logps, tokenLogps: out.logp, rowOf, shiftedCounts, completionCounts, stats, wpoMeanLogps };
 }

@@ -22,7 +22,7 @@ export const LOSS_TYPES = [
   'apo_zero', 'apo_down', 'discopop', 'sft', 'sigmoid_norm',
 ] as const;
 
-export const SCHEDULERS = ['linear', 'cosine', 'constant', 'constant_with_warmup', 'cosine_with_min_lr'] as const;
+export const SCHEDULERS = ['linear', 'cosine', 'constant', 'constant_with_warmup'] as const;
 
 const o = (snake: string, type: OptionType, def: unknown, group: OptionSpec['group'], help: string, choices?: readonly string[]): OptionSpec => ({
   snake,

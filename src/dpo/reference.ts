@@ -17,6 +17,8 @@ export type ReferenceKind = 'copy' | 'adapters-off' | 'ref-adapter';
 
 export interface Reference {
   readonly kind: ReferenceKind;
+  /** The frozen copy, for `copy` references (saved in checkpoints when it changes under TR-DPO). */
+  readonly model?: CausalLM;
   /** (2B) reference completion log-probs of the batch. */
   logps(b: PairBatch, ldAlpha: number | null): Float64Array;
   /** TR-DPO: ref ← α·policy + (1−α)·ref. */
@@ -42,6 +44,7 @@ export function copyReference(policy: CausalLM): Reference {
   const ref = cloneModel(policy);
   return {
     kind: 'copy',
+    model: ref,
     logps: (b, ld) => run(ref, b, ld),
     mixup(p, alpha) {
       const src = new Map(p.namedParameters());
@@ -50,6 +53,17 @@ export function copyReference(policy: CausalLM): Reference {
         const d = r.data;
         for (let i = 0; i < d.length; i++) d[i] = alpha * s[i] + (1 - alpha) * d[i];
       }
+    },
+  };
+}
+
+/** A given frozen model used as is (an explicit ref_model, or the untouched policy before training). */
+export function fixedReference(model: CausalLM): Reference {
+  return {
+    kind: 'copy',
+    logps: (b, ld) => run(model, b, ld),
+    mixup() {
+      throw new DpoError('sync_ref_model needs the built-in reference copy; do not pass ref_model or precompute_ref_log_probs');
     },
   };
 }

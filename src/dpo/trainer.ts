@@ -5,23 +5,30 @@
  * It orchestrates; the math lives in logps.ts, losses.ts, optim/ and the ops.
  */
 import { performance } from 'node:perf_hooks';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { backward, noGrad } from '../autograd/tape.js';
 import { scope } from '../tensor/pool.js';
 import { Tensor } from '../tensor/tensor.js';
-import { Rng } from '../tensor/rng.js';
 import { scale } from '../ops/index.js';
 import { DpoError } from '../errors.js';
 import type { CausalLM } from '../models/causal-lm.js';
 import { applyLora, loraLayers, resolveTargets } from '../lora/apply.js';
 import type { LoraConfig } from '../lora/config.js';
+import type { HfTokenizer } from '../tokenizer/tokenizer.js';
 import { DPOConfig } from './config.js';
 import { sequenceLogps, type PairBatch } from './logps.js';
+import { collate } from '../data/collate.js';
+import type { TokenizedPair } from '../data/prepare.js';
+import { batchOf, epochOrder, prepareTrainingData, type TrainingData } from './training-data.js';
+import type { Dataset } from '../data/dataset.js';
+import { resolveCheckpoint, restoreTrainerCheckpoint, saveTrainerCheckpoint, writeModelFiles } from './checkpoint.js';
 import { MetricLog, recordBatchMetrics } from './metrics.js';
-import { adaptersOffReference, copyReference, refAdapterReference, type Reference } from './reference.js';
+import { adaptersOffReference, copyReference, fixedReference, refAdapterReference, type Reference } from './reference.js';
 import { microBatchesOf, runLayout, type RunLayout } from './schedule.js';
 import { computeLoss } from './loss-step.js';
 import { AdamW, clipGradNorm, learningRateAt } from '../optim/index.js';
-import type { TrainingData } from './training-data.js';
 
 export interface LogEntry {
   [k: string]: number;
@@ -57,12 +64,25 @@ export interface TrainerCallbacks {
   onLog?(entry: LogEntry): void;
   /** After a checkpoint is written. */
   onSave?(dir: string): void;
+  /** Progress of the reference log-prob precomputation. */
+  onRefProgress?(done: number, total: number, tokens: number): void;
 }
 
-export interface StepResult {
-  loss: number;
-  gradNorm: number;
-  learningRate: number;
+export interface DPOTrainerInit {
+  model: CausalLM;
+  args?: DPOConfig;
+  trainDataset?: Dataset;
+  evalDataset?: Dataset | null;
+  /** The tokenizer (TRL's processing_class). */
+  processingClass?: HfTokenizer;
+  peftConfig?: LoraConfig | null;
+  /** An explicit frozen reference model (default: a copy / adapters off, as TRL). */
+  refModel?: CausalLM | null;
+  /** Already prepared data (skips validation and tokenisation). */
+  data?: TrainingData;
+  callbacks?: TrainerCallbacks;
+  modelNameOrPath?: string;
+  warn?: (msg: string) => void;
 }
 
 export class DPOTrainer {
@@ -80,15 +100,33 @@ export class DPOTrainer {
   private trLoss = 0;
   private lastLoggedStep = 0;
   private totalLossScalar = 0;
-  private readonly dropoutRng: Rng;
 
-  constructor(init: { model: CausalLM; args: DPOConfig; data: TrainingData; peftConfig?: LoraConfig | null; refModel?: CausalLM | null; callbacks?: TrainerCallbacks }) {
+  /** Recorded in adapter_config.json (base_model_name_or_path) and the report. */
+  readonly modelNameOrPath: string;
+  /** Saved next to the final model / adapter. */
+  readonly tokenizer: HfTokenizer | null;
+
+  /**
+   * @example
+   * const trainer = new DPOTrainer({ model, args, trainDataset, processingClass: tokenizer, peftConfig })
+   * await trainer.train()
+   */
+  constructor(init: DPOTrainerInit) {
     this.model = init.model;
-    this.args = init.args;
-    this.data = init.data;
+    this.modelNameOrPath = init.modelNameOrPath ?? init.model._nameOrPath ?? '';
+    this.tokenizer = init.processingClass ?? null;
+    this.args = init.args ?? new DPOConfig();
     this.callbacks = init.callbacks ?? {};
-    this.dropoutRng = new Rng(init.args.seed);
-    const a = init.args;
+    if (init.data) this.data = init.data;
+    else {
+      if (!init.trainDataset) throw new DpoError('DPOTrainer needs trainDataset (a Dataset of prompt/chosen/rejected)');
+      if (!init.processingClass) throw new DpoError('DPOTrainer needs processingClass (the tokenizer)');
+      this.data = prepareTrainingData({ train: init.trainDataset, eval: init.evalDataset, tokenizer: init.processingClass, args: this.args, warn: init.warn });
+    }
+    const vocab = this.model.arch.vocabSize;
+    const maxId = Math.max(...this.data.train.flatMap((p) => [...p.promptIds, ...p.chosenIds, ...p.rejectedIds]), this.data.collate.padTokenId);
+    if (maxId >= vocab) throw new DpoError(`the tokenizer produces token id ${maxId} but the model's vocabulary has ${vocab} entries; the tokenizer does not belong to this model`);
+    const a = this.args;
     const hadAdapter = loraLayers(this.model).length > 0;
     if (init.peftConfig) {
       if (hadAdapter) throw new DpoError('the model already carries a LoRA adapter and a peft_config was given; merge the adapter first, or drop peft_config to continue training it');
@@ -98,13 +136,16 @@ export class DPOTrainer {
     }
     if (a.disableDropout) disableDropout(this.model);
     const isLora = loraLayers(this.model).length > 0;
+    // Full fine-tuning trains every weight; under LoRA only the adapters (applyLora froze the rest).
+    if (!isLora) for (const p of this.model.parameters()) p.requiresGrad = true;
     if (a.syncRefModel && isLora) throw new DpoError('sync_ref_model is not supported with LoRA (as in TRL); use full fine-tuning or drop sync_ref_model');
-    if (!a.precomputeRefLogProbs || a.syncRefModel) {
-      if (init.refModel) this.reference = { kind: 'copy', logps: (b, ld) => noGrad(() => Float64Array.from(sequenceLogps(init.refModel!, b, { ldAlpha: ld }).logps.data)), mixup: () => { throw new DpoError('sync_ref_model needs the built-in reference copy; do not pass refModel'); } };
-      else if (!isLora) this.reference = copyReference(this.model);
-      else if (hadAdapter && !init.peftConfig) this.reference = refAdapterReference(this.model);
-      else this.reference = adaptersOffReference(this.model);
-    }
+    if (init.refModel) this.reference = fixedReference(init.refModel);
+    else if (isLora && !(hadAdapter && !init.peftConfig)) this.reference = adaptersOffReference(this.model);
+    else if (a.precomputeRefLogProbs) {
+      // One pass before any update: the policy as it is now is the reference, no copy needed.
+      this.reference = fixedReference(this.model);
+    } else if (!isLora) this.reference = copyReference(this.model);
+    else this.reference = refAdapterReference(this.model);
     const layout = this.layout();
     this.state = {
       epoch: 0, global_step: 0, max_steps: layout.totalSteps,
@@ -126,31 +167,266 @@ export class DPOTrainer {
     return this.model.namedParameters().filter(([, p]) => p.requiresGrad);
   }
 
-  /** One micro-batch: forward, loss, backward of loss/ga; returns the unscaled loss. */
-  microStep(b: PairBatch & { refLogps?: Float64Array | null }, ga: number, mode: 'train' | 'eval'): number {
+  /** One micro-batch: forward, loss, backward of loss/ga (train); returns the unscaled loss. */
+  microStep(b: PairBatch & { indices: number[] }, ga: number, mode: 'train' | 'eval'): { loss: number; accuracy: number } {
     const a = this.args;
     return scope(() => {
-      const ref = b.refLogps ?? this.reference!.logps(b, a.ldAlpha);
+      const ref = this.refLogpsFor(b, mode);
       const run = () => {
         const pol = sequenceLogps(this.model, b, { ldAlpha: a.ldAlpha, stats: true, wpo: a.useWeighting });
-        const loss = computeLoss(pol, ref, b, a);
-        return { pol, loss };
+        return { pol, loss: computeLoss(pol, ref, b, a) };
       };
       const { pol, loss } = mode === 'train' ? run() : noGrad(run);
       const lossValue = loss.item();
+      if (!Number.isFinite(lossValue)) throw new NonFiniteLossError(lossValue, this.state.global_step + 1);
       if (mode === 'train') {
         this.totalTrainTokens += countOnes(b.attentionMask);
         backward(scale(loss, 1 / ga));
       }
       const B = b.rows / 2;
-      const lp = pol.logps.data;
+      const lp = Float64Array.from(pol.logps.data);
       recordBatchMetrics(this.metrics[mode], {
         stats: pol.stats!, numTokens: this.totalTrainTokens, beta: a.beta,
         chosenLogps: lp.subarray(0, B), rejectedLogps: lp.subarray(B), refChosenLogps: ref.subarray(0, B), refRejectedLogps: ref.subarray(B),
       });
-      return lossValue;
+      let acc = 0;
+      for (let i = 0; i < B; i++) acc += lp[i] - ref[i] > lp[i + B] - ref[i + B] ? 1 : 0;
+      return { loss: lossValue, accuracy: acc / B };
     });
   }
+
+  private refLogpsFor(b: PairBatch & { indices: number[] }, mode: 'train' | 'eval'): Float64Array {
+    const cache = mode === 'train' ? this.refCache.train : this.refCache.eval;
+    if (cache) {
+      const B = b.rows / 2;
+      const out = new Float64Array(2 * B);
+      b.indices.forEach((pairIdx, i) => {
+        out[i] = cache[2 * pairIdx];
+        out[i + B] = cache[2 * pairIdx + 1];
+      });
+      return out;
+    }
+    return this.reference!.logps(b, this.args.ldAlpha);
+  }
+
+  /** Precomputed reference log-probs per pair (chosen, rejected), by position in the prepared split. */
+  refCache: { train: Float64Array | null; eval: Float64Array | null } = { train: null, eval: null };
+
+  /**
+   * Reference log-probs for a split, cached on disk under output_dir keyed by a hash of the
+   * reference weights, the tokenised data and the settings that change them, so a rerun skips it.
+   */
+  cachedRefLogps(pairs: TokenizedPair[], name: string): Float64Array {
+    const h = createHash('sha256');
+    for (const [n, p] of this.model.namedParameters()) {
+      h.update(n);
+      h.update(new Uint8Array(p.data.buffer, p.data.byteOffset, p.data.byteLength));
+    }
+    h.update(JSON.stringify({ pairs: pairs.map((p) => [p.promptIds, p.chosenIds, p.rejectedIds]), c: this.data.collate, ld: this.args.ldAlpha, ref: this.reference?.kind }));
+    const file = join(this.args.outputDir, `ref_logps-${name}-${h.digest('hex').slice(0, 16)}.f64`);
+    if (existsSync(file)) {
+      const buf = readFileSync(file);
+      if (buf.byteLength === pairs.length * 16) return new Float64Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+    }
+    const out = this.computeRefLogps(pairs, this.callbacks.onRefProgress);
+    mkdirSync(this.args.outputDir, { recursive: true });
+    writeFileSync(`${file}.tmp`, new Uint8Array(out.buffer));
+    renameSync(`${file}.tmp`, file);
+    return out;
+  }
+
+  /** One no-grad pass of the reference over a split (precompute_ref_log_probs). */
+  computeRefLogps(pairs: TokenizedPair[], onProgress?: (done: number, total: number, tokens: number) => void): Float64Array {
+    const bs = this.args.precomputeRefBatchSize ?? this.args.perDeviceTrainBatchSize;
+    const out = new Float64Array(pairs.length * 2);
+    for (let s = 0; s < pairs.length; s += bs) {
+      const chunk = pairs.slice(s, s + bs).map((p, i) => ({ ...p, index: s + i }));
+      const b = collate(chunk, this.data.collate);
+      const r = scope(() => this.reference!.logps(b, this.args.ldAlpha));
+      const B = chunk.length;
+      for (let i = 0; i < B; i++) {
+        out[2 * (s + i)] = r[i];
+        out[2 * (s + i) + 1] = r[i + B];
+      }
+      onProgress?.(Math.min(s + bs, pairs.length), pairs.length, countOnes(b.attentionMask));
+    }
+    return out;
+  }
+
+  /** Optimizer over the trainable parameters (created on first use). */
+  ensureOptimizer(): AdamW {
+    const a = this.args;
+    return (this.optimizer ??= new AdamW(this.trainableParameters(), { lr: a.learningRate, beta1: a.adamBeta1, beta2: a.adamBeta2, eps: a.adamEpsilon, weightDecay: a.weightDecay }));
+  }
+
+  /** Runs the whole training; resumes from `resumeFrom` (a checkpoint dir) when given. */
+  async train(opts: { resumeFromCheckpoint?: string | null } = {}): Promise<TrainOutput> {
+    const a = this.args;
+    const layout = this.layout();
+    const total = layout.totalSteps;
+    const warmup = a.warmupFor(total);
+    const opt = this.ensureOptimizer();
+    const params = opt.params.map(([, p]) => p);
+    for (const p of params) p.grad ??= Tensor.zeros(p.shape, p.dtype).keep();
+    const start = performance.now();
+    let startStep = 0;
+    const resume = opts.resumeFromCheckpoint ?? a.resumeFromCheckpoint;
+    if (resume) startStep = this.restore(resolveCheckpoint(a.outputDir, resume));
+    if (a.precomputeRefLogProbs && !this.refCache.train) this.refCache.train = this.cachedRefLogps(this.data.train, 'train');
+    this.model.train();
+    const ga = a.gradientAccumulationSteps;
+    let lastGradNorm = 0;
+    let lastLoss = NaN, lastAcc = NaN;
+    let tokensThisStep = 0;
+    for (let step = startStep; step < total && !this.stopRequested; step++) {
+      const epoch = Math.floor(step / layout.stepsPerEpoch);
+      const u = step % layout.stepsPerEpoch;
+      const order = epochOrder(this.data.train.length, a.seed, epoch);
+      const micro = microBatchesOf(u, layout, ga);
+      let stepLoss = 0;
+      tokensThisStep = 0;
+      let accSum = 0;
+      for (const mb of micro) {
+        const b = batchOf(this.data, order, mb, a.perDeviceTrainBatchSize);
+        tokensThisStep += countOnes(b.attentionMask);
+        const r = this.microStep(b, micro.length, 'train');
+        stepLoss += r.loss / micro.length;
+        accSum += r.accuracy / micro.length;
+      }
+      lastGradNorm = clipGradNorm(params, a.maxGradNorm);
+      if (!Number.isFinite(lastGradNorm)) throw new NonFiniteLossError(lastGradNorm, step + 1, 'gradient norm');
+      const lr = learningRateAt(a.learningRate, a.lrSchedulerType, step + 1, warmup, total);
+      opt.update(lr);
+      opt.zeroGrad();
+      if (this.reference && a.syncRefModel && (step + 1) % a.refModelSyncSteps === 0) this.reference.mixup(this.model, a.refModelMixupAlpha);
+      this.trLoss += stepLoss;
+      lastLoss = stepLoss;
+      lastAcc = accSum;
+      this.state.global_step = step + 1;
+      this.state.epoch = epoch + (Math.min((u + 1) * ga, layout.batchesPerEpoch)) / layout.batchesPerEpoch;
+      this.state.num_input_tokens_seen = this.totalTrainTokens;
+      const gs = this.state.global_step;
+      const doLog = gs % this.state.logging_steps === 0 || (a.loggingFirstStep && gs === 1);
+      if (doLog) this.logStep(lastGradNorm, lr);
+      if (a.evalStrategy === 'steps' && this.data.eval && gs % this.state.eval_steps === 0) this.evaluate();
+      if (a.saveStrategy === 'steps' && gs % this.state.save_steps === 0 && gs < total) this.saveCheckpoint();
+      this.callbacks.onStep?.({ step: gs, totalSteps: total, loss: lastLoss, rewardAccuracy: lastAcc, tokens: tokensThisStep, elapsedS: (performance.now() - start) / 1000 });
+      if (a.saveStrategy === 'epoch' && u === layout.stepsPerEpoch - 1 && gs < total) this.saveCheckpoint();
+      if (a.evalStrategy === 'epoch' && this.data.eval && u === layout.stepsPerEpoch - 1) this.evaluate();
+      // Let signals (Ctrl-C) and output through between steps.
+      await new Promise((r) => setImmediate(r));
+    }
+    const runtime = (performance.now() - start) / 1000;
+    if (this.stopRequested) {
+      const dir = this.saveCheckpoint();
+      return { globalStep: this.state.global_step, trainingLoss: NaN, metrics: {}, interrupted: true, checkpoint: dir };
+    }
+    // transformers' _finalize_training: speed metrics + the average loss over the run.
+    this.totalLossScalar += this.trLoss;
+    const trainLoss = this.totalLossScalar / Math.max(this.state.global_step, 0.001);
+    const samples = a.maxSteps > 0 ? a.maxSteps * a.perDeviceTrainBatchSize * ga : this.data.train.length * a.numTrainEpochs;
+    const final: LogEntry = {
+      train_runtime: round(runtime, 4), train_samples_per_second: round(samples / runtime, 3),
+      train_steps_per_second: round(total / runtime, 3), total_flos: 0, train_loss: trainLoss,
+    };
+    this.log(final, 'train');
+    this.saveModel(a.outputDir);
+    return { globalStep: this.state.global_step, trainingLoss: trainLoss, metrics: final, interrupted: false, checkpoint: null };
+  }
+
+  private logStep(gradNorm: number, lr: number): void {
+    const steps = this.state.global_step - this.lastLoggedStep;
+    const entry: LogEntry = { loss: this.trLoss / steps, grad_norm: gradNorm, learning_rate: lr };
+    this.totalLossScalar += this.trLoss;
+    this.trLoss = 0;
+    this.lastLoggedStep = this.state.global_step;
+    this.log(entry, 'train');
+  }
+
+  /** DPOTrainer.log: merge the averaged metric lists, add epoch + step, append to log_history. */
+  log(logs: LogEntry, mode: 'train' | 'eval'): LogEntry {
+    const entry: LogEntry = { ...logs, ...this.metrics[mode].drain(mode === 'eval' ? 'eval_' : '') };
+    entry.epoch = this.state.epoch;
+    entry.step = this.state.global_step;
+    this.state.log_history.push(entry);
+    this.callbacks.onLog?.(entry);
+    return entry;
+  }
+
+  /** Evaluates on the eval split (eval_ metrics, eval_loss), as transformers' evaluate(). */
+  evaluate(): LogEntry {
+    const pairs = this.data.eval;
+    if (!pairs) throw new DpoError('no eval data set given');
+    const start = performance.now();
+    const wasTraining = this.model.training;
+    this.model.eval();
+    const bs = this.args.perDeviceEvalBatchSize;
+    let lossSum = 0, n = 0;
+    if (this.args.precomputeRefLogProbs && !this.refCache.eval) this.refCache.eval = this.cachedRefLogps(pairs, 'eval');
+    const saved = this.refCache.train;
+    this.refCache.train = this.refCache.eval;
+    try {
+      for (let s = 0; s < pairs.length; s += bs) {
+        const chunk = pairs.slice(s, s + bs).map((p, i) => ({ ...p, index: s + i }));
+        const b = collate(chunk, this.data.collate);
+        lossSum += this.microStep({ ...b, indices: chunk.map((c) => c.index) }, 1, 'eval').loss;
+        n++;
+      }
+    } finally {
+      this.refCache.train = saved;
+      if (wasTraining) this.model.train();
+    }
+    const runtime = (performance.now() - start) / 1000;
+    return this.log({ eval_loss: lossSum / n, eval_runtime: round(runtime, 4), eval_samples_per_second: round(pairs.length / runtime, 3), eval_steps_per_second: round(n / runtime, 3) }, 'eval');
+  }
+
+  /** The final model (or adapter), tokenizer and trainer_state.json, as TRL's save_model + save_state. */
+  saveModel(dir: string): void {
+    mkdirSync(dir, { recursive: true });
+    writeModelFiles(this.model, dir, this.modelNameOrPath);
+    this.tokenizer?.save(dir);
+    writeFileSync(join(dir, 'trainer_state.json'), `${JSON.stringify(this.state, null, 2)}\n`);
+    writeFileSync(join(dir, 'training_args.json'), `${JSON.stringify(this.args.toJSON(), null, 2)}\n`);
+  }
+
+  // Checkpointing lives in checkpoint.ts.
+  saveCheckpoint(): string {
+    return saveTrainerCheckpoint(this);
+  }
+
+  private restore(dir: string): number {
+    const r = restoreTrainerCheckpoint(this, dir);
+    this.totalTrainTokens = r.totalTrainTokens;
+    this.trLoss = r.trLoss;
+    this.totalLossScalar = r.totalLossScalar;
+    this.lastLoggedStep = r.lastLoggedStep;
+    return this.state.global_step;
+  }
+
+  /** Bookkeeping that checkpoints carry besides weights and optimizer state. */
+  counters(): { totalTrainTokens: number; trLoss: number; totalLossScalar: number; lastLoggedStep: number } {
+    return { totalTrainTokens: this.totalTrainTokens, trLoss: this.trLoss, totalLossScalar: this.totalLossScalar, lastLoggedStep: this.lastLoggedStep };
+  }
+}
+
+export interface TrainOutput {
+  globalStep: number;
+  trainingLoss: number;
+  metrics: LogEntry;
+  interrupted: boolean;
+  checkpoint: string | null;
+}
+
+/** A NaN / Inf loss or gradient norm: training stops, the last good checkpoint stays. */
+export class NonFiniteLossError extends DpoError {
+  constructor(value: number, step: number, what = 'loss') {
+    super(`${what} became ${value} at step ${step}; training stopped (the last checkpoint is kept). Lower learning_rate or check the data`);
+  }
+}
+
+function round(v: number, d: number): number {
+  const f = 10 ** d;
+  return Math.round(v * f) / f;
 }
 
 function stepsOf(v: number, total: number): number {

@@ -18,6 +18,8 @@ export interface LmInputs {
 
 export interface CausalLM extends Module {
   readonly arch: ArchConfig;
+  /** Where it was loaded from (path or model id), recorded in saved adapters. */
+  _nameOrPath?: string;
   /** Final hidden states after the last norm, (B·T, C). */
   hidden(inp: LmInputs): Tensor;
   /** The output projection (V, C): lm_head.weight, or the tied input embedding. */

@@ -40,6 +40,7 @@ export function loadCausalLM(nameOrPath: string): LoadedModel {
   const w = openCheckpointWeights(dir);
   try {
     const model = buildModel(arch, w.entries.map(([name, info, load]) => [name, () => ({ shape: info.shape, data: load() })]), dir);
+    model._nameOrPath = nameOrPath;
     return { model, dir, nameOrPath };
   } finally {
     w.close();

@@ -72,8 +72,15 @@ export function architectureFor(arch: ArchConfig): Architecture {
  * Missing, unexpected or mis-shaped weights are errors naming the weight (`where` names the checkpoint).
  */
 export function buildModel(arch: ArchConfig, weights: Iterable<[string, () => RawTensor]>, where: string): CausalLM {
+  const model = architectureFor(arch).build(arch);
+  loadWeightsInto(model, weights, where);
+  return model;
+}
+
+/** Fills a model's parameters from checkpoint tensors (HF names and layouts), strictly. */
+export function loadWeightsInto(model: CausalLM, weights: Iterable<[string, () => RawTensor]>, where: string): void {
+  const arch = model.arch;
   const A = architectureFor(arch);
-  const model = A.build(arch);
   const params = new Map(model.namedParameters());
   const filled = new Set<string>();
   const unexpected: string[] = [];
@@ -94,14 +101,14 @@ export function buildModel(arch: ArchConfig, weights: Iterable<[string, () => Ra
     p.data.set(t.data);
     filled.add(name);
   }
+  const list = (xs: string[]) => `${xs.slice(0, 5).map((n) => `"${n}"`).join(', ')}${xs.length > 5 ? ` and ${xs.length - 5} more` : ''}`;
   if (unexpected.length) {
-    throw new DpoError(`${where}: unexpected weight${unexpected.length > 1 ? 's' : ''} ${unexpected.slice(0, 5).map((n) => `"${n}"`).join(', ')}${unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ''} for model_type ${arch.modelType}; is config.json from the same model?`);
+    throw new DpoError(`${where}: unexpected weight${unexpected.length > 1 ? 's' : ''} ${list(unexpected)} for model_type ${arch.modelType}; is config.json from the same model?`);
   }
   const missing = [...params.keys()].filter((n) => !filled.has(n));
   if (missing.length) {
-    throw new DpoError(`${where}: missing weight${missing.length > 1 ? 's' : ''} ${missing.slice(0, 5).map((n) => `"${n}"`).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}; the checkpoint is incomplete or for another architecture`);
+    throw new DpoError(`${where}: missing weight${missing.length > 1 ? 's' : ''} ${list(missing)}; the checkpoint is incomplete or for another architecture`);
   }
-  return model;
 }
 
 /** The model's weights in HF checkpoint names and layouts, for saving. */

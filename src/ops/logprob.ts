@@ -15,11 +15,14 @@ export interface TokenLogprobsResult {
   entropy?: F;
   logitSum?: F;
   argmax?: Int32Array;
+  /** (N) logsumexp of the logits and of 2·logits (with `wpo`) */
+  lse?: F;
+  lse2?: F;
 }
 
 export const DEFAULT_VOCAB_CHUNK = 8192;
 
-export function tokenLogprobs(h: Tensor, w: Tensor, targets: Int32Array, opts: { chunk?: number; stats?: boolean } = {}): TokenLogprobsResult {
+export function tokenLogprobs(h: Tensor, w: Tensor, targets: Int32Array, opts: { chunk?: number; stats?: boolean; wpo?: boolean } = {}): TokenLogprobsResult {
   sameDType('tokenLogprobs', h, w);
   if (h.ndim !== 2 || w.ndim !== 2 || h.shape[1] !== w.shape[1]) throw new ShapeError('tokenLogprobs', `hidden ${fmtShape(h.shape)} does not fit lm_head ${fmtShape(w.shape)}`);
   const [N, C] = h.shape;
@@ -33,12 +36,13 @@ export function tokenLogprobs(h: Tensor, w: Tensor, targets: Int32Array, opts: {
   const entropy = opts.stats ? mk() : null;
   const logitSum = opts.stats ? mk() : null;
   const argmax = opts.stats ? new Int32Array(N) : null;
-  K(h).tokenLogprobs({ h: h.data, w: w.data, targets, N, C, V, chunk, logp: logp.data, lse: lse.data, entropy, logitSum, argmax });
+  const lse2 = opts.wpo ? mk() : null;
+  K(h).tokenLogprobs({ h: h.data, w: w.data, targets, N, C, V, chunk, logp: logp.data, lse: lse.data, entropy, logitSum, argmax, lse2 });
   record('tokenLogprobs', logp, [h, w], (g, needs) => {
     const gh = needs[0] ? Tensor.empty(h.shape, h.dtype) : null;
     const gw = needs[1] ? Tensor.empty(w.shape, w.dtype) : null;
     K(h).tokenLogprobsBackward({ h: h.data, w: w.data, targets, N, C, V, chunk, lse: lse.data, gLogp: g.data, gh: gh ? gh.data : null, gw: gw ? gw.data : null });
     return [gh, gw];
   });
-  return { logp, entropy: entropy ?? undefined, logitSum: logitSum ?? undefined, argmax: argmax ?? undefined };
+  return { logp, entropy: entropy ?? undefined, logitSum: logitSum ?? undefined, argmax: argmax ?? undefined, lse: opts.wpo ? Float64Array.from(lse.data) : undefined, lse2: lse2 ?? undefined };
 }

@@ -11,12 +11,13 @@ function chunkLogits(h: F, w: F, buf: Float64Array, N: number, C: number, v0: nu
 }
 
 export function tokenLogprobs(p: TokenLogprobArgs): void {
-  const { h, w, targets, N, C, V, logp, lse, entropy, logitSum, argmax } = p;
+  const { h, w, targets, N, C, V, logp, lse, entropy, logitSum, argmax, lse2 } = p;
   const chunk = Math.max(1, Math.min(p.chunk, V));
   const buf = new Float64Array(N * chunk);
   const m = new Float64Array(N).fill(-Infinity);
   const s = new Float64Array(N);
   const e = new Float64Array(N);
+  const s2 = new Float64Array(N);
   const sum = new Float64Array(N);
   const tgt = new Float64Array(N);
   const best = new Int32Array(N);
@@ -39,6 +40,7 @@ export function tokenLogprobs(p: TokenLogprobArgs): void {
         const scale = Math.exp(m[r] - cm);
         s[r] *= scale;
         e[r] *= scale;
+        s2[r] *= scale * scale;
         m[r] = cm;
       }
       const mr = m[r];
@@ -47,6 +49,7 @@ export function tokenLogprobs(p: TokenLogprobArgs): void {
         const x = Math.exp(l - mr);
         s[r] += x;
         e[r] += x * l;
+        s2[r] += x * x;
       }
       const t = targets[r];
       if (t >= v0 && t < v0 + n) tgt[r] = buf[row + (t - v0)];
@@ -59,6 +62,7 @@ export function tokenLogprobs(p: TokenLogprobArgs): void {
     if (entropy) entropy[r] = L - e[r] / s[r];
     if (logitSum) logitSum[r] = sum[r];
     if (argmax) argmax[r] = best[r];
+    if (lse2) lse2[r] = nan[r] ? NaN : 2 * m[r] + Math.log(s2[r]);
   }
 }
 

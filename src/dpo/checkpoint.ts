@@ -1,0 +1,155 @@
+/**
+ * Training checkpoints in transformers' layout: output_dir/checkpoint-N/ with the weights (or the
+ * PEFT adapter), optimizer and scheduler state, RNG states, trainer_state.json and the training
+ * args. Written into a temporary directory and renamed, so a crash never leaves half a checkpoint;
+ * resuming restores everything needed to continue bit for bit.
+ */
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DpoError } from '../errors.js';
+import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
+import { Rng } from '../tensor/rng.js';
+import { loraLayers } from '../lora/apply.js';
+import { adapterConfig, adapterTensors } from '../lora/peft-io.js';
+import { exportWeights, loadWeightsInto } from '../models/registry.js';
+import type { CausalLM } from '../models/causal-lm.js';
+import type { DPOTrainer } from './trainer.js';
+
+/** Writes `fill(tmpDir)` then renames it to `dir` (replacing an older one). */
+export function writeDirAtomically(dir: string, fill: (tmp: string) => void): void {
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  try {
+    fill(tmp);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  renameSync(tmp, dir);
+}
+
+/** Model weights (full) or the adapter (LoRA) into `dir`, in the formats transformers / PEFT load. */
+export function writeModelFiles(model: CausalLM, dir: string, baseModel: string): void {
+  if (loraLayers(model).length) {
+    writeFileSync(join(dir, 'adapter_config.json'), `${JSON.stringify(adapterConfig(model, baseModel), null, 2)}\n`);
+    writeSafetensors(join(dir, 'adapter_model.safetensors'), adapterTensors(model));
+  } else {
+    writeFileSync(join(dir, 'config.json'), `${JSON.stringify(model.arch.raw, null, 2)}\n`);
+    writeSafetensors(join(dir, 'model.safetensors'), exportWeights(model).map(([n, t]) => [n, { shape: t.shape, data: t.data }] as [string, TensorToWrite]));
+  }
+}
+
+function rngStates(model: CausalLM): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  for (const [name, m] of model.namedModules()) {
+    const r = (m as unknown as { _rng?: unknown })._rng;
+    if (r instanceof Rng) out[name || '.'] = r.getState();
+  }
+  return out;
+}
+
+export function checkpointDirs(outputDir: string): string[] {
+  if (!existsSync(outputDir)) return [];
+  return readdirSync(outputDir)
+    .filter((d) => /^checkpoint-\d+$/.test(d))
+    .sort((a, b) => Number(a.split('-')[1]) - Number(b.split('-')[1]))
+    .map((d) => join(outputDir, d));
+}
+
+export function saveTrainerCheckpoint(t: DPOTrainer): string {
+  const a = t.args;
+  const dir = join(a.outputDir, `checkpoint-${t.state.global_step}`);
+  mkdirSync(a.outputDir, { recursive: true });
+  writeDirAtomically(dir, (tmp) => {
+    writeModelFiles(t.model, tmp, t.modelNameOrPath);
+    const opt = t.optimizer;
+    if (opt) {
+      const tensors: [string, TensorToWrite][] = [];
+      opt.params.forEach(([name], i) => {
+        tensors.push([`exp_avg.${name}`, { shape: [opt.m[i].length], data: opt.m[i] }]);
+        tensors.push([`exp_avg_sq.${name}`, { shape: [opt.v[i].length], data: opt.v[i] }]);
+      });
+      writeSafetensors(join(tmp, 'optimizer.safetensors'), tensors, { format: 'pt', step: String(opt.step) });
+    }
+    writeFileSync(join(tmp, 'scheduler.json'), JSON.stringify({ last_epoch: t.state.global_step, lr_scheduler_type: a.lrSchedulerType }));
+    writeFileSync(join(tmp, 'rng_state.json'), JSON.stringify({ modules: rngStates(t.model) }));
+    if (t.reference?.kind === 'copy' && a.syncRefModel) {
+      const ref = t.reference.model;
+      if (ref) writeSafetensors(join(tmp, 'ref_model.safetensors'), exportWeights(ref).map(([n, x]) => [n, { shape: x.shape, data: x.data }] as [string, TensorToWrite]));
+    }
+    writeFileSync(join(tmp, 'trainer_state.json'), `${JSON.stringify({ ...sortKeys(t.state), dpo_ts: t.counters() }, null, 2)}\n`);
+    writeFileSync(join(tmp, 'training_args.json'), `${JSON.stringify(a.toJSON(), null, 2)}\n`);
+    t.tokenizer?.save(tmp);
+  });
+  if (a.saveTotalLimit !== null && a.saveTotalLimit > 0) {
+    const all = checkpointDirs(a.outputDir);
+    for (const old of all.slice(0, Math.max(0, all.length - a.saveTotalLimit))) rmSync(old, { recursive: true, force: true });
+  }
+  t.callbacks.onSave?.(dir);
+  return dir;
+}
+
+function sortKeys<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).sort(([x], [y]) => (x < y ? -1 : 1))) as T;
+}
+
+/** Resolves "latest"/a path to a checkpoint directory with a trainer_state.json. */
+export function resolveCheckpoint(outputDir: string, spec: string): string {
+  const dir = spec === 'latest' || spec === 'true' ? checkpointDirs(outputDir).pop() : spec;
+  if (!dir || !existsSync(join(dir, 'trainer_state.json'))) {
+    throw new DpoError(`resume_from_checkpoint: ${dir ?? `no checkpoint-N directory in ${outputDir}`} is not a checkpoint (no trainer_state.json)`);
+  }
+  return dir;
+}
+
+export function restoreTrainerCheckpoint(t: DPOTrainer, dir: string): { totalTrainTokens: number; trLoss: number; totalLossScalar: number; lastLoggedStep: number } {
+  const state = JSON.parse(readFileSync(join(dir, 'trainer_state.json'), 'utf8'));
+  // Weights: the adapter or the full model, into the existing parameters.
+  const weightsFile = existsSync(join(dir, 'adapter_model.safetensors')) ? 'adapter_model.safetensors' : 'model.safetensors';
+  const st = new SafetensorsFile(join(dir, weightsFile));
+  try {
+    if (weightsFile.startsWith('adapter')) {
+      const layers = new Map(loraLayers(t.model));
+      if (!layers.size) throw new DpoError(`${dir}: holds a LoRA adapter but the run is full fine-tuning; resume with the same --use_peft settings`);
+      for (const [name, l] of layers) {
+        st.read(`base_model.model.${name}.lora_A.weight`, l.lora_A.weight.data as Float32Array);
+        st.read(`base_model.model.${name}.lora_B.weight`, l.lora_B.weight.data as Float32Array);
+      }
+    } else {
+      loadWeightsInto(t.model, [...st.tensors.values()].map((info) => [info.name, () => ({ shape: info.shape, data: st.read(info.name) })]), dir);
+    }
+  } finally {
+    st.close();
+  }
+  const opt = t.ensureOptimizer();
+  const of = new SafetensorsFile(join(dir, 'optimizer.safetensors'));
+  try {
+    opt.params.forEach(([name], i) => {
+      of.read(`exp_avg.${name}`, opt.m[i]);
+      of.read(`exp_avg_sq.${name}`, opt.v[i]);
+    });
+    opt.step = Number(of.metadata.step ?? state.global_step);
+  } finally {
+    of.close();
+  }
+  const refFile = join(dir, 'ref_model.safetensors');
+  if (existsSync(refFile) && t.reference?.model) {
+    const rf = new SafetensorsFile(refFile);
+    try {
+      loadWeightsInto(t.reference.model, [...rf.tensors.values()].map((info) => [info.name, () => ({ shape: info.shape, data: rf.read(info.name) })]), refFile);
+    } finally {
+      rf.close();
+    }
+  }
+  const rng = JSON.parse(readFileSync(join(dir, 'rng_state.json'), 'utf8')).modules as Record<string, number[]>;
+  for (const [name, m] of t.model.namedModules()) {
+    const r = (m as unknown as { _rng?: unknown })._rng;
+    const s = rng[name || '.'];
+    if (r instanceof Rng && s) r.setState(s);
+  }
+  const { dpo_ts: counters, ...rest } = state;
+  Object.assign(t.state, rest);
+  return counters;
+}

@@ -1,0 +1,71 @@
+/**
+ * Turning user data into what the training loop consumes: validation, TRL-identical tokenisation,
+ * the collator settings, and seeded epoch orders.
+ */
+import { DpoError } from '../errors.js';
+import { Rng } from '../tensor/rng.js';
+import type { HfTokenizer } from '../tokenizer/tokenizer.js';
+import type { Dataset } from '../data/dataset.js';
+import { detectFormat, invalidDataError, validateRows, type RowError } from '../data/validate.js';
+import { prepareRows, type TokenizedPair } from '../data/prepare.js';
+import { collate, type CollateOptions, type CollatedBatch } from '../data/collate.js';
+import type { DPOConfig } from './config.js';
+
+export interface PreparedSplit {
+  pairs: TokenizedPair[];
+  /** Row numbers dropped because the prompt alone fills max_length. */
+  dropped: number[];
+  /** Invalid rows skipped with skip_invalid_rows. */
+  skipped: RowError[];
+  conversational: boolean;
+}
+
+export interface TrainingData {
+  train: TokenizedPair[];
+  eval: TokenizedPair[] | null;
+  collate: CollateOptions;
+  report: { train: PreparedSplit; eval: PreparedSplit | null };
+}
+
+export function prepareSplit(ds: Dataset, tok: HfTokenizer, args: DPOConfig, name: string, warn: (m: string) => void): PreparedSplit {
+  const format = detectFormat(ds.rows);
+  const errors = validateRows(ds.rows, format);
+  let rows = ds.rows;
+  if (errors.length) {
+    if (!args.skipInvalidRows) throw invalidDataError(`${name} data (${ds.source})`, errors, ds.length);
+    const bad = new Set(errors.map((e) => e.row));
+    rows = rows.filter((_, i) => !bad.has(i));
+    warn(`${name}: skipped ${bad.size} invalid rows`);
+  }
+  const { pairs, dropped } = prepareRows(rows, tok, { maxLength: args.maxLength, truncationMode: args.truncationMode, warn }, format.conversational);
+  if (dropped.length) warn(`${name}: dropped ${dropped.length} rows whose prompt alone fills max_length=${args.maxLength}`);
+  if (!pairs.length) throw new DpoError(`${name}: no usable preference pairs left (all rows invalid or truncated away); raise max_length or fix the data`);
+  return { pairs, dropped, skipped: errors, conversational: format.conversational };
+}
+
+/** Validates and tokenises the data sets; the pad token falls back to EOS as in TRL. */
+export function prepareTrainingData(p: { train: Dataset; eval?: Dataset | null; tokenizer: HfTokenizer; args: DPOConfig; warn?: (m: string) => void }): TrainingData {
+  const warn = p.warn ?? ((m: string) => process.emitWarning(m, { code: 'DPO_DATA' }));
+  const tok = p.tokenizer;
+  if (tok.padToken === null) tok.padToken = tok.eosToken;
+  const padTokenId = tok.padTokenId;
+  if (padTokenId === null) throw new DpoError('the tokenizer has neither a pad_token nor an eos_token in its vocabulary; set pad_token in tokenizer_config.json');
+  const train = prepareSplit(p.train, tok, p.args, 'train', warn);
+  const ev = p.eval ? prepareSplit(p.eval, tok, p.args, 'eval', warn) : null;
+  return {
+    train: train.pairs,
+    eval: ev?.pairs ?? null,
+    collate: { padTokenId, maxLength: p.args.maxLength, truncationMode: p.args.truncationMode, padToMultipleOf: p.args.padToMultipleOf },
+    report: { train, eval: ev },
+  };
+}
+
+/** The order of pairs in `epoch`: a seeded permutation (reproducible, so resuming skips exactly). */
+export function epochOrder(n: number, seed: number, epoch: number): Int32Array {
+  return new Rng(seed * 1000003 + epoch).permutation(n);
+}
+
+export function batchOf(data: TrainingData, order: Int32Array, batchIndex: number, batchSize: number): CollatedBatch {
+  const idx = Array.from(order.subarray(batchIndex * batchSize, (batchIndex + 1) * batchSize));
+  return collate(idx.map((i) => data.train[i]), data.collate);
+}
