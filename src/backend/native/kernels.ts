@@ -1,6 +1,54 @@
-// PLACEHOLDER — replaced by the native backend implementation.
-import type { Backend } from '../types.js';
-export type NativeAddon = Record<string, unknown>;
-export function makeNativeBackend(_addon: NativeAddon): Backend {
-  throw new Error('native backend not implemented yet');
+/**
+ * The native backend: thin wrappers from the Kernels interface to the addon's exports (positional
+ * arguments, caller-owned Float32Arrays, no copies). Kernels with no native twin yet (permute)
+ * run the reference implementation on the same arrays.
+ */
+import type { Backend, BinaryOp, KernelTable } from '../types.js';
+import { refKernels } from '../ref/index.js';
+
+type Fn = (...args: unknown[]) => unknown;
+export type NativeAddon = Record<string, Fn>;
+
+const BIN: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3 };
+
+export function makeNativeBackend(n: NativeAddon): Backend {
+  const k: KernelTable = {
+    matmul: (p) => void n.matmul(p.a, p.b, p.c, p.batch, p.m, p.n, p.k, p.transA, p.transB, p.strideA, p.strideB, p.strideC, p.alpha, p.beta),
+    binary: (op, a, b, out, shape, as, bs) => void n.binary(BIN[op], a, b, out, shape, as, bs),
+    unary: (op, x, out, cnt, alpha) => void n.unary(op, x, out, cnt, alpha),
+    unaryBackward: (op, x, y, gy, gx, cnt, alpha) => void n.unaryBackward(op, x, y, gy, gx, cnt, alpha),
+    axpy: (y, x, cnt, alpha) => void n.axpy(y, x, cnt, alpha),
+    sumAxis: (x, out, outer, dim, inner) => void n.sumAxis(x, out, outer, dim, inner),
+    sumSquares: (x, cnt) => n.sumSquares(x, cnt) as number,
+    softmax: (x, out, rows, cols, log) => void n.softmax(x, out, rows, cols, log),
+    softmaxBackward: (y, gy, gx, rows, cols, log) => void n.softmaxBackward(y, gy, gx, rows, cols, log),
+    embedding: (w, ids, out, cnt, c) => void n.embedding(w, ids, out, cnt, c),
+    embeddingBackward: (g, ids, gw, cnt, c) => void n.embeddingBackward(g, ids, gw, cnt, c),
+    rmsnorm: (x, w, out, rstd, rows, dim, eps) => void n.rmsnorm(x, w, out, rstd, rows, dim, eps),
+    rmsnormBackward: (x, w, rstd, gy, gx, gw, rows, dim) => void n.rmsnormBackward(x, w, rstd, gy, gx, gw, rows, dim),
+    layernorm: (x, w, b, out, mean, rstd, rows, dim, eps) => void n.layernorm(x, w, b, out, mean, rstd, rows, dim, eps),
+    layernormBackward: (x, w, mean, rstd, gy, gx, gw, gb, rows, dim) => void n.layernormBackward(x, w, mean, rstd, gy, gx, gw, gb, rows, dim),
+    rope: (x, out, cos, sin, pos, rows, heads, dim, inverse) => void n.rope(x, out, cos, sin, pos, rows, heads, dim, inverse),
+    attention: (p) => void n.attention(p.q, p.k, p.v, p.out, p.lse, p.B, p.T, p.Hq, p.Hkv, p.D, p.scale, p.causal, p.keyMask, p.segIds, p.window),
+    attentionBackward: (p) =>
+      void n.attentionBackward(p.q, p.k, p.v, p.out, p.lse, p.B, p.T, p.Hq, p.Hkv, p.D, p.scale, p.causal, p.keyMask, p.segIds, p.window, p.gOut, p.gq, p.gk, p.gv),
+    tokenLogprobs: (p) => void n.tokenLogprobs(p.h, p.w, p.targets, p.N, p.C, p.V, p.chunk, p.logp, p.lse, p.entropy, p.logitSum, p.argmax, p.lse2),
+    tokenLogprobsBackward: (p) => void n.tokenLogprobsBackward(p.h, p.w, p.targets, p.N, p.C, p.V, p.chunk, p.lse, p.gLogp, p.gh, p.gw),
+    permute: refKernels.permute,
+    maskScale: (x, mask, out, cnt, scale) => void n.maskScale(x, mask, out, cnt, scale),
+    adamw: (p) => void n.adamw(p.param, p.grad, p.m, p.v, p.n, p.lr, p.beta1, p.beta2, p.eps, p.weightDecay, p.step),
+  };
+  return {
+    name: 'native',
+    kernels: k,
+    dtypes: ['float32'],
+    setNumThreads: (t) => void n.setNumThreads(t),
+    getNumThreads: () => n.getNumThreads() as number,
+  };
 }
+
+/** oneDNN's own GEMM time (seconds per call) measured inside C++, for benchmarks. */
+export function matmulCeiling(n: NativeAddon, m: number, nn: number, k: number, iters: number): number {
+  return n.matmulCeiling(m, nn, k, iters) as number;
+}
+

@@ -1,0 +1,17 @@
+{
+  "targets": [
+    {
+      "target_name": "dpo_native",
+      "sources": [
+        "src/addon.cc", "src/gemm.cc", "src/elementwise.cc", "src/softmax.cc", "src/norm.cc",
+        "src/rope.cc", "src/embedding.cc", "src/attention.cc", "src/logprob.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
+      "cflags_cc": ["-O3", "-std=c++17", "-fopenmp", "-fno-math-errno"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags!": ["-fno-exceptions"],
+      "libraries": ["-ldnnl", "-fopenmp"]
+    }
+  ]
+}

@@ -1,0 +1,151 @@
+// Fused causal attention (GQA, key padding mask, packed-sequence ids, sliding window), flash-style
+// in memory: per (batch, head) the (T, T) scores live in a scratch buffer that is reused, only the
+// row log-sum-exp is kept, and backward recomputes the probabilities. GEMMs go through oneDNN.
+#include <omp.h>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+#include "common.h"
+
+namespace dpo {
+namespace {
+
+struct Attn {
+  const float *q, *k, *v;
+  int64_t B, T, Hq, Hkv, D;
+  float scale;
+  bool causal;
+  const uint8_t* keyMask;
+  const int32_t* segIds;
+  int64_t window;
+
+  inline bool allowed(int64_t b, int64_t t, int64_t j) const {
+    if (causal && j > t) return false;
+    if (window > 0 && j <= t - window) return false;
+    if (keyMask && !keyMask[b * T + j]) return false;
+    if (segIds && segIds[b * T + j] != segIds[b * T + t]) return false;
+    return true;
+  }
+};
+
+// Attn from the positional args shared by forward and backward:
+// (q, k, v, out, lse, B, T, Hq, Hkv, D, scale, causal, keyMask, segIds, window, ...)
+Attn parse(const Napi::CallbackInfo& info) {
+  Attn a;
+  a.q = F32(info[0]);
+  a.k = F32(info[1]);
+  a.v = F32(info[2]);
+  a.B = I64(info[5]);
+  a.T = I64(info[6]);
+  a.Hq = I64(info[7]);
+  a.Hkv = I64(info[8]);
+  a.D = I64(info[9]);
+  a.scale = (float)F64(info[10]);
+  a.causal = B(info[11]);
+  a.keyMask = U8OrNull(info[12]);
+  a.segIds = I32OrNull(info[13]);
+  a.window = I64(info[14]);
+  return a;
+}
+
+// P (T, T) = masked probabilities of query rows given lse, or computes lse when `lseOut`.
+void probs(const Attn& a, int64_t b, float* S, float* lse, bool computeLse) {
+  const int64_t T = a.T;
+  const float NEG = -std::numeric_limits<float>::infinity();
+#pragma omp parallel for schedule(static) if (T * T > 16384)
+  for (int64_t t = 0; t < T; t++) {
+    float* s = S + t * T;
+    float L;
+    if (computeLse) {
+      float m = NEG;
+      bool nan = false;
+      for (int64_t j = 0; j < T; j++) {
+        if (!a.allowed(b, t, j)) {
+          s[j] = NEG;
+          continue;
+        }
+        if (s[j] != s[j]) nan = true;
+        m = s[j] > m ? s[j] : m;
+      }
+      if (m == NEG && !nan) {
+        lse[t] = NEG;
+        std::memset(s, 0, T * sizeof(float));
+        continue;
+      }
+      if (nan) m = NAN;
+      double sum = 0;
+      for (int64_t j = 0; j < T; j++) sum += s[j] == NEG ? 0.0 : std::exp((double)s[j] - m);
+      L = (float)(m + std::log(sum));
+      lse[t] = L;
+    } else {
+      L = lse[t];
+      if (L == NEG) {
+        std::memset(s, 0, T * sizeof(float));
+        continue;
+      }
+      for (int64_t j = 0; j < T; j++)
+        if (!a.allowed(b, t, j)) s[j] = NEG;
+    }
+    for (int64_t j = 0; j < T; j++) s[j] = s[j] == NEG ? 0.0f : std::exp(s[j] - L);
+  }
+}
+
+}  // namespace
+
+// attention(q, k, v, out, lse, B, T, Hq, Hkv, D, scale, causal, keyMask, segIds, window)
+Napi::Value Attention(const Napi::CallbackInfo& info) {
+  Attn a = parse(info);
+  float *out = F32(info[3]), *lse = F32(info[4]);
+  const int64_t T = a.T, D = a.D, group = a.Hq / a.Hkv;
+  std::vector<float> S((size_t)T * T);
+  for (int64_t b = 0; b < a.B; b++) {
+    for (int64_t h = 0; h < a.Hq; h++) {
+      int64_t kh = h / group;
+      const float* Qh = a.q + (b * T * a.Hq + h) * D;
+      const float* Kh = a.k + (b * T * a.Hkv + kh) * D;
+      const float* Vh = a.v + (b * T * a.Hkv + kh) * D;
+      gemm(1, T, T, D, Qh, a.Hq * D, false, 0, Kh, a.Hkv * D, true, 0, S.data(), T, 0, a.scale, 0.0f);
+      probs(a, b, S.data(), lse + (b * a.Hq + h) * T, true);
+      gemm(1, T, D, T, S.data(), T, false, 0, Vh, a.Hkv * D, false, 0, out + (b * T * a.Hq + h) * D, a.Hq * D, 0, 1.0f, 0.0f);
+    }
+  }
+  return info.Env().Undefined();
+}
+
+// attentionBackward(q, k, v, out, lse, B, T, Hq, Hkv, D, scale, causal, keyMask, segIds, window, gOut, gq, gk, gv)
+Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
+  Attn a = parse(info);
+  const float *out = F32(info[3]), *lse = F32(info[4]), *gOut = F32(info[15]);
+  float *gq = F32(info[16]), *gk = F32(info[17]), *gv = F32(info[18]);
+  const int64_t T = a.T, D = a.D, group = a.Hq / a.Hkv;
+  std::memset(gk, 0, sizeof(float) * a.B * T * a.Hkv * D);
+  std::memset(gv, 0, sizeof(float) * a.B * T * a.Hkv * D);
+  std::vector<float> P((size_t)T * T), dP((size_t)T * T), Di(T);
+  for (int64_t b = 0; b < a.B; b++) {
+    for (int64_t h = 0; h < a.Hq; h++) {
+      int64_t kh = h / group;
+      const int64_t qo = (b * T * a.Hq + h) * D, ko = (b * T * a.Hkv + kh) * D, ldq = a.Hq * D, ldk = a.Hkv * D;
+      gemm(1, T, T, D, a.q + qo, ldq, false, 0, a.k + ko, ldk, true, 0, P.data(), T, 0, a.scale, 0.0f);
+      probs(a, b, P.data(), const_cast<float*>(lse) + (b * a.Hq + h) * T, false);
+      // dV += Pᵀ·dO
+      gemm(1, T, D, T, P.data(), T, true, 0, gOut + qo, ldq, false, 0, gv + ko, ldk, 0, 1.0f, 1.0f);
+      // dP = dO·Vᵀ
+      gemm(1, T, T, D, gOut + qo, ldq, false, 0, a.v + ko, ldk, true, 0, dP.data(), T, 0, 1.0f, 0.0f);
+#pragma omp parallel for schedule(static) if (T * T > 16384)
+      for (int64_t t = 0; t < T; t++) {
+        double di = 0;
+        for (int64_t d = 0; d < D; d++) di += (double)gOut[qo + t * ldq + d] * out[qo + t * ldq + d];
+        float fdi = (float)di;
+        float *p = P.data() + t * T, *dp = dP.data() + t * T;
+        for (int64_t j = 0; j < T; j++) dp[j] = p[j] * (dp[j] - fdi);  // dS
+      }
+      // dQ = scale·dS·K ; dK += scale·dSᵀ·Q
+      gemm(1, T, D, T, dP.data(), T, false, 0, a.k + ko, ldk, false, 0, gq + qo, ldq, 0, a.scale, 0.0f);
+      gemm(1, T, D, T, dP.data(), T, true, 0, a.q + qo, ldq, false, 0, gk + ko, ldk, 0, a.scale, 1.0f);
+    }
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace dpo

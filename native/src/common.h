@@ -1,0 +1,49 @@
+// Shared pieces of the native core: argument access, the oneDNN GEMM, a vectorisable exp.
+#pragma once
+#include <napi.h>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+namespace dpo {
+
+inline float* F32(const Napi::Value& v) { return v.As<Napi::Float32Array>().Data(); }
+inline float* F32OrNull(const Napi::Value& v) { return v.IsNull() || v.IsUndefined() ? nullptr : F32(v); }
+inline int32_t* I32(const Napi::Value& v) { return v.As<Napi::Int32Array>().Data(); }
+inline int32_t* I32OrNull(const Napi::Value& v) { return v.IsNull() || v.IsUndefined() ? nullptr : I32(v); }
+inline uint8_t* U8(const Napi::Value& v) { return v.As<Napi::Uint8Array>().Data(); }
+inline uint8_t* U8OrNull(const Napi::Value& v) { return v.IsNull() || v.IsUndefined() ? nullptr : U8(v); }
+inline int64_t I64(const Napi::Value& v) { return v.As<Napi::Number>().Int64Value(); }
+inline double F64(const Napi::Value& v) { return v.As<Napi::Number>().DoubleValue(); }
+inline bool B(const Napi::Value& v) { return v.As<Napi::Boolean>().Value(); }
+
+// C (batch × M×N, ldc) = alpha·op(A)·op(B) + beta·C through a cached oneDNN matmul primitive.
+// lda/ldb/ldc are row strides of the stored matrices; sa/sb/sc batch strides (0 broadcasts).
+void gemm(int64_t batch, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, bool transA, int64_t sa,
+          const float* B, int64_t ldb, bool transB, int64_t sb, float* C, int64_t ldc, int64_t sc, float alpha, float beta);
+
+// exp(x) for float, accurate to ~2 ulp, written so `#pragma omp simd` loops vectorise it.
+inline float fast_exp(float x) {
+  x = x < -88.0f ? -88.0f : x;
+  x = x > 88.0f ? 88.0f : x;
+  const float log2e = 1.44269504088896341f;
+  float t = x * log2e;
+  // round to nearest via truncation of t ± 0.5 (SSE2-vectorisable, unlike floor)
+  int32_t ii = static_cast<int32_t>(t + (t >= 0.0f ? 0.5f : -0.5f));
+  float fi = static_cast<float>(ii);
+  float f = (t - fi) * 0.69314718055994531f;
+  // exp(f), |f| ≤ ln2/2: degree-6 Taylor/minimax polynomial
+  float p = 1.0f + f * (1.0f + f * (0.5f + f * (0.16666667f + f * (0.041666668f + f * (0.0083333338f + f * 0.0013888889f)))));
+  union { int32_t i; float f; } u;
+  u.i = (ii + 127) << 23;
+  return p * u.f;
+}
+
+// exp that keeps IEEE semantics at the edges the kernels rely on: −inf → 0, NaN → NaN.
+inline float safe_exp(float x) {
+  if (x != x) return x;
+  if (x == -std::numeric_limits<float>::infinity()) return 0.0f;
+  return fast_exp(x);
+}
+
+}  // namespace dpo

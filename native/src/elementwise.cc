@@ -1,0 +1,211 @@
+// Elementwise kernels (OpenMP): unary ops and derivatives, broadcasting binary ops, axpy,
+// masked scaling, axis sums, sum of squares, and the AdamW update.
+#include <omp.h>
+#include <cstring>
+#include <string>
+#include <vector>
+#include "common.h"
+
+namespace dpo {
+namespace {
+
+enum Op { NEG, EXP, LOG, SQRT, SQUARE, SIGMOID, LOGSIGMOID, TANH, RELU, SILU, GELU, SCALE, ABS, BAD };
+
+Op parse(const std::string& s) {
+  static const char* names[] = {"neg", "exp", "log", "sqrt", "square", "sigmoid", "logsigmoid", "tanh", "relu", "silu", "gelu_tanh", "scale", "abs"};
+  for (int i = 0; i < BAD; i++)
+    if (s == names[i]) return static_cast<Op>(i);
+  return BAD;
+}
+
+inline float sigm(float x) { return x >= 0 ? 1.0f / (1.0f + std::exp(-x)) : std::exp(x) / (1.0f + std::exp(x)); }
+const float GELU_C = 0.7978845608028654f;
+
+inline float fwd(Op op, float x, float a) {
+  switch (op) {
+    case NEG: return -x;
+    case EXP: return std::exp(x);
+    case LOG: return std::log(x);
+    case SQRT: return std::sqrt(x);
+    case SQUARE: return x * x;
+    case SIGMOID: return sigm(x);
+    case LOGSIGMOID: return std::fmin(x, 0.0f) - std::log1p(std::exp(-std::fabs(x)));
+    case TANH: return std::tanh(x);
+    case RELU: return x > 0 ? x : (x == x ? 0.0f : x);
+    case SILU: return x * sigm(x);
+    case GELU: return 0.5f * x * (1.0f + std::tanh(GELU_C * (x + 0.044715f * x * x * x)));
+    case SCALE: return a * x;
+    case ABS: return std::fabs(x);
+    default: return x;
+  }
+}
+
+inline float deriv(Op op, float x, float y, float a) {
+  switch (op) {
+    case NEG: return -1.0f;
+    case EXP: return y;
+    case LOG: return 1.0f / x;
+    case SQRT: return 0.5f / y;
+    case SQUARE: return 2.0f * x;
+    case SIGMOID: return y * (1.0f - y);
+    case LOGSIGMOID: return 1.0f - sigm(x);
+    case TANH: return 1.0f - y * y;
+    case RELU: return x > 0 ? 1.0f : (x == x ? 0.0f : x);
+    case SILU: { float s = sigm(x); return s * (1.0f + x * (1.0f - s)); }
+    case GELU: {
+      float t = std::tanh(GELU_C * (x + 0.044715f * x * x * x));
+      return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * 0.044715f * x * x);
+    }
+    case SCALE: return a;
+    case ABS: return x > 0 ? 1.0f : (x < 0 ? -1.0f : (x == x ? 0.0f : x));
+    default: return 1.0f;
+  }
+}
+
+}  // namespace
+
+// unary(op, x, out, n, alpha)
+Napi::Value Unary(const Napi::CallbackInfo& info) {
+  Op op = parse(info[0].As<Napi::String>().Utf8Value());
+  const float* x = F32(info[1]);
+  float* out = F32(info[2]);
+  int64_t n = I64(info[3]);
+  float a = (float)F64(info[4]);
+#pragma omp parallel for schedule(static) if (n > 32768)
+  for (int64_t i = 0; i < n; i++) out[i] = fwd(op, x[i], a);
+  return info.Env().Undefined();
+}
+
+// unaryBackward(op, x, y, gy, gx, n, alpha)
+Napi::Value UnaryBackward(const Napi::CallbackInfo& info) {
+  Op op = parse(info[0].As<Napi::String>().Utf8Value());
+  const float *x = F32(info[1]), *y = F32(info[2]), *gy = F32(info[3]);
+  float* gx = F32(info[4]);
+  int64_t n = I64(info[5]);
+  float a = (float)F64(info[6]);
+#pragma omp parallel for schedule(static) if (n > 32768)
+  for (int64_t i = 0; i < n; i++) gx[i] = gy[i] * deriv(op, x[i], y[i], a);
+  return info.Env().Undefined();
+}
+
+// binary(opIndex, a, b, out, shape[], aStrides[], bStrides[]) — rank ≤ 6, strides 0 broadcast.
+Napi::Value Binary(const Napi::CallbackInfo& info) {
+  int op = (int)I64(info[0]);
+  const float *a = F32(info[1]), *b = F32(info[2]);
+  float* out = F32(info[3]);
+  Napi::Array sh = info[4].As<Napi::Array>(), as = info[5].As<Napi::Array>(), bs = info[6].As<Napi::Array>();
+  int rank = (int)sh.Length();
+  int64_t shape[6], sa[6], sb[6], n = 1;
+  for (int d = 0; d < rank; d++) {
+    shape[d] = sh.Get(d).As<Napi::Number>().Int64Value();
+    sa[d] = as.Get(d).As<Napi::Number>().Int64Value();
+    sb[d] = bs.Get(d).As<Napi::Number>().Int64Value();
+    n *= shape[d];
+  }
+  // Split into rows of the last dim so each row is a contiguous (or broadcast) inner loop.
+  int64_t inner = shape[rank - 1], ia = sa[rank - 1], ib = sb[rank - 1], rows = n / inner;
+#pragma omp parallel for schedule(static) if (n > 32768)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t rem = r, oa = 0, ob = 0;
+    for (int d = rank - 2; d >= 0; d--) {
+      int64_t i = rem % shape[d];
+      rem /= shape[d];
+      oa += i * sa[d];
+      ob += i * sb[d];
+    }
+    float* o = out + r * inner;
+    const float *pa = a + oa, *pb = b + ob;
+    switch (op) {
+      case 0: for (int64_t j = 0; j < inner; j++) o[j] = pa[j * ia] + pb[j * ib]; break;
+      case 1: for (int64_t j = 0; j < inner; j++) o[j] = pa[j * ia] - pb[j * ib]; break;
+      case 2: for (int64_t j = 0; j < inner; j++) o[j] = pa[j * ia] * pb[j * ib]; break;
+      default: for (int64_t j = 0; j < inner; j++) o[j] = pa[j * ia] / pb[j * ib]; break;
+    }
+  }
+  return info.Env().Undefined();
+}
+
+// axpy(y, x, n, alpha): y += alpha·x
+Napi::Value Axpy(const Napi::CallbackInfo& info) {
+  float* y = F32(info[0]);
+  const float* x = F32(info[1]);
+  int64_t n = I64(info[2]);
+  float a = (float)F64(info[3]);
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+  return info.Env().Undefined();
+}
+
+// maskScale(x, mask, out, n, scale)
+Napi::Value MaskScale(const Napi::CallbackInfo& info) {
+  const float* x = F32(info[0]);
+  const uint8_t* m = U8(info[1]);
+  float* out = F32(info[2]);
+  int64_t n = I64(info[3]);
+  float s = (float)F64(info[4]);
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) out[i] = m[i] ? x[i] * s : 0.0f;
+  return info.Env().Undefined();
+}
+
+// sumAxis(x, out, outer, dim, inner)
+Napi::Value SumAxis(const Napi::CallbackInfo& info) {
+  const float* x = F32(info[0]);
+  float* out = F32(info[1]);
+  int64_t outer = I64(info[2]), dim = I64(info[3]), inner = I64(info[4]);
+  if (inner == 1) {
+#pragma omp parallel for schedule(static) if (outer * dim > 65536)
+    for (int64_t o = 0; o < outer; o++) {
+      double s = 0;
+      for (int64_t d = 0; d < dim; d++) s += x[o * dim + d];
+      out[o] = (float)s;
+    }
+  } else {
+    // Parallel over (outer, inner-blocks); float64 accumulators per column.
+    const int64_t BLK = 256;
+    int64_t nb = (inner + BLK - 1) / BLK;
+#pragma omp parallel for schedule(static) if (outer * dim * inner > 65536)
+    for (int64_t t = 0; t < outer * nb; t++) {
+      int64_t o = t / nb, j0 = (t % nb) * BLK, j1 = std::min(inner, j0 + BLK);
+      double acc[BLK] = {0};
+      for (int64_t d = 0; d < dim; d++) {
+        const float* row = x + (o * dim + d) * inner;
+        for (int64_t j = j0; j < j1; j++) acc[j - j0] += row[j];
+      }
+      for (int64_t j = j0; j < j1; j++) out[o * inner + j] = (float)acc[j - j0];
+    }
+  }
+  return info.Env().Undefined();
+}
+
+// sumSquares(x, n) → number
+Napi::Value SumSquares(const Napi::CallbackInfo& info) {
+  const float* x = F32(info[0]);
+  int64_t n = I64(info[1]);
+  double s = 0;
+#pragma omp parallel for reduction(+ : s) schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+  return Napi::Number::New(info.Env(), s);
+}
+
+// adamw(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, step) — torch.optim.AdamW
+Napi::Value AdamW(const Napi::CallbackInfo& info) {
+  float *p = F32(info[0]), *m = F32(info[2]), *v = F32(info[3]);
+  const float* g = F32(info[1]);
+  int64_t n = I64(info[4]);
+  double lr = F64(info[5]), b1 = F64(info[6]), b2 = F64(info[7]), eps = F64(info[8]), wd = F64(info[9]), step = F64(info[10]);
+  double bc1 = 1 - std::pow(b1, step), bc2s = std::sqrt(1 - std::pow(b2, step));
+  float stepSize = (float)(lr / bc1), decay = (float)(1 - lr * wd), ob1 = (float)(1 - b1), fb2 = (float)b2, ob2 = (float)(1 - b2);
+  float fbc2s = (float)bc2s, feps = (float)eps;
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) {
+    float gi = g[i];
+    p[i] *= decay;
+    m[i] += ob1 * (gi - m[i]);
+    v[i] = fb2 * v[i] + ob2 * gi * gi;
+    p[i] -= stepSize * m[i] / (std::sqrt(v[i]) / fbc2s + feps);
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace dpo

@@ -1,0 +1,137 @@
+// Fused lm_head + log_softmax + gather over vocabulary chunks: logits for `chunk` columns at a time
+// (oneDNN GEMM), an online max / log-sum-exp per row with the entropy, logit-sum, argmax and
+// WPO's logsumexp(2·logits) riding along; backward recomputes each chunk.
+#include <omp.h>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+#include "common.h"
+
+namespace dpo {
+namespace {
+
+struct RowState {
+  float m = -std::numeric_limits<float>::infinity();
+  double s = 0, e = 0, s2 = 0, sum = 0;
+  float tgt = 0;
+  int32_t best = 0;
+  bool nan = false;
+};
+
+// Sum of exp(l − m), of exp(l − m)·l and of exp(l − m)² over one row of a chunk (vectorised).
+__attribute__((target_clones("avx2", "default")))
+void rowSums(const float* l, int64_t n, float m, float* out3) {
+  float s = 0, e = 0, s2 = 0;
+#pragma omp simd reduction(+ : s, e, s2)
+  for (int64_t j = 0; j < n; j++) {
+    float x = fast_exp(l[j] - m);
+    s += x;
+    e += x * l[j];
+    s2 += x * x;
+  }
+  out3[0] = s;
+  out3[1] = e;
+  out3[2] = s2;
+}
+
+__attribute__((target_clones("avx2", "default")))
+void rowGrad(float* l, int64_t n, float lse, float g) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; j++) l[j] = -g * fast_exp(l[j] - lse);
+}
+
+}  // namespace
+
+// tokenLogprobs(h, w, targets, N, C, V, chunk, logp, lse, entropy|null, logitSum|null, argmax|null, lse2|null)
+Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
+  const float *h = F32(info[0]), *w = F32(info[1]);
+  const int32_t* targets = I32(info[2]);
+  int64_t N = I64(info[3]), C = I64(info[4]), V = I64(info[5]), chunk = I64(info[6]);
+  float *logp = F32(info[7]), *lse = F32(info[8]);
+  float *entropy = F32OrNull(info[9]), *logitSum = F32OrNull(info[10]), *lse2 = F32OrNull(info[12]);
+  int32_t* argmax = I32OrNull(info[11]);
+  chunk = std::max<int64_t>(1, std::min(chunk, V));
+  std::vector<float> L((size_t)N * chunk);
+  std::vector<RowState> st(N);
+  for (int64_t v0 = 0; v0 < V; v0 += chunk) {
+    int64_t n = std::min(chunk, V - v0);
+    gemm(1, N, n, C, h, C, false, 0, w + v0 * C, C, true, 0, L.data(), n, 0, 1.0f, 0.0f);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < N; r++) {
+      const float* l = L.data() + r * n;
+      RowState& S = st[r];
+      float cm = -std::numeric_limits<float>::infinity();
+      double sum = 0;
+      int64_t at = 0;
+      for (int64_t j = 0; j < n; j++) {
+        float x = l[j];
+        if (x != x) S.nan = true;
+        if (x > cm) {
+          cm = x;
+          at = j;
+        }
+        sum += x;
+      }
+      S.sum += sum;
+      if (cm > S.m) {
+        S.best = (int32_t)(v0 + at);
+        double f = std::exp((double)S.m - cm);
+        S.s *= f;
+        S.e *= f;
+        S.s2 *= f * f;
+        S.m = cm;
+      }
+      float acc[3];
+      rowSums(l, n, S.m, acc);
+      S.s += acc[0];
+      S.e += acc[1];
+      S.s2 += acc[2];
+      int32_t t = targets[r];
+      if (t >= v0 && t < v0 + n) S.tgt = l[t - v0];
+    }
+  }
+  for (int64_t r = 0; r < N; r++) {
+    const RowState& S = st[r];
+    float Lr = S.nan ? NAN : (float)(S.m + std::log(S.s));
+    lse[r] = Lr;
+    logp[r] = targets[r] < 0 ? 0.0f : S.tgt - Lr;
+    if (entropy) entropy[r] = S.nan ? NAN : (float)(Lr - S.e / S.s);
+    if (logitSum) logitSum[r] = (float)S.sum;
+    if (argmax) argmax[r] = S.best;
+    if (lse2) lse2[r] = S.nan ? NAN : (float)(2.0 * S.m + std::log(S.s2));
+  }
+  return info.Env().Undefined();
+}
+
+// tokenLogprobsBackward(h, w, targets, N, C, V, chunk, lse, gLogp, gh|null, gw|null)
+Napi::Value TokenLogprobsBackward(const Napi::CallbackInfo& info) {
+  const float *h = F32(info[0]), *w = F32(info[1]);
+  const int32_t* targets = I32(info[2]);
+  int64_t N = I64(info[3]), C = I64(info[4]), V = I64(info[5]), chunk = I64(info[6]);
+  const float *lse = F32(info[7]), *g = F32(info[8]);
+  float *gh = F32OrNull(info[9]), *gw = F32OrNull(info[10]);
+  chunk = std::max<int64_t>(1, std::min(chunk, V));
+  std::vector<float> L((size_t)N * chunk);
+  if (gh) std::memset(gh, 0, sizeof(float) * N * C);
+  for (int64_t v0 = 0; v0 < V; v0 += chunk) {
+    int64_t n = std::min(chunk, V - v0);
+    gemm(1, N, n, C, h, C, false, 0, w + v0 * C, C, true, 0, L.data(), n, 0, 1.0f, 0.0f);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < N; r++) {
+      float* l = L.data() + r * n;
+      int32_t t = targets[r];
+      if (t < 0) {
+        std::memset(l, 0, n * sizeof(float));
+        continue;
+      }
+      rowGrad(l, n, lse[r], g[r]);
+      if (t >= v0 && t < v0 + n) l[t - v0] += g[r];
+    }
+    if (gh) gemm(1, N, C, n, L.data(), n, false, 0, w + v0 * C, C, false, 0, gh, C, 0, 1.0f, 1.0f);
+    if (gw) gemm(1, n, C, N, L.data(), n, true, 0, h, C, false, 0, gw + v0 * C, C, 0, 1.0f, 0.0f);
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace dpo
