@@ -2,6 +2,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import type { Module } from '../nn/module.js';
 import type { ArchConfig } from './arch.js';
+import type { KVCache } from '../generate/kv-cache.js';
 
 /** One batch of token sequences, row-major (B, T). */
 export interface LmInputs {
@@ -14,6 +15,8 @@ export interface LmInputs {
   positionIds?: Int32Array | null;
   /** (B, T) sequence ids for padding-free packing; null = one sequence per row. */
   segIds?: Int32Array | null;
+  /** Generation only (B = 1, under noGrad): append this chunk's keys/values and attend over the cache. */
+  cache?: KVCache | null;
 }
 
 export interface CausalLM extends Module {

@@ -10,6 +10,7 @@ import { Linear, type LinearLike } from '../nn/linear.js';
 import { Embedding } from '../nn/embedding.js';
 import { LayerNorm } from '../nn/norm.js';
 import type { ArchConfig } from './arch.js';
+import { appendAndAttend, type KVCache } from '../generate/kv-cache.js';
 import { defaultPositions, type CausalLM, type LmInputs } from './causal-lm.js';
 
 /** The Conv1D weights of a GPT-2 block, stored transposed in HF checkpoints. */
@@ -23,13 +24,13 @@ export class GPT2Attention extends Module {
     this.c_attn = new Linear(_a.hiddenSize, 3 * _a.hiddenSize, true);
     this.c_proj = new Linear(_a.hiddenSize, _a.hiddenSize, true);
   }
-  forward(x: Tensor, B: number, T: number, keyMask: Uint8Array | null, segIds: Int32Array | null): Tensor {
+  forward(x: Tensor, B: number, T: number, keyMask: Uint8Array | null, segIds: Int32Array | null, cache: KVCache | null = null, layer = 0): Tensor {
     const { hiddenSize: C, numHeads: H, headDim: D } = this._a;
     const qkv = this.c_attn.forward(x); // (B, T, 3C)
     const q = reshape(slice(qkv, 2, 0, C), [B, T, H, D]);
     const k = reshape(slice(qkv, 2, C, 2 * C), [B, T, H, D]);
     const v = reshape(slice(qkv, 2, 2 * C, 3 * C), [B, T, H, D]);
-    const a = attention(q, k, v, { causal: true, keyMask, segIds });
+    const a = cache ? appendAndAttend(cache, layer, q, k, v, 0) : attention(q, k, v, { causal: true, keyMask, segIds });
     return this.c_proj.forward(reshape(a, [B, T, C]));
   }
 }
@@ -98,8 +99,8 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
     h = dropout(h, a.embdDropout, this._rng, this.training);
     const keyMask = inp.attentionMask ?? null;
     const segIds = inp.segIds ?? null;
-    for (const blk of tr.h) {
-      const at = blk.attn.forward(blk.ln_1.forward(h), B, T, keyMask, segIds);
+    for (const [i, blk] of tr.h.entries()) {
+      const at = blk.attn.forward(blk.ln_1.forward(h), B, T, keyMask, segIds, inp.cache ?? null, i);
       h = add(h, dropout(at, a.residDropout, this._rng, this.training));
       const m = blk.mlp.forward(blk.ln_2.forward(h));
       h = add(h, dropout(m, a.residDropout, this._rng, this.training));

@@ -9,6 +9,7 @@ import { Linear, type LinearLike } from '../nn/linear.js';
 import { Embedding } from '../nn/embedding.js';
 import { RMSNorm } from '../nn/norm.js';
 import type { ArchConfig } from './arch.js';
+import { appendAndAttend, type KVCache } from '../generate/kv-cache.js';
 import { defaultPositions, type CausalLM, type LmInputs } from './causal-lm.js';
 
 /** cos/sin tables grown on demand to the longest position seen. */
@@ -38,6 +39,9 @@ export interface AttnContext {
   segIds: Int32Array | null;
   cos: Tensor;
   sin: Tensor;
+  /** Generation: the KV cache (B = 1) this forward appends to, and the layer index. */
+  cache?: KVCache | null;
+  layer?: number;
 }
 
 export class LlamaAttention extends Module {
@@ -70,6 +74,7 @@ export class LlamaAttention extends Module {
     }
     q = rope(q, ctx.cos, ctx.sin, ctx.pos);
     k = rope(k, ctx.cos, ctx.sin, ctx.pos);
+    if (ctx.cache) return this.o_proj.forward(reshape(appendAndAttend(ctx.cache, ctx.layer!, q, k, v, this._a.slidingWindow), [B, T, H * D]));
     const a = attention(q, k, v, { causal: true, keyMask: ctx.keyMask, segIds: ctx.segIds, window: this._a.slidingWindow });
     return this.o_proj.forward(reshape(a, [B, T, H * D]));
   }
@@ -138,9 +143,11 @@ export class LlamaForCausalLM extends Module implements CausalLM {
     let maxPos = 0;
     for (let i = 0; i < pos.length; i++) if (pos[i] > maxPos) maxPos = pos[i];
     const { cos, sin } = this._rope.get(maxPos + 1);
-    const ctx: AttnContext = { B, T, pos, keyMask: inp.attentionMask ?? null, segIds: inp.segIds ?? null, cos, sin };
+    const ctx: AttnContext = { B, T, pos, keyMask: inp.attentionMask ?? null, segIds: inp.segIds ?? null, cos, sin, cache: inp.cache ?? null };
     let h = this.model.embed_tokens.forward(inp.ids, [B, T]); // (B, T, C)
-    for (const layer of this.model.layers) h = layer.forward(h, ctx);
+    this.model.layers.forEach((layer, i) => {
+      h = layer.forward(h, { ...ctx, layer: i });
+    });
     h = this.model.norm.forward(h);
     return reshape(h, [B * T, this.arch.hiddenSize]);
   }

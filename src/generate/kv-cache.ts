@@ -1,0 +1,70 @@
+import { assertNoGrad } from '../autograd/tape.js';
+import { DpoError } from '../errors.js';
+import { Tensor } from '../tensor/tensor.js';
+
+/**
+ * A key/value cache for one sequence (B = 1) and the attention of new queries against it. Decoding
+ * adds one query at a time, so this small loop kernel (no autograd) is all generation needs.
+ */
+export class KVCache {
+  readonly k: Float32Array[];
+  readonly v: Float32Array[];
+  /** Tokens stored so far. */
+  len = 0;
+  constructor(readonly layers: number, readonly maxLen: number, readonly heads: number, readonly dim: number) {
+    this.k = Array.from({ length: layers }, () => new Float32Array(maxLen * heads * dim));
+    this.v = Array.from({ length: layers }, () => new Float32Array(maxLen * heads * dim));
+  }
+}
+
+/**
+ * q (Tn, Hq, D) for positions len..len+Tn−1 whose k/v were already appended to the cache at those
+ * positions; causal over the cache (and a sliding window when set). Returns (Tn, Hq, D).
+ */
+export function cachedAttention(q: Float32Array, kc: Float32Array, vc: Float32Array, start: number, Tn: number, Hq: number, Hkv: number, D: number, window: number): Float32Array {
+  const out = new Float32Array(Tn * Hq * D);
+  const group = Hq / Hkv;
+  const scale = 1 / Math.sqrt(D);
+  const s = new Float64Array(start + Tn);
+  for (let t = 0; t < Tn; t++) {
+    const pos = start + t;
+    const lo = window > 0 ? Math.max(0, pos - window + 1) : 0;
+    for (let h = 0; h < Hq; h++) {
+      const kh = Math.floor(h / group);
+      const qo = (t * Hq + h) * D;
+      let m = -Infinity;
+      for (let j = lo; j <= pos; j++) {
+        const ko = (j * Hkv + kh) * D;
+        let dot = 0;
+        for (let d = 0; d < D; d++) dot += q[qo + d] * kc[ko + d];
+        s[j] = dot * scale;
+        if (s[j] > m) m = s[j];
+      }
+      let sum = 0;
+      for (let j = lo; j <= pos; j++) sum += s[j] = Math.exp(s[j] - m);
+      for (let j = lo; j <= pos; j++) {
+        const w = s[j] / sum;
+        const vo = (j * Hkv + kh) * D;
+        for (let d = 0; d < D; d++) out[qo + d] += w * vc[vo + d];
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Appends k/v (1, Tn, Hkv, D) of `layer` at the cache's current length and attends q (1, Tn, Hq, D)
+ * over everything cached. The caller advances `cache.len` once all layers ran.
+ */
+export function appendAndAttend(cache: KVCache, layer: number, q: Tensor, k: Tensor, v: Tensor, window: number): Tensor {
+  assertNoGrad('cachedAttention', [q, k, v]);
+  const [B, Tn, Hq, D] = q.shape;
+  const Hkv = k.shape[2];
+  if (B !== 1) throw new DpoError('generation with a KV cache runs one sequence at a time (B = 1)');
+  if (cache.len + Tn > cache.maxLen) throw new DpoError(`generation exceeds the cache of ${cache.maxLen} tokens`);
+  const off = cache.len * Hkv * D;
+  cache.k[layer].set(k.data as Float32Array, off);
+  cache.v[layer].set(v.data as Float32Array, off);
+  const out = cachedAttention(q.data as Float32Array, cache.k[layer], cache.v[layer], cache.len, Tn, Hq, Hkv, D, window);
+  return Tensor.from(out, [1, Tn, Hq, D]);
+}
