@@ -78,6 +78,8 @@ export interface DPOTrainerInit {
   peftConfig?: LoraConfig | null;
   /** An explicit frozen reference model (default: a copy / adapters off, as TRL). */
   refModel?: CausalLM | null;
+  /** With an adapter loaded and no peft_config: the initial adapter (TRL, default) or the bare base as reference. */
+  adapterReference?: 'initial' | 'base';
   /** Already prepared data (skips validation and tokenisation). */
   data?: TrainingData;
   callbacks?: TrainerCallbacks;
@@ -140,7 +142,7 @@ export class DPOTrainer {
     if (!isLora) for (const p of this.model.parameters()) p.requiresGrad = true;
     if (a.syncRefModel && isLora) throw new DpoError('sync_ref_model is not supported with LoRA (as in TRL); use full fine-tuning or drop sync_ref_model');
     if (init.refModel) this.reference = fixedReference(init.refModel);
-    else if (isLora && !(hadAdapter && !init.peftConfig)) this.reference = adaptersOffReference(this.model);
+    else if (isLora && (!(hadAdapter && !init.peftConfig) || init.adapterReference === 'base')) this.reference = adaptersOffReference(this.model);
     else if (a.precomputeRefLogProbs) {
       // One pass before any update: the policy as it is now is the reference, no copy needed.
       this.reference = fixedReference(this.model);

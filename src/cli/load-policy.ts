@@ -1,0 +1,39 @@
+/**
+ * Resolves what a command was pointed at: a model directory / HF-cache id, optionally with a PEFT
+ * adapter (given separately, or the path itself is an adapter directory naming its base model).
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { DpoError } from '../errors.js';
+import { loadCausalLM } from '../models/load.js';
+import type { CausalLM } from '../models/causal-lm.js';
+import { HfTokenizer } from '../tokenizer/tokenizer.js';
+import { loadAdapter, readAdapterConfig } from '../lora/peft-io.js';
+
+export interface Policy {
+  model: CausalLM;
+  tokenizer: HfTokenizer;
+  /** The base model's path or id. */
+  base: string;
+  adapter: string | null;
+}
+
+export function loadPolicy(modelNameOrPath: string, adapterPath: string | null = null): Policy {
+  let base = modelNameOrPath;
+  let adapter = adapterPath;
+  if (!adapter && existsSync(join(modelNameOrPath, 'adapter_config.json')) && !existsSync(join(modelNameOrPath, 'config.json'))) {
+    adapter = modelNameOrPath;
+    const b = readAdapterConfig(adapter).baseModel;
+    if (!b) throw new DpoError(`${adapter}: adapter_config.json has no base_model_name_or_path; pass --model_name_or_path <base> --adapter_name_or_path ${adapter}`);
+    base = b;
+  }
+  const { model, dir } = loadCausalLM(base);
+  // The tokenizer saved next to an adapter wins (it is what training used).
+  const tokDir = adapter && existsSync(join(adapter, 'tokenizer.json')) ? adapter : dir;
+  const tokenizer = HfTokenizer.fromDir(tokDir);
+  if (adapter) loadAdapter(model, adapter);
+  if (tokenizer.vocabSize > model.arch.vocabSize) {
+    throw new DpoError(`${tokDir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${model.arch.vocabSize}; the tokenizer does not belong to this model`);
+  }
+  return { model, tokenizer, base, adapter };
+}

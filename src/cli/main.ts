@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+/** The `dpo` command: train, generate, eval, merge, data, demo. Errors: one line, exit code 2. */
+import { DpoError } from '../errors.js';
+import { trainCommand } from './train.js';
+import { generateCommand } from './generate.js';
+import { evalCommand } from './eval.js';
+import { mergeCommand } from './merge.js';
+import { dataCommand } from './data.js';
+import { demoCommand } from './demo.js';
+
+const USAGE = `dpo — Direct Preference Optimization for causal language models (TRL-compatible)
+
+Usage: dpo <command> [--option value ...]   (dpo <command> --help lists every option)
+
+Commands:
+  train      align a model on preference pairs (flags as TRL's \`trl dpo\`)
+  generate   sample completions from a model, model + adapter, or merged model
+  eval       DPO metrics of a model / adapter on a data set
+  merge      merge a LoRA adapter into its base model
+  data       validate and describe a preference data set
+  demo       train a small built-in model on the example data (no downloads)`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'train': await trainCommand(rest); return 0;
+    case 'generate': await generateCommand(rest); return 0;
+    case 'eval': await evalCommand(rest); return 0;
+    case 'merge': await mergeCommand(rest); return 0;
+    case 'data': return dataCommand(rest);
+    case 'demo': await demoCommand(rest); return 0;
+    case undefined: case '--help': case '-h': case 'help':
+      console.log(USAGE);
+      return cmd === undefined ? 2 : 0;
+    default:
+      throw new DpoError(`unknown command "${cmd}"; commands: train, generate, eval, merge, data, demo (dpo --help)`);
+  }
+}
+
+const argv = process.argv.slice(2);
+const debug = argv.includes('--debug');
+main(argv.filter((a) => a !== '--debug')).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    if (e instanceof DpoError) {
+      process.stderr.write(`dpo: ${e.message}\n`);
+      if (debug) process.stderr.write(`${e.stack}\n`);
+      process.exit(e.exitCode);
+    }
+    process.stderr.write(`dpo: internal error: ${(e as Error)?.message ?? String(e)}${debug ? `\n${(e as Error)?.stack}` : ' (run with --debug for the stack trace)'}\n`);
+    process.exit(1);
+  },
+);

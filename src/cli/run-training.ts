@@ -1,0 +1,81 @@
+/**
+ * What a person sees during `dpo train` / `dpo demo`: a progress bar (or plain lines off a TTY),
+ * output_dir/metrics.jsonl, the HTML report, Ctrl-C saving a checkpoint, and a clear stop on NaN.
+ */
+import { appendFileSync, mkdirSync, writeFileSync, accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
+import { DpoError } from '../errors.js';
+import { DPOTrainer, type DPOTrainerInit, type LogEntry, type TrainOutput } from '../dpo/trainer.js';
+import { Progress } from '../report/progress.js';
+import { writeReport } from '../report/html-report.js';
+
+export function ensureWritableDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    throw new DpoError(`output_dir ${dir} is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); choose another --output_dir`);
+  }
+}
+
+const fmt = (v: number | undefined, d = 4) => (v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(d));
+
+export interface RunResult {
+  trainer: DPOTrainer;
+  output: TrainOutput;
+  reportPath: string;
+}
+
+export async function runTraining(init: DPOTrainerInit, opts: { title: string; settings: Record<string, unknown>; quiet?: boolean; resumeFromCheckpoint?: string | null }): Promise<RunResult> {
+  const outDir = init.args!.outputDir;
+  ensureWritableDir(outDir);
+  const metricsPath = join(outDir, 'metrics.jsonl');
+  if (!opts.resumeFromCheckpoint) writeFileSync(metricsPath, '');
+  const out = process.stdout;
+  let bar: Progress | null = null;
+  let refBar: Progress | null = null;
+  const tty = !!out.isTTY;
+  const trainer = new DPOTrainer({
+    ...init,
+    callbacks: {
+      onRefProgress(done, total, tokens) {
+        refBar ??= new Progress({ label: 'reference log-probs', total, stream: out, quiet: opts.quiet, plainEvery: Math.max(1, Math.ceil(total / 10)) });
+        refBar.update(done, { tokens });
+      },
+      onStep(p) {
+        bar ??= new Progress({ label: 'train', total: p.totalSteps, stream: out, quiet: opts.quiet || !tty });
+        bar.update(p.step, { tokens: p.tokens, extra: `loss ${fmt(p.loss)} acc ${fmt(p.rewardAccuracy, 2)}` });
+      },
+      onLog(e: LogEntry) {
+        appendFileSync(metricsPath, `${JSON.stringify(e)}\n`);
+        if (!tty && !opts.quiet && 'loss' in e) {
+          out.write(`step ${e.step}/${trainer.state.max_steps} loss ${fmt(e.loss)} rewards/accuracies ${fmt(e['rewards/accuracies'], 3)} rewards/margins ${fmt(e['rewards/margins'])} grad_norm ${fmt(e.grad_norm)} lr ${e.learning_rate?.toExponential(2)}\n`);
+        }
+        if (!opts.quiet && 'eval_loss' in e) out.write(`${tty ? '\n' : ''}eval step ${e.step}: eval_loss ${fmt(e.eval_loss)} eval_rewards/accuracies ${fmt(e['eval_rewards/accuracies'], 3)}\n`);
+      },
+      onSave(dir) {
+        if (!opts.quiet) out.write(`${tty ? '\n' : ''}checkpoint saved: ${dir}\n`);
+      },
+    },
+  });
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130);
+    trainer.stopRequested = true;
+    out.write('\ninterrupt: finishing this step and saving a checkpoint (Ctrl-C again to quit at once)\n');
+  };
+  process.on('SIGINT', onSigint);
+  const reportPath = join(outDir, 'report.html');
+  const writeRep = () => writeReport(reportPath, { title: opts.title, history: trainer.state.log_history, settings: { ...opts.settings, ...trainer.args.toJSON() } });
+  try {
+    const output = await trainer.train({ resumeFromCheckpoint: opts.resumeFromCheckpoint });
+    writeRep();
+    return { trainer, output, reportPath };
+  } catch (e) {
+    if (trainer.state.log_history.length) writeRep();
+    throw e;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}

@@ -1,0 +1,63 @@
+/** `dpo train`: TRL's `trl dpo` flags, same outputs. */
+import { DpoError } from '../errors.js';
+import { DPOConfig } from '../dpo/config.js';
+import { TRAINING_OPTIONS } from '../dpo/options.js';
+import { LoraConfig } from '../lora/config.js';
+import { Dataset } from '../data/dataset.js';
+import { loadPolicy } from './load-policy.js';
+import { helpText, resolveOptions, spec, type Spec } from './args.js';
+import { runTraining } from './run-training.js';
+
+export const TRAIN_SPECS: Spec[] = [
+  spec('model_name_or_path', 'string?', null, 'model directory or Hugging Face model id (resolved offline from the HF cache)'),
+  spec('dataset_name', 'string?', null, 'data file (.json, .jsonl, .parquet) or Hugging Face dataset directory'),
+  spec('dataset_train_split', 'string', 'train', 'split of a dataset directory to train on'),
+  spec('dataset_test_split', 'string?', null, 'split to evaluate on (with --eval_strategy steps|epoch)'),
+  ...TRAINING_OPTIONS,
+  spec('config', 'string?', null, 'YAML file with any of these options (flags override it)'),
+  spec('quiet', 'bool', false, 'no progress output'),
+  spec('debug', 'bool', false, 'print stack traces on errors'),
+];
+
+export async function trainCommand(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(helpText('train', 'align a causal LM on preference pairs with DPO (TRL-compatible flags)', TRAIN_SPECS));
+    return;
+  }
+  const o = resolveOptions(argv, TRAIN_SPECS, 'train');
+  if (!o.model_name_or_path) throw new DpoError('dpo train: --model_name_or_path is required (a model directory or an HF model id in your cache)');
+  if (!o.dataset_name) throw new DpoError('dpo train: --dataset_name is required (a .json/.jsonl/.parquet file or a dataset directory)');
+  const groups = new Set(['training', 'dpo', 'data']);
+  const cfg: Record<string, unknown> = {};
+  for (const s of TRAINING_OPTIONS) if (groups.has(s.group) && o[s.snake] !== undefined) cfg[s.snake] = o[s.snake];
+  const args = new DPOConfig(cfg, 'dpo train');
+  if (o.use_peft && o.adapter_name_or_path) throw new DpoError('dpo train: --use_peft creates a new adapter and --adapter_name_or_path continues one; pass only one of them');
+  if (args.evalStrategy !== 'no' && !o.dataset_test_split) throw new DpoError('dpo train: --eval_strategy needs --dataset_test_split (the split to evaluate on)');
+  const policy = loadPolicy(o.model_name_or_path as string, (o.adapter_name_or_path as string | null) ?? null);
+  const train = await Dataset.fromFile(o.dataset_name as string, { split: o.dataset_train_split as string });
+  const evalDs = o.dataset_test_split ? await Dataset.fromFile(o.dataset_name as string, { split: o.dataset_test_split as string }) : null;
+  const peftConfig = o.use_peft
+    ? new LoraConfig({ r: o.lora_r, lora_alpha: o.lora_alpha, lora_dropout: o.lora_dropout, target_modules: (o.lora_target_modules as string[] | null) ?? null, use_rslora: o.use_rslora })
+    : null;
+  const quiet = o.quiet as boolean;
+  const log = (m: string) => {
+    if (!quiet) console.log(m);
+  };
+  log(`model ${policy.base}${policy.adapter ? ` + adapter ${policy.adapter}` : ''} (${policy.model.arch.modelType}, ${(policy.model.parameters().reduce((a, p) => a + p.size, 0) / 1e6).toFixed(1)}M parameters)`);
+  log(`data ${o.dataset_name}: ${train.length} training pairs${evalDs ? `, ${evalDs.length} eval pairs` : ''}`);
+  const { trainer, output, reportPath } = await runTraining(
+    {
+      model: policy.model, args, trainDataset: train, evalDataset: evalDs, processingClass: policy.tokenizer, peftConfig,
+      modelNameOrPath: policy.base, warn: (m) => log(`warning: ${m}`),
+    },
+    { title: `DPO: ${policy.base} on ${o.dataset_name}`, settings: { model_name_or_path: policy.base, dataset_name: o.dataset_name }, quiet, resumeFromCheckpoint: args.resumeFromCheckpoint },
+  );
+  if (output.interrupted) {
+    log(`stopped at step ${output.globalStep}; resume with --resume_from_checkpoint ${output.checkpoint}`);
+    return;
+  }
+  const last = [...trainer.state.log_history].reverse().find((e) => 'rewards/accuracies' in e && 'loss' in e);
+  log(`done: ${output.globalStep} steps, train_loss ${output.trainingLoss.toFixed(4)}${last ? `, rewards/accuracies ${last['rewards/accuracies'].toFixed(3)}, rewards/margins ${last['rewards/margins'].toFixed(4)}` : ''}`);
+  log(`saved ${trainer.args.outputDir} (${peftConfig || policy.adapter ? 'adapter_model.safetensors' : 'model.safetensors'}, trainer_state.json, metrics.jsonl)`);
+  log(`report: ${reportPath}`);
+}
