@@ -1,123 +1,151 @@
 /**
- * safetensors read and write (F32, F16, BF16). The header is untrusted: its length is bounded,
- * every entry is type-checked, offsets must lie inside the data region without overlapping, and
- * byte sizes must match shapes; each violation is a one-line DpoError naming the file and tensor.
- * Tensors are read lazily, straight from the file into their destination buffer.
+ * safetensors read and write (F32, F16, BF16).
+ *
+ * Reading is lazy and single-copy: opening reads only the header (validated as untrusted input,
+ * see safetensors-header.ts); `read(name)` then reads that tensor's bytes from the file straight
+ * into its Float32Array (16-bit dtypes are widened chunk by chunk), so a checkpoint never sits in
+ * memory twice. Writing matches the Python library byte for byte: tensors ordered by dtype (F32,
+ * BF16, F16) then name, compact JSON header with `__metadata__` first, padded with spaces to a
+ * multiple of 8 bytes; the file appears atomically (temp file, fsync, rename).
+ *
+ * @example
+ * const f = new SafetensorsFile('model.safetensors');
+ * try { for (const t of f.list()) console.log(t.name, t.dtype, t.shape); const w = f.read('lm_head.weight'); }
+ * finally { f.close(); }
+ * writeSafetensors('out.safetensors', { w: { shape: [2, 2], data: new Float32Array(4), dtype: 'BF16' } });
  */
-import { closeSync, fstatSync, openSync, readSync, renameSync, writeSync, unlinkSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { basename } from 'node:path';
 import { DpoError } from '../errors.js';
+import { decodeBf16, decodeF16, encodeHalf } from './half.js';
+import { checkHeaderLength, parseHeader, type SafetensorsDType, type STDType, type TensorInfo } from './safetensors-header.js';
 
-export type STDType = 'F32' | 'F16' | 'BF16';
+export { f16ToF32, f32ToBf16, f32ToF16, bf16ToF32 } from './half.js';
+export { DTYPE_BITS, MAX_HEADER_BYTES, type SafetensorsDType, type STDType, type TensorInfo } from './safetensors-header.js';
+
 const ITEM: Record<STDType, number> = { F32: 4, F16: 2, BF16: 2 };
-const MAX_HEADER = 100 * 1024 * 1024;
+/** Largest single read/write; Node refuses more than 2 GiB per call. */
+const MAX_IO = 1 << 30;
+/** Elements per chunk when converting 16-bit data. */
+const CHUNK = 1 << 20;
 
-export interface TensorInfo {
-  name: string;
-  dtype: STDType;
+/** A tensor loaded whole: float32 values, or the raw bits of a BF16 tensor when asked for. */
+export interface LoadedTensor {
+  dtype: SafetensorsDType;
   shape: number[];
-  /** Absolute byte offsets in the file. */
-  begin: number;
-  end: number;
+  data: Float32Array | Uint16Array;
 }
 
-/** An open safetensors file: the parsed header, and tensors loaded on demand. */
+/** An open safetensors file: the validated header now, tensors on demand. */
 export class SafetensorsFile {
-  readonly tensors = new Map<string, TensorInfo>();
-  readonly metadata: Record<string, string> = {};
+  /** Tensors in file order. */
+  readonly tensors: Map<string, TensorInfo>;
+  readonly metadata: Record<string, string>;
+  readonly size: number;
   private fd: number | null;
 
   constructor(readonly path: string) {
-    const bad = (msg: string): never => {
-      this.close();
-      throw new DpoError(`${path}: not a valid safetensors file: ${msg}`);
-    };
     try {
       this.fd = openSync(path, 'r');
     } catch (e) {
-      throw new DpoError(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new DpoError(`${path}: cannot open safetensors file (${code === 'ENOENT' ? 'no such file' : code ?? (e as Error).message})`);
     }
-    const size = fstatSync(this.fd).size;
-    if (size < 8) bad(`file is ${size} bytes, too short for the 8-byte header length`);
-    const lenBuf = Buffer.alloc(8);
-    readSync(this.fd, lenBuf, 0, 8, 0);
-    const hlen = lenBuf.readBigUInt64LE(0);
-    if (hlen > BigInt(Math.min(MAX_HEADER, size - 8))) bad(`header length ${hlen} exceeds ${size - 8 < MAX_HEADER ? `the file (${size} bytes)` : 'the 100 MB limit'}`);
-    const n = Number(hlen);
-    const hb = Buffer.alloc(n);
-    if (readSync(this.fd, hb, 0, n, 8) !== n) bad('header truncated');
-    let header: unknown;
     try {
-      header = JSON.parse(hb.toString('utf8'));
-    } catch {
-      return bad('header is not valid JSON');
-    }
-    if (!header || typeof header !== 'object' || Array.isArray(header)) bad('header is not a JSON object');
-    const dataStart = 8 + n;
-    const dataLen = size - dataStart;
-    const ranges: [number, number, string][] = [];
-    for (const [name, v] of Object.entries(header as Record<string, unknown>)) {
-      if (name === '__metadata__') {
-        if (!v || typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string')) bad('__metadata__ must map strings to strings');
-        Object.assign(this.metadata, v);
-        continue;
-      }
-      const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-      if (!e || typeof e !== 'object') bad(`tensor "${name}": entry is not an object`);
-      if (typeof e.dtype !== 'string') bad(`tensor "${name}": missing dtype`);
-      if (!(e.dtype as string in ITEM)) {
-        this.close();
-        throw new DpoError(`${path}: tensor "${name}" has dtype ${e.dtype}; only F32, F16 and BF16 are supported (convert the checkpoint to one of them)`);
-      }
-      if (!Array.isArray(e.shape) || e.shape.some((d) => typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0)) bad(`tensor "${name}": shape must be a list of non-negative integers`);
-      const off = e.data_offsets;
-      if (!Array.isArray(off) || off.length !== 2 || off.some((d) => typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0)) bad(`tensor "${name}": data_offsets must be two non-negative integers`);
-      const [b, en] = off as number[];
-      if (b > en) bad(`tensor "${name}": data_offsets begin ${b} > end ${en}`);
-      if (en > dataLen) bad(`tensor "${name}": data_offsets end ${en} lies outside the data region (${dataLen} bytes; file truncated?)`);
-      const shape = e.shape as number[];
-      const want = shape.reduce((a, d) => a * d, 1) * ITEM[e.dtype as STDType];
-      if (en - b !== want) bad(`tensor "${name}": ${en - b} bytes for shape [${shape.join(', ')}] of ${e.dtype} (needs ${want})`);
-      ranges.push([b, en, name]);
-      this.tensors.set(name, { name, dtype: e.dtype as STDType, shape, begin: dataStart + b, end: dataStart + en });
-    }
-    ranges.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
-    for (let i = 1; i < ranges.length; i++) {
-      if (ranges[i][0] < ranges[i - 1][1]) bad(`tensors "${ranges[i - 1][2]}" and "${ranges[i][2]}" overlap`);
+      const st = fstatSync(this.fd);
+      if (!st.isFile()) throw new DpoError(`${path}: not a regular file`);
+      this.size = st.size;
+      const prefix = new Uint8Array(8);
+      if (this.size >= 8) readFully(this.fd, prefix, 0, path);
+      const n = checkHeaderLength(prefix, this.size, path);
+      const hb = new Uint8Array(n);
+      readFully(this.fd, hb, 8, path);
+      const h = parseHeader(hb, this.size, path);
+      this.tensors = h.tensors;
+      this.metadata = h.metadata;
+    } catch (e) {
+      this.close();
+      throw e;
     }
   }
 
-  /** Reads a tensor as float32 (F16 / BF16 widened exactly). */
-  read(name: string, out?: Float32Array): Float32Array {
+  /** Opens `path`; same as the constructor. */
+  static open(path: string): SafetensorsFile {
+    return new SafetensorsFile(path);
+  }
+
+  /** Names in file order. */
+  names(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  /** Name, dtype and shape of every tensor, without reading data. */
+  list(): TensorInfo[] {
+    return [...this.tensors.values()];
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  info(name: string): TensorInfo {
     const info = this.tensors.get(name);
-    if (!info) throw new DpoError(`${this.path}: no tensor named "${name}"`);
-    if (this.fd === null) throw new DpoError(`${this.path}: file already closed`);
-    const count = info.shape.reduce((a, d) => a * d, 1);
+    if (!info) throw new DpoError(`${this.path}: no tensor named "${name}" (the file holds ${this.tensors.size} tensors${this.tensors.size ? `, e.g. "${this.tensors.keys().next().value}"` : ''})`);
+    return info;
+  }
+
+  /** Reads a tensor as float32 (F16 / BF16 widened exactly), into `out` when given. */
+  read(name: string, out?: Float32Array): Float32Array {
+    const info = this.info(name);
+    const fd = this.openFd();
+    if (info.dtype !== 'F32' && info.dtype !== 'F16' && info.dtype !== 'BF16') {
+      throw new DpoError(`${this.path}: tensor "${name}" has dtype ${info.dtype}; only F32, F16 and BF16 tensors can be loaded (convert the checkpoint, e.g. model.to(torch.float32).save_pretrained(...))`);
+    }
+    const count = numel(info.shape);
     const dst = out ?? new Float32Array(count);
-    if (dst.length !== count) throw new DpoError(`${this.path}: tensor "${name}" has ${count} elements, destination ${dst.length}`);
+    if (dst.length !== count) throw new DpoError(`${this.path}: tensor "${name}" has ${count} elements, the destination holds ${dst.length}`);
     if (info.dtype === 'F32') {
-      readFully(this.fd, new Uint8Array(dst.buffer, dst.byteOffset, count * 4), info.begin, this.path);
+      readFully(fd, new Uint8Array(dst.buffer, dst.byteOffset, count * 4), info.begin, this.path);
       return dst;
     }
-    // 16-bit: read in slices and widen, so no second full-size copy exists.
-    const CH = 1 << 20;
-    const tmp = new Uint16Array(Math.min(count, CH));
-    const u32 = new Uint32Array(dst.buffer, dst.byteOffset, count);
-    for (let s = 0; s < count; s += CH) {
-      const k = Math.min(CH, count - s);
-      readFully(this.fd, new Uint8Array(tmp.buffer, 0, k * 2), info.begin + s * 2, this.path);
-      if (info.dtype === 'BF16') for (let i = 0; i < k; i++) u32[s + i] = tmp[i] << 16;
-      else for (let i = 0; i < k; i++) dst[s + i] = f16ToF32(tmp[i]);
+    // 16-bit: read a slice, widen it into place; never a second full-size buffer.
+    const tmp = new Uint16Array(Math.min(count, CHUNK));
+    const decode = info.dtype === 'BF16' ? decodeBf16 : decodeF16;
+    for (let s = 0; s < count; s += CHUNK) {
+      const k = Math.min(CHUNK, count - s);
+      const part = k === tmp.length ? tmp : tmp.subarray(0, k);
+      readFully(fd, new Uint8Array(part.buffer, 0, k * 2), info.begin + s * 2, this.path);
+      decode(part, dst, s);
     }
     return dst;
   }
 
-  /** Reads a BF16 tensor's raw bits (for bf16 storage of frozen weights). */
-  readRawBf16(name: string): Uint16Array {
-    const info = this.tensors.get(name);
-    if (!info || info.dtype !== 'BF16') throw new DpoError(`${this.path}: "${name}" is not a BF16 tensor`);
-    const count = (info.end - info.begin) / 2;
-    const out = new Uint16Array(count);
-    readFully(this.fd!, new Uint8Array(out.buffer), info.begin, this.path);
+  /** Reads a BF16 tensor's raw bits (for bf16 storage of frozen weights), into `out` when given. */
+  readRawBf16(name: string, out?: Uint16Array): Uint16Array {
+    const info = this.info(name);
+    if (info.dtype !== 'BF16') throw new DpoError(`${this.path}: tensor "${name}" is ${info.dtype}, not BF16`);
+    const count = numel(info.shape);
+    const dst = out ?? new Uint16Array(count);
+    if (dst.length !== count) throw new DpoError(`${this.path}: tensor "${name}" has ${count} elements, the destination holds ${dst.length}`);
+    readFully(this.openFd(), new Uint8Array(dst.buffer, dst.byteOffset, count * 2), info.begin, this.path);
+    return dst;
+  }
+
+  /** A tensor's bytes exactly as stored (any dtype). */
+  readBytes(name: string): Uint8Array {
+    const info = this.info(name);
+    const out = new Uint8Array(info.end - info.begin);
+    readFully(this.openFd(), out, info.begin, this.path);
+    return out;
+  }
+
+  /** Every tensor, as float32, or BF16 kept as raw bits with `keepBf16`. */
+  readAll(opts: { keepBf16?: boolean } = {}): Map<string, LoadedTensor> {
+    const out = new Map<string, LoadedTensor>();
+    for (const info of this.tensors.values()) {
+      const data = opts.keepBf16 && info.dtype === 'BF16' ? this.readRawBf16(info.name) : this.read(info.name);
+      out.set(info.name, { dtype: info.dtype, shape: info.shape.slice(), data });
+    }
     return out;
   }
 
@@ -125,128 +153,187 @@ export class SafetensorsFile {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
   }
+
+  private openFd(): number {
+    if (this.fd === null) throw new DpoError(`${this.path}: file already closed`);
+    return this.fd;
+  }
+}
+
+/** Reads a whole safetensors file (see SafetensorsFile for lazy access). */
+export function readSafetensors(path: string, opts: { keepBf16?: boolean } = {}): { tensors: Map<string, LoadedTensor>; metadata: Record<string, string> } {
+  const f = new SafetensorsFile(path);
+  try {
+    return { tensors: f.readAll(opts), metadata: { ...f.metadata } };
+  } finally {
+    f.close();
+  }
+}
+
+function numel(shape: readonly number[]): number {
+  return shape.reduce((a, d) => a * d, 1);
 }
 
 function readFully(fd: number, buf: Uint8Array, pos: number, path: string): void {
   let done = 0;
   while (done < buf.length) {
-    const n = readSync(fd, buf, done, buf.length - done, pos + done);
-    if (n <= 0) throw new DpoError(`${path}: unexpected end of file`);
+    let n: number;
+    try {
+      n = readSync(fd, buf, done, Math.min(MAX_IO, buf.length - done), pos + done);
+    } catch (e) {
+      throw new DpoError(`${path}: read failed at byte ${pos + done} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    if (n <= 0) throw new DpoError(`${path}: unexpected end of file at byte ${pos + done} (the file shrank or is truncated)`);
     done += n;
   }
 }
 
-export function f16ToF32(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
-
-const f32buf = new Float32Array(1);
-const u32buf = new Uint32Array(f32buf.buffer);
-
-/** float32 → bf16 bits, round to nearest even (torch's conversion); NaN stays NaN. */
-export function f32ToBf16(x: number): number {
-  f32buf[0] = x;
-  const u = u32buf[0];
-  if ((u & 0x7fffffff) > 0x7f800000) return ((u >>> 16) | 0x40) & 0xffff;
-  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
-}
-
-/** float32 → f16 bits, round to nearest even. */
-export function f32ToF16(x: number): number {
-  f32buf[0] = x;
-  const u = u32buf[0];
-  const sign = (u >>> 16) & 0x8000;
-  const e = (u >>> 23) & 0xff;
-  let m = u & 0x7fffff;
-  if (e === 0xff) return sign | 0x7c00 | (m ? 0x200 : 0);
-  let ex = e - 127 + 15;
-  if (ex >= 0x1f) return sign | 0x7c00;
-  if (ex <= 0) {
-    if (ex < -10) return sign;
-    m |= 0x800000;
-    const shift = 14 - ex;
-    const half = 1 << (shift - 1);
-    let r = m >>> shift;
-    const rem = m & ((1 << shift) - 1);
-    if (rem > half || (rem === half && r & 1)) r++;
-    return sign | r;
-  }
-  let r = m >>> 13;
-  const rem = m & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && r & 1)) {
-    r++;
-    if (r === 0x400) {
-      r = 0;
-      ex++;
-      if (ex >= 0x1f) return sign | 0x7c00;
-    }
-  }
-  return sign | (ex << 10) | r;
-}
+// ---------------------------------------------------------------------------------------------
+// Writing
 
 export interface TensorToWrite {
   shape: readonly number[];
-  data: Float32Array | Float64Array;
+  /** float values (converted to `dtype`), or the raw bits of an F16/BF16 tensor. */
+  data: Float32Array | Float64Array | Uint16Array;
+  /** Stored dtype; F32 by default, or the dtype of raw 16-bit bits. */
   dtype?: STDType;
 }
 
-/**
- * Writes tensors atomically (temp file + rename), sorted by name, header padded with spaces to a
- * multiple of 8 bytes as the Python library does; `__metadata__` defaults to {"format": "pt"}.
- */
-export function writeSafetensors(path: string, tensors: Record<string, TensorToWrite> | [string, TensorToWrite][], metadata: Record<string, string> = { format: 'pt' }): void {
-  const entries = (Array.isArray(tensors) ? tensors : Object.entries(tensors)).slice().sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  const header: Record<string, unknown> = { __metadata__: metadata };
-  let off = 0;
-  for (const [name, t] of entries) {
-    const dt = t.dtype ?? 'F32';
-    const n = t.shape.reduce((a, d) => a * d, 1);
-    if (n !== t.data.length) throw new DpoError(`writing ${path}: tensor "${name}" has ${t.data.length} values for shape [${t.shape.join(', ')}]`);
-    header[name] = { dtype: dt, shape: t.shape, data_offsets: [off, off + n * ITEM[dt]] };
-    off += n * ITEM[dt];
+/** Rank of a dtype in the Python library's write order (its enum order, descending). */
+const DTYPE_ORDER: Record<STDType, number> = { F32: 0, BF16: 1, F16: 2 };
+
+/** Byte-wise (UTF-8) comparison, as Rust compares Strings. */
+function compareUtf8(a: string, b: string): number {
+  return a === b ? 0 : Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+interface Planned {
+  name: string;
+  dtype: STDType;
+  t: TensorToWrite;
+  bytes: number;
+}
+
+function plan(where: string, tensors: Record<string, TensorToWrite> | readonly (readonly [string, TensorToWrite])[]): Planned[] {
+  const list = Array.isArray(tensors) ? (tensors as readonly (readonly [string, TensorToWrite])[]) : Object.entries(tensors as Record<string, TensorToWrite>);
+  const seen = new Set<string>();
+  const out: Planned[] = [];
+  for (const [name, t] of list) {
+    if (name === '__metadata__') throw new DpoError(`writing ${where}: "__metadata__" cannot be a tensor name`);
+    if (seen.has(name)) throw new DpoError(`writing ${where}: tensor "${name}" given twice`);
+    seen.add(name);
+    const dtype = t.dtype ?? 'F32';
+    if (!Object.prototype.hasOwnProperty.call(ITEM, dtype)) throw new DpoError(`writing ${where}: tensor "${name}": dtype ${dtype} cannot be written (F32, BF16, F16)`);
+    if (t.data instanceof Uint16Array && dtype === 'F32') throw new DpoError(`writing ${where}: tensor "${name}": raw 16-bit data needs dtype BF16 or F16`);
+    for (const d of t.shape) if (!Number.isSafeInteger(d) || d < 0) throw new DpoError(`writing ${where}: tensor "${name}" has an invalid shape [${t.shape.join(', ')}]`);
+    const n = numel(t.shape);
+    if (n !== t.data.length) throw new DpoError(`writing ${where}: tensor "${name}" has ${t.data.length} values for shape [${t.shape.join(', ')}] (${n} elements)`);
+    out.push({ name, dtype, t, bytes: n * ITEM[dtype] });
   }
-  let json = JSON.stringify(header);
-  const pad = (8 - (Buffer.byteLength(json) % 8)) % 8;
-  json += ' '.repeat(pad);
-  const hb = Buffer.from(json, 'utf8');
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    const len = Buffer.alloc(8);
-    len.writeBigUInt64LE(BigInt(hb.length));
-    writeSync(fd, len);
-    writeSync(fd, hb);
-    for (const [, t] of entries) {
-      const dt = t.dtype ?? 'F32';
-      if (dt === 'F32') {
-        const f = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
-        writeAll(fd, new Uint8Array(f.buffer, f.byteOffset, f.byteLength));
-      } else {
-        const CH = 1 << 20;
-        const conv = dt === 'BF16' ? f32ToBf16 : f32ToF16;
-        for (let s = 0; s < t.data.length; s += CH) {
-          const k = Math.min(CH, t.data.length - s);
-          const u = new Uint16Array(k);
-          for (let i = 0; i < k; i++) u[i] = conv(t.data[s + i]);
-          writeAll(fd, new Uint8Array(u.buffer));
-        }
+  out.sort((a, b) => DTYPE_ORDER[a.dtype] - DTYPE_ORDER[b.dtype] || compareUtf8(a.name, b.name));
+  return out;
+}
+
+/** The header bytes (padded) for planned tensors, as the Rust serializer writes them. */
+function headerBytes(where: string, planned: readonly Planned[], metadata: Record<string, string> | null): Buffer {
+  const parts: string[] = [];
+  if (metadata && Object.keys(metadata).length) {
+    const m = Object.keys(metadata).sort().map((k) => {
+      if (typeof metadata[k] !== 'string') throw new DpoError(`writing ${where}: metadata "${k}" must be a string`);
+      return `${JSON.stringify(k)}:${JSON.stringify(metadata[k])}`;
+    });
+    parts.push(`"__metadata__":{${m.join(',')}}`);
+  }
+  let off = 0;
+  for (const p of planned) {
+    parts.push(`${JSON.stringify(p.name)}:{"dtype":"${p.dtype}","shape":[${p.t.shape.join(',')}],"data_offsets":[${off},${off + p.bytes}]}`);
+    off += p.bytes;
+  }
+  const json = Buffer.from(`{${parts.join(',')}}`, 'utf8');
+  const pad = (8 - (json.length % 8)) % 8;
+  return Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
+}
+
+/** Writes one tensor's data in its stored dtype, converting in chunks. */
+function writeTensor(fd: number, p: Planned): void {
+  const { t, dtype } = p;
+  if (t.data instanceof Uint16Array) {
+    writeAll(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  } else if (dtype === 'F32') {
+    if (t.data instanceof Float32Array) {
+      writeAll(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    } else {
+      const tmp = new Float32Array(Math.min(CHUNK, t.data.length));
+      for (let s = 0; s < t.data.length; s += CHUNK) {
+        const k = Math.min(CHUNK, t.data.length - s);
+        for (let i = 0; i < k; i++) tmp[i] = t.data[s + i];
+        writeAll(fd, new Uint8Array(tmp.buffer, 0, k * 4));
       }
     }
-  } catch (e) {
-    closeSync(fd);
-    try { unlinkSync(tmp); } catch { /* already gone */ }
-    throw e;
+  } else {
+    const tmp = new Uint16Array(Math.min(CHUNK, t.data.length));
+    for (let s = 0; s < t.data.length; s += CHUNK) {
+      const k = Math.min(CHUNK, t.data.length - s);
+      const part = k === tmp.length ? tmp : tmp.subarray(0, k);
+      encodeHalf(dtype, t.data, s, part);
+      writeAll(fd, new Uint8Array(part.buffer, 0, k * 2));
+    }
   }
-  closeSync(fd);
-  renameSync(tmp, path);
+}
+
+let tmpCounter = 0;
+
+/** A temp path next to `path` (same directory, so the rename is atomic). */
+export function tempPathFor(path: string): string {
+  return `${path}.tmp-${process.pid}-${tmpCounter++}`;
+}
+
+/**
+ * Writes tensors to `path` atomically. `metadata` defaults to {"format": "pt"}, which transformers
+ * requires; pass null for none. Returns the file size in bytes.
+ */
+export function writeSafetensors(
+  path: string,
+  tensors: Record<string, TensorToWrite> | readonly (readonly [string, TensorToWrite])[],
+  metadata: Record<string, string> | null = { format: 'pt' },
+): number {
+  const planned = plan(path, tensors);
+  const header = headerBytes(path, planned, metadata);
+  const tmp = tempPathFor(path);
+  let fd: number;
+  try {
+    fd = openSync(tmp, 'w');
+  } catch (e) {
+    throw new DpoError(`cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check that ${basename(path)}'s directory exists and is writable`);
+  }
+  let size = 8 + header.length;
+  try {
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(header.length));
+    writeAll(fd, len);
+    writeAll(fd, header);
+    for (const p of planned) {
+      writeTensor(fd, p);
+      size += p.bytes;
+    }
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(tmp, path);
+  } catch (e) {
+    try { closeSync(fd); } catch { /* already closed */ }
+    try { unlinkSync(tmp); } catch { /* already gone */ }
+    if (e instanceof DpoError) throw e;
+    throw new DpoError(`cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  return size;
+}
+
+/** The bytes a tensor takes on disk in `dtype` (F32 by default). */
+export function storedBytes(t: TensorToWrite): number {
+  return numel(t.shape) * ITEM[t.dtype ?? 'F32'];
 }
 
 function writeAll(fd: number, buf: Uint8Array): void {
   let done = 0;
-  while (done < buf.length) done += writeSync(fd, buf, done, buf.length - done);
+  while (done < buf.length) done += writeSync(fd, buf, done, Math.min(MAX_IO, buf.length - done));
 }

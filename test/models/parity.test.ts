@@ -12,7 +12,7 @@ import { Tensor } from '../../src/tensor/tensor.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { loadCausalLM } from '../../src/models/load.js';
 import { tokenLogprobs, mul, sum } from '../../src/ops/index.js';
-import { getBackend } from '../../src/backend/index.js';
+import { getBackend, nativeAvailable, setBackend } from '../../src/backend/index.js';
 
 const MODELS = join(process.cwd(), 'test', 'fixtures', 'models');
 
@@ -36,8 +36,21 @@ function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-for (const name of ['llama', 'llama-tied', 'mistral', 'qwen2', 'qwen3', 'gpt2', 'llama-bf16', 'llama-sharded']) {
-  test(`${name}: logits and every parameter gradient match transformers (${getBackend().name})`, () => {
+const backends = nativeAvailable() ? (['ref', 'native'] as const) : (['ref'] as const);
+for (const backend of backends) for (const name of ['llama', 'llama-tied', 'mistral', 'qwen2', 'qwen3', 'gpt2', 'llama-bf16', 'llama-sharded']) {
+  test(`${name}: logits and every parameter gradient match transformers (${backend})`, () => {
+    const prev = getBackend().name;
+    setBackend(backend);
+    try {
+      check(name);
+    } finally {
+      setBackend(prev);
+    }
+  });
+}
+
+function check(name: string): void {
+  {
     const { model } = loadCausalLM(join(MODELS, name));
     const { meta, t } = loadExpected(name);
     const B = meta.input_ids.length, T = meta.input_ids[0].length;
@@ -83,10 +96,10 @@ for (const name of ['llama', 'llama-tied', 'mistral', 'qwen2', 'qwen3', 'gpt2', 
         const rel = num / Math.max(den, 1e-6);
         if (rel > worst.rel) worst = { name: pname, rel };
       }
-      console.log(`# ${name}: logits err ${errL.toExponential(2)}, logp err ${errP.toExponential(2)}, worst grad ${worst.name} rel ${worst.rel.toExponential(2)}`);
+      console.log(`# ${name} (${getBackend().name}): logits err ${errL.toExponential(2)}, logp err ${errP.toExponential(2)}, worst grad ${worst.name} rel ${worst.rel.toExponential(2)}`);
       assert.ok(worst.rel <= 1e-4, `${name}: gradient of ${worst.name} off by ${worst.rel} (relative to its max)`);
     });
-  });
+  }
 }
 
 /** HF Conv1D gradients are (in, out); ours are (out, in). */
