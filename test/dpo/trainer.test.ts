@@ -1,0 +1,90 @@
+/** Trainer behaviour: ln 2 at step 1, gradient accumulation = the larger batch, precomputed-reference cache, checkpoint limits. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadCausalLM } from '../../src/models/load.js';
+import { HfTokenizer } from '../../src/tokenizer/tokenizer.js';
+import { Dataset } from '../../src/data/dataset.js';
+import { DPOConfig } from '../../src/dpo/config.js';
+import { DPOTrainer } from '../../src/dpo/trainer.js';
+import { LoraConfig } from '../../src/lora/config.js';
+
+const MODEL = 'test/fixtures/models/llama';
+const seed = JSON.parse(readFileSync('examples/dpo_example.json', 'utf8')) as Record<string, string[]>;
+const eight = Dataset.fromDict({ prompt: [...seed.prompt, 'hello'], chosen: [...seed.chosen, 'hi'], rejected: [...seed.rejected, 'go away'] });
+const out = () => mkdtempSync(join(tmpdir(), 'dpo-tr-'));
+
+async function run(opts: Record<string, unknown>, peft: LoraConfig | null = null) {
+  const { model } = loadCausalLM(MODEL);
+  const args = new DPOConfig({ output_dir: out(), logging_steps: 1, learning_rate: 1e-3, max_length: 64, save_strategy: 'no', ...opts });
+  const t = new DPOTrainer({ model, args, trainDataset: eight, processingClass: HfTokenizer.fromDir(MODEL), peftConfig: peft, warn: () => {} });
+  await t.train();
+  return t;
+}
+
+test('step-1 loss is ln 2 when the policy equals the reference (sigmoid, full and LoRA)', async () => {
+  for (const peft of [null, new LoraConfig({ r: 4, lora_alpha: 8 })]) {
+    const t = await run({ per_device_train_batch_size: 8, max_steps: 1 }, peft);
+    const first = t.state.log_history[0];
+    assert.ok(Math.abs(first.loss - Math.LN2) < 1e-6, `loss ${first.loss}`);
+    assert.equal(first['rewards/margins'], 0);
+  }
+});
+
+test('gradient accumulation 4×2 equals one batch of 8', async () => {
+  const a = await run({ per_device_train_batch_size: 8, gradient_accumulation_steps: 1, max_steps: 2 });
+  const b = await run({ per_device_train_batch_size: 2, gradient_accumulation_steps: 4, max_steps: 2 });
+  for (let i = 0; i < 2; i++) {
+    for (const k of ['loss', 'grad_norm', 'rewards/chosen', 'logps/rejected']) {
+      const x = a.state.log_history[i][k], y = b.state.log_history[i][k];
+      assert.ok(Math.abs(x - y) <= 1e-5 * Math.max(1, Math.abs(x)), `step ${i + 1} ${k}: ${x} vs ${y}`);
+    }
+  }
+  const pa = new Map(a.model.namedParameters()), pb = new Map(b.model.namedParameters());
+  let worst = 0;
+  for (const [n, p] of pa) for (let i = 0; i < p.size; i++) worst = Math.max(worst, Math.abs(p.data[i] - pb.get(n)!.data[i]));
+  assert.ok(worst <= 1e-5, `weights differ by ${worst}`);
+});
+
+test('precomputed reference log-probs are cached on disk and reused', async () => {
+  const dir = out();
+  const a = await run({ per_device_train_batch_size: 4, max_steps: 2, precompute_ref_log_probs: true, output_dir: dir });
+  const cache = readdirSync(dir).filter((f) => f.startsWith('ref_logps-train-'));
+  assert.equal(cache.length, 1);
+  let calls = 0;
+  const { model } = loadCausalLM(MODEL);
+  const t = new DPOTrainer({ model, args: new DPOConfig({ output_dir: dir, logging_steps: 1, learning_rate: 1e-3, max_length: 64, save_strategy: 'no', per_device_train_batch_size: 4, max_steps: 2, precompute_ref_log_probs: true }), trainDataset: eight, processingClass: HfTokenizer.fromDir(MODEL), warn: () => {} });
+  t.callbacks.onRefProgress = () => calls++;
+  await t.train();
+  assert.equal(calls, 0, 'the cached reference log-probs were recomputed');
+  assert.deepEqual(t.state.log_history.map((e) => e.loss), a.state.log_history.map((e) => e.loss));
+});
+
+test('checkpoints every save_steps, at most save_total_limit kept, none half-written', async () => {
+  const dir = out();
+  await run({ per_device_train_batch_size: 4, max_steps: 5, save_strategy: 'steps', save_steps: 1, save_total_limit: 2, output_dir: dir });
+  const ck = readdirSync(dir).filter((d) => d.startsWith('checkpoint-')).sort();
+  assert.deepEqual(ck, ['checkpoint-3', 'checkpoint-4']);
+  assert.ok(!readdirSync(dir).some((d) => d.includes('.tmp-')));
+  for (const f of ['model.safetensors', 'optimizer.safetensors', 'scheduler.json', 'rng_state.json', 'trainer_state.json', 'training_args.json']) assert.ok(existsSync(join(dir, 'checkpoint-4', f)), f);
+  const st = JSON.parse(readFileSync(join(dir, 'checkpoint-4', 'trainer_state.json'), 'utf8'));
+  assert.equal(st.global_step, 4);
+  assert.equal(st.log_history.length, 4);
+});
+
+test('LoRA trains only the adapters; the base weights stay bit-identical', async () => {
+  const before = new Map(loadCausalLM(MODEL).model.namedParameters().map(([n, p]) => [n, Float32Array.from(p.data)]));
+  const t = await run({ per_device_train_batch_size: 4, max_steps: 2 }, new LoraConfig({ r: 4, lora_alpha: 8, target_modules: 'all-linear' }));
+  let changedAdapters = 0;
+  for (const [n, p] of t.model.namedParameters()) {
+    if (n.includes('lora_')) {
+      if (n.includes('lora_B') && p.data.some((v) => v !== 0)) changedAdapters++;
+      continue;
+    }
+    const orig = before.get(n.replace('.base_layer', ''))!;
+    assert.deepEqual(p.data, orig, `${n} changed`);
+  }
+  assert.ok(changedAdapters > 0);
+});
