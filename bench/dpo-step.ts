@@ -1,0 +1,114 @@
+/**
+ * Side-by-side DPO step benchmark (issue: performance). Workload A: full fine-tuning f32, 4 pairs per
+ * step, max_length 512. Workload B: the seed's settings (LoRA r=64, alpha=16, dropout 0.1 on the
+ * default targets, batch 1 × GA 8, lr 2e-4, beta 0.1). Prints seconds per optimizer step (median after
+ * the first), tokens/s, peak RSS and achieved GFLOPS against oneDNN's ceiling measured in this run; when
+ * the reference stack is installed (.venv-ref), runs TRL 1.13 on the identical checkpoint and data.
+ *   node dist/bench/dpo-step.js [--steps 4] [--workload A|B|AB] [--no-trl] [--dir /tmp/dpo-bench]
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { loadCausalLM } from '../src/models/load.js';
+import { HfTokenizer } from '../src/tokenizer/tokenizer.js';
+import { Dataset } from '../src/data/dataset.js';
+import { DPOConfig } from '../src/dpo/config.js';
+import { DPOTrainer } from '../src/dpo/trainer.js';
+import { LoraConfig } from '../src/lora/config.js';
+import { makeWorkload } from './workload.js';
+
+const argv = process.argv.slice(2);
+const opt = (k: string, d: string) => (argv.includes(`--${k}`) ? argv[argv.indexOf(`--${k}`) + 1] : d);
+const steps = Number(opt('steps', '4'));
+const workloads = opt('workload', 'AB');
+const dir = opt('dir', '/tmp/dpo-bench');
+const runTrl = !argv.includes('--no-trl') && existsSync('.venv-ref/bin/python');
+
+interface Result {
+  name: string;
+  sPerStep: number;
+  tokensPerS: number;
+  peakRssGB: number;
+  gflops: number;
+}
+
+const SETTINGS: Record<string, Record<string, unknown>> = {
+  A: { per_device_train_batch_size: 4, gradient_accumulation_steps: 1, learning_rate: 1e-6, beta: 0.1, max_length: 512 },
+  B: { per_device_train_batch_size: 1, gradient_accumulation_steps: 8, learning_rate: 2e-4, beta: 0.1, max_length: 512 },
+};
+const LORA = { r: 64, lora_alpha: 16, lora_dropout: 0.1 };
+
+async function ours(w: 'A' | 'B', modelDir: string, dataPath: string, ceilingGflops: number): Promise<Result> {
+  const { model } = loadCausalLM(modelDir);
+  const nParams = model.parameters().reduce((a, p) => a + p.size, 0);
+  const tok = HfTokenizer.fromDir(modelDir);
+  const ds = await Dataset.fromFile(dataPath);
+  const args = new DPOConfig({ ...SETTINGS[w], output_dir: join(dir, `out-${w}`), max_steps: steps, logging_steps: 1, save_strategy: 'no', lr_scheduler_type: 'constant', seed: 42 });
+  const times: number[] = [];
+  const tokens: number[] = [];
+  let t0 = performance.now();
+  let stepTokens = 0;
+  const t = new DPOTrainer({
+    model, args, trainDataset: ds, processingClass: tok, warn: () => {},
+    peftConfig: w === 'B' ? new LoraConfig(LORA) : null,
+    callbacks: {
+      onStep(p) {
+        times.push((performance.now() - t0) / 1000);
+        tokens.push(p.tokens);
+        stepTokens = p.tokens;
+        t0 = performance.now();
+        process.stderr.write(`  ours ${w} step ${p.step}: ${times[times.length - 1].toFixed(2)} s, ${stepTokens} tokens\n`);
+      },
+    },
+  });
+  t0 = performance.now();
+  await t.train();
+  const rest = times.slice(1).sort((a, b) => a - b);
+  const med = rest[Math.floor(rest.length / 2)] ?? times[0];
+  const tok1 = tokens.slice(1).reduce((a, b) => a + b, 0) / Math.max(1, tokens.length - 1);
+  const flop = (w === 'A' ? 8 : 6) * nParams * tok1;
+  void ceilingGflops;
+  return { name: `ours ${w}`, sPerStep: med, tokensPerS: tok1 / med, peakRssGB: process.resourceUsage().maxRSS / 1024 ** 2, gflops: flop / med / 1e9 };
+}
+
+function trl(w: 'A' | 'B', modelDir: string, dataPath: string, bf16: boolean): Result | null {
+  const args = [join('bench', 'trl_step.py'), '--model', modelDir, '--data', dataPath, '--steps', String(steps), '--workload', w, ...(bf16 ? ['--bf16'] : [])];
+  const r = spawnSync('.venv-ref/bin/python', args, { encoding: 'utf8', timeout: 3 * 3600 * 1000, maxBuffer: 1 << 26 });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  if (!line) {
+    process.stderr.write(`TRL ${w} failed:\n${r.stderr.slice(-3000)}\n`);
+    return null;
+  }
+  const j = JSON.parse(line.slice(7));
+  return { name: `TRL ${w}${bf16 ? ' bf16' : ' f32'}`, sPerStep: j.s_per_step, tokensPerS: j.tokens_per_s, peakRssGB: j.peak_rss_gb, gflops: NaN };
+}
+
+async function main(): Promise<void> {
+  const { modelDir, dataPath } = makeWorkload(dir);
+  const addon = createRequire(import.meta.url)(join(process.cwd(), 'native/build/Release/dpo_native.node')) as { matmulCeiling(m: number, n: number, k: number, it: number): number };
+  const ceiling = (2 * 2048 * 1536 * 576) / addon.matmulCeiling(2048, 1536, 576, 20) / 1e9;
+  const results: Result[] = [];
+  for (const w of ['A', 'B'] as const) {
+    if (!workloads.includes(w)) continue;
+    results.push(await ours(w, modelDir, dataPath, ceiling));
+    if (runTrl) {
+      for (const bf16 of w === 'A' ? [false, true] : [false]) {
+        const r = trl(w, modelDir, dataPath, bf16);
+        if (r) results.push(r);
+      }
+    }
+  }
+  console.log(`\noneDNN f32 matmul ceiling in this run (2048×1536×576): ${ceiling.toFixed(0)} GFLOPS; steps per run: ${steps}`);
+  console.log('| run | s/step (median after first) | tokens/s | peak RSS (GB) | achieved GFLOPS |');
+  console.log('|---|---|---|---|---|');
+  for (const r of results) console.log(`| ${r.name} | ${r.sPerStep.toFixed(2)} | ${r.tokensPerS.toFixed(0)} | ${r.peakRssGB.toFixed(2)} | ${Number.isFinite(r.gflops) ? r.gflops.toFixed(0) : '-'} |`);
+  for (const w of ['A', 'B']) {
+    const o = results.find((r) => r.name === `ours ${w}`);
+    for (const r of results.filter((x) => x.name.startsWith(`TRL ${w}`))) if (o) console.log(`ours ${w} / ${r.name}: time ×${(o.sPerStep / r.sPerStep).toFixed(2)}, peak RSS ×${(o.peakRssGB / r.peakRssGB).toFixed(2)}`);
+  }
+  void readFileSync;
+}
+
+main();
