@@ -74,7 +74,7 @@ export function parseHeader(bytes: Uint8Array, fileSize: number, where: string):
     header = parseJson(text).value;
   } catch (e) {
     if (!(e instanceof JsonSyntaxError)) throw e;
-    return bad(`the header is not valid JSON (${e.message})`);
+    return bad(e.message.startsWith('duplicate key') ? `the header has a ${e.message} (each name may appear once)` : `the header is not valid JSON (${e.message})`);
   }
   if (!header || typeof header !== 'object' || Array.isArray(header)) bad(`the header must be a JSON object, got ${Array.isArray(header) ? 'an array' : describe(header)}`);
   const dataStart = 8 + bytes.length;

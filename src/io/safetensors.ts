@@ -17,6 +17,7 @@
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import { DpoError } from '../errors.js';
+import { tempPathFor } from './atomic.js';
 import { decodeBf16, decodeF16, encodeHalf } from './half.js';
 import { checkHeaderLength, parseHeader, type SafetensorsDType, type STDType, type TensorInfo } from './safetensors-header.js';
 
@@ -279,13 +280,6 @@ function writeTensor(fd: number, p: Planned): void {
       writeAll(fd, new Uint8Array(part.buffer, 0, k * 2));
     }
   }
-}
-
-let tmpCounter = 0;
-
-/** A temp path next to `path` (same directory, so the rename is atomic). */
-export function tempPathFor(path: string): string {
-  return `${path}.tmp-${process.pid}-${tmpCounter++}`;
 }
 
 /**
