@@ -51,8 +51,11 @@ export function assertNoGrad(op: string, inputs: readonly Tensor[]): void {
 
 /**
  * Accumulates d(root)/d(leaf) into every leaf's `.grad`. `grad` defaults to 1 for a scalar root.
+ * With `releaseActivations`, each op's output goes back to the pool as soon as its backward has run
+ * (every consumer's backward ran before it), so peak memory falls as backward proceeds; the caller
+ * must not read intermediate tensors afterwards (kept tensors are spared).
  */
-export function backward(root: Tensor, grad?: Tensor): void {
+export function backward(root: Tensor, grad?: Tensor, opts: { releaseActivations?: boolean } = {}): void {
   if (!root.requiresGrad) throw new ShapeError('backward', `${root} does not require grad (was it computed under noGrad, or from frozen tensors only?)`);
   if (!grad && root.size !== 1) throw new ShapeError('backward', `root of shape ${fmtShape(root.shape)} is not a scalar; pass its gradient`);
   const order = topoOrder(root);
@@ -97,6 +100,7 @@ export function backward(root: Tensor, grad?: Tensor): void {
       }
     }
     if (!used.has(g.data)) g.release();
+    if (opts.releaseActivations && t !== root && !t.kept) t.release();
   }
 }
 

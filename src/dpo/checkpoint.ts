@@ -4,7 +4,9 @@
  * args. Written into a temporary directory and renamed, so a crash never leaves half a checkpoint;
  * resuming restores everything needed to continue bit for bit.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { writeDirAtomically } from '../io/atomic.js';
+import { writeModelConfig } from '../io/config.js';
 import { join } from 'node:path';
 import { DpoError } from '../errors.js';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
@@ -15,28 +17,13 @@ import { exportWeights, loadWeightsInto } from '../models/registry.js';
 import type { CausalLM } from '../models/causal-lm.js';
 import type { DPOTrainer } from './trainer.js';
 
-/** Writes `fill(tmpDir)` then renames it to `dir` (replacing an older one). */
-export function writeDirAtomically(dir: string, fill: (tmp: string) => void): void {
-  const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  try {
-    fill(tmp);
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
-  if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
-  renameSync(tmp, dir);
-}
-
 /** Model weights (full) or the adapter (LoRA) into `dir`, in the formats transformers / PEFT load. */
 export function writeModelFiles(model: CausalLM, dir: string, baseModel: string): void {
   if (loraLayers(model).length) {
     writeFileSync(join(dir, 'adapter_config.json'), `${JSON.stringify(adapterConfig(model, baseModel), null, 2)}\n`);
     writeSafetensors(join(dir, 'adapter_model.safetensors'), adapterTensors(model));
   } else {
-    writeFileSync(join(dir, 'config.json'), `${JSON.stringify(model.arch.raw, null, 2)}\n`);
+    writeModelConfig(dir, model.arch.raw, model.arch.floatPaths);
     writeSafetensors(join(dir, 'model.safetensors'), exportWeights(model).map(([n, t]) => [n, { shape: t.shape, data: t.data }] as [string, TensorToWrite]));
   }
 }

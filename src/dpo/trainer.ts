@@ -181,12 +181,13 @@ export class DPOTrainer {
       const { pol, loss } = mode === 'train' ? run() : noGrad(run);
       const lossValue = loss.item();
       if (!Number.isFinite(lossValue)) throw new NonFiniteLossError(lossValue, this.state.global_step + 1);
-      if (mode === 'train') {
-        this.totalTrainTokens += countOnes(b.attentionMask);
-        backward(scale(loss, 1 / ga));
-      }
+      // Copy what the metrics need before backward hands the activations back to the pool.
       const B = b.rows / 2;
       const lp = Float64Array.from(pol.logps.data);
+      if (mode === 'train') {
+        this.totalTrainTokens += countOnes(b.attentionMask);
+        backward(scale(loss, 1 / ga), undefined, { releaseActivations: true });
+      }
       recordBatchMetrics(this.metrics[mode], {
         stats: pol.stats!, numTokens: this.totalTrainTokens, beta: a.beta,
         chosenLogps: lp.subarray(0, B), rejectedLogps: lp.subarray(B), refChosenLogps: ref.subarray(0, B), refRejectedLogps: ref.subarray(B),

@@ -45,6 +45,8 @@ export interface ArchConfig {
   attnDropout: number;
   /** The raw config.json, saved back unchanged. */
   raw: Record<string, unknown>;
+  /** JSON paths of numbers written as floats in config.json (10000.0), so saving keeps them floats. */
+  floatPaths?: Set<string>;
 }
 
 type Raw = Record<string, unknown>;

@@ -2,7 +2,9 @@
  * Loading and saving whole models in the Hugging Face layout: config.json + safetensors weights,
  * through the same loaders a user's downloaded checkpoint goes through.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { parseJson } from '../io/json.js';
+import { writeModelConfig } from '../io/config.js';
 import { join } from 'node:path';
 import { DpoError } from '../errors.js';
 import { resolveModelDir } from '../io/model-source.js';
@@ -20,23 +22,24 @@ export interface LoadedModel {
   nameOrPath: string;
 }
 
-export function readConfig(dir: string): Record<string, unknown> {
+export function readConfig(dir: string): { raw: Record<string, unknown>; floatPaths: Set<string> } {
   const p = join(dir, 'config.json');
-  let raw: unknown;
+  let parsed: { value: unknown; floatPaths: Set<string> };
   try {
-    raw = JSON.parse(readFileSync(p, 'utf8'));
+    parsed = parseJson(readFileSync(p, 'utf8'));
   } catch (e) {
     throw new DpoError(`${p}: ${existsSync(p) ? `not valid JSON (${(e as Error).message})` : 'missing'}`);
   }
+  const raw = parsed.value;
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new DpoError(`${p}: must be a JSON object`);
-  return raw as Record<string, unknown>;
+  return { raw: raw as Record<string, unknown>, floatPaths: parsed.floatPaths };
 }
 
 /** Loads a causal LM from a local directory or an HF-cache model id. */
 export function loadCausalLM(nameOrPath: string): LoadedModel {
   const dir = resolveModelDir(nameOrPath);
-  const raw = readConfig(dir);
-  const arch = archFromConfig(raw, join(dir, 'config.json'));
+  const { raw, floatPaths } = readConfig(dir);
+  const arch = { ...archFromConfig(raw, join(dir, 'config.json')), floatPaths };
   const w = openCheckpointWeights(dir);
   try {
     const model = buildModel(arch, w.entries.map(([name, info, load]) => [name, () => ({ shape: info.shape, data: load() })]), dir);
@@ -52,7 +55,7 @@ export function saveCausalLM(model: CausalLM, dir: string, opts: { dtype?: STDTy
   mkdirSync(dir, { recursive: true });
   const raw = { ...model.arch.raw };
   if (opts.dtype) raw.torch_dtype = opts.dtype === 'BF16' ? 'bfloat16' : opts.dtype === 'F16' ? 'float16' : 'float32';
-  writeFileSync(join(dir, 'config.json'), `${JSON.stringify(raw, null, 2)}\n`);
+  writeModelConfig(dir, raw, model.arch.floatPaths);
   const tensors = exportWeights(model).map(([name, t]) => [name, { shape: t.shape, data: t.data, dtype: opts.dtype ?? 'F32' }] as [string, { shape: number[]; data: Float32Array; dtype: STDType }]);
   writeSafetensors(join(dir, 'model.safetensors'), tensors);
 }

@@ -16,29 +16,59 @@ let pooledBytes = 0;
 /** Upper bound on idle pooled memory; beyond it released buffers are left to the GC. */
 let poolLimitBytes = 8 * 1024 ** 3;
 
-const key = (dtype: DType, n: number) => `${dtype}:${n}`;
+const key = (dtype: DType, cap: number) => `${dtype}:${cap}`;
 
-/** Returns a buffer of n elements; contents are arbitrary unless `zero` is set. */
+/**
+ * Capacity bucket for n elements: sizes grow geometrically (ratio 1.125 above 4096), so batches of
+ * varying sequence length reuse the same buffers instead of allocating fresh ones every step.
+ */
+const BUCKETS: number[] = [];
+for (let c = 4096; c < 2 ** 32; c = Math.ceil(c * 1.125)) BUCKETS.push(c);
+const BUCKET_SET = new Set(BUCKETS);
+
+export function bucketCapacity(n: number): number {
+  if (n <= 4096) return n;
+  let lo = 0, hi = BUCKETS.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (BUCKETS[mid] >= n) hi = mid;
+    else lo = mid + 1;
+  }
+  return BUCKETS[lo];
+}
+
+function fullBuffer(buf: Storage): Storage {
+  const cap = buf.buffer.byteLength / buf.BYTES_PER_ELEMENT;
+  return buf.length === cap && buf.byteOffset === 0 ? buf : buf instanceof Float64Array ? new Float64Array(buf.buffer) : new Float32Array(buf.buffer);
+}
+
+/** Returns a buffer of n elements (a view of a bucket-sized buffer); contents arbitrary unless `zero`. */
 export function allocStorage(dtype: DType, n: number, zero: boolean): Storage {
-  const list = free.get(key(dtype, n));
-  const buf = list?.pop();
-  if (buf) {
-    pooledBytes -= buf.byteLength;
+  const cap = bucketCapacity(n);
+  const list = free.get(key(dtype, cap));
+  const whole = list?.pop();
+  if (whole) {
+    pooledBytes -= whole.byteLength;
+    const buf = whole.length === n ? whole : whole.subarray(0, n);
     if (zero) buf.fill(0);
     return buf;
   }
-  return dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+  const fresh = dtype === 'float64' ? new Float64Array(cap) : new Float32Array(cap);
+  return cap === n ? fresh : fresh.subarray(0, n);
 }
 
 /** Gives a buffer back to the pool. The caller must not use it afterwards. */
 export function releaseStorage(dtype: DType, buf: Storage): void {
   if (buf.length === 0) return;
-  if (pooledBytes + buf.byteLength > poolLimitBytes) return;
-  const k = key(dtype, buf.length);
+  const whole = fullBuffer(buf);
+  // Only pool buffers this module handed out (exact bucket capacity); others go to the GC.
+  if (whole.length > 4096 && !BUCKET_SET.has(whole.length)) return;
+  if (pooledBytes + whole.byteLength > poolLimitBytes) return;
+  const k = key(dtype, whole.length);
   let list = free.get(k);
   if (!list) free.set(k, (list = []));
-  list.push(buf);
-  pooledBytes += buf.byteLength;
+  list.push(whole);
+  pooledBytes += whole.byteLength;
 }
 
 /** Registers a freshly created tensor with the innermost scope (if any). */
