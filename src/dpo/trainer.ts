@@ -129,6 +129,7 @@ export class DPOTrainer {
     const maxId = Math.max(...this.data.train.flatMap((p) => [...p.promptIds, ...p.chosenIds, ...p.rejectedIds]), this.data.collate.padTokenId);
     if (maxId >= vocab) throw new DpoError(`the tokenizer produces token id ${maxId} but the model's vocabulary has ${vocab} entries; the tokenizer does not belong to this model`);
     const a = this.args;
+    if (a.paddingFree) (init.warn ?? ((m: string) => process.emitWarning(m)))('padding_free=True is not implemented (TRL 1.13 disables it too); falling back to padded batches');
     const hadAdapter = loraLayers(this.model).length > 0;
     if (init.peftConfig) {
       if (hadAdapter) throw new DpoError('the model already carries a LoRA adapter and a peft_config was given; merge the adapter first, or drop peft_config to continue training it');

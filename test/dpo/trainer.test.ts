@@ -88,3 +88,26 @@ test('LoRA trains only the adapters; the base weights stay bit-identical', async
   }
   assert.ok(changedAdapters > 0);
 });
+
+test('eval every eval_steps logs eval_-prefixed metrics; TR-DPO sync moves the reference', async () => {
+  const t = await run({ per_device_train_batch_size: 4, max_steps: 2, eval_strategy: 'steps', eval_steps: 1 });
+  void t;
+  const { model } = loadCausalLM(MODEL);
+  const args = new DPOConfig({ output_dir: out(), logging_steps: 1, learning_rate: 1e-2, max_length: 64, save_strategy: 'no', per_device_train_batch_size: 8, max_steps: 2, eval_strategy: 'steps', eval_steps: 1, sync_ref_model: true, ref_model_sync_steps: 1, ref_model_mixup_alpha: 1 });
+  const tr = new DPOTrainer({ model, args, trainDataset: eight, evalDataset: eight, processingClass: HfTokenizer.fromDir(MODEL), warn: () => {} });
+  await tr.train();
+  const evals = tr.state.log_history.filter((e) => 'eval_loss' in e);
+  assert.equal(evals.length, 2);
+  for (const k of ['eval_rewards/accuracies', 'eval_rewards/margins', 'eval_logps/chosen', 'eval_runtime']) assert.ok(k in evals[0], k);
+  // With mixup alpha 1 the reference becomes the policy after each step: the eval rewards are 0.
+  assert.ok(Math.abs(evals[1]['eval_rewards/margins']) < 1e-6, `margin ${evals[1]['eval_rewards/margins']}`);
+});
+
+test('invalid rows stop the run unless skip_invalid_rows; bf16 / gradient checkpointing say they are unsupported', () => {
+  const bad = Dataset.fromList([...eight.rows, { prompt: 'x', chosen: '', rejected: 'y' }]);
+  const mk = (o: Record<string, unknown>) => new DPOTrainer({ model: loadCausalLM(MODEL).model, args: new DPOConfig({ output_dir: out(), max_length: 64, ...o }), trainDataset: bad, processingClass: HfTokenizer.fromDir(MODEL), warn: () => {} });
+  assert.throws(() => mk({}), /1 of 9 rows are invalid; fix them or pass --skip_invalid_rows/);
+  assert.equal(mk({ skip_invalid_rows: true }).data.train.length, 8);
+  assert.throws(() => new DPOConfig({ bf16: true }), /bf16 is not supported/);
+  assert.throws(() => new DPOConfig({ gradient_checkpointing: true }), /gradient_checkpointing is not supported/);
+});
