@@ -173,3 +173,36 @@ test('a NaN loss stops the run with a message and keeps the last good checkpoint
   assert.match(r.err, /became (NaN|Infinity|-Infinity) at step \d+; training stopped \(the last checkpoint is kept\)/);
   assert.ok(existsSync(join(out, 'checkpoint-1', 'trainer_state.json')));
 });
+
+test('--config YAML gives the same keys, flags override it; --help lists every option with its default', () => {
+  const out = tmp();
+  const cfg = join(out, 'run.yaml');
+  writeFileSync(cfg, `model_name_or_path: ${LLAMA}\ndataset_name: ${DATA}\nmax_steps: 5\nlearning_rate: 1.0e-3\nloss_type: [sigmoid, sft]\nloss_weights: [1.0, 0.25]\nper_device_train_batch_size: 7\nmax_length: 64\n`);
+  const r = dpo('train', '--config', cfg, '--max_steps', '2', '--output_dir', out);
+  assert.equal(r.code, 0, r.err);
+  const args = JSON.parse(readFileSync(join(out, 'training_args.json'), 'utf8'));
+  assert.equal(args.max_steps, 2);
+  assert.deepEqual(args.loss_type, ['sigmoid', 'sft']);
+  assert.deepEqual(args.loss_weights, [1, 0.25]);
+  const bad = join(out, 'bad.yaml');
+  writeFileSync(bad, 'learnin_rate: 3\n');
+  const b = dpo('train', '--config', bad);
+  assert.equal(b.code, 2);
+  assert.match(b.err, /--config .*bad\.yaml: unknown key "learnin_rate"/);
+  const h = dpo('train', '--help');
+  assert.equal(h.code, 0);
+  for (const flag of ['--model_name_or_path', '--dataset_name', '--per_device_train_batch_size', '--gradient_accumulation_steps', '--learning_rate', '--beta', '--loss_type', '--lora_target_modules', '--resume_from_checkpoint', '--precompute_ref_log_probs', '--adapter_name_or_path']) {
+    assert.ok(h.out.includes(flag), `--help lacks ${flag}`);
+  }
+  assert.match(h.out, /--beta\s+KL regularisation strength β \(default: 0\.1\)/);
+});
+
+test('dpo demo: the README main job runs on built-in defaults and shows the change', () => {
+  const out = tmp();
+  const r = dpo('demo', '--output_dir', out);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /final metrics: loss [0-9.]+, rewards\/accuracies 1\.00/);
+  assert.match(r.out, /greedy answers, before → after:/);
+  assert.match(r.out, /report: .*report\.html/);
+  assert.ok(existsSync(join(out, 'model.safetensors')) && existsSync(join(out, 'report.html')));
+});
