@@ -49,6 +49,22 @@ Attn parse(const Napi::CallbackInfo& info) {
   return a;
 }
 
+// Σ_j exp(s_j − m) over one row (masked entries are −inf → 0); vectorised fast exp.
+__attribute__((target_clones("avx2", "default")))
+float expSum(const float* s, int64_t T, float m) {
+  float acc = 0;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t j = 0; j < T; j++) acc += s[j] == -std::numeric_limits<float>::infinity() ? 0.0f : fast_exp(s[j] - m);
+  return acc;
+}
+
+// s_j ← exp(s_j − L) in place (−inf → 0).
+__attribute__((target_clones("avx2", "default")))
+void expShift(float* s, int64_t T, float L) {
+#pragma omp simd
+  for (int64_t j = 0; j < T; j++) s[j] = s[j] == -std::numeric_limits<float>::infinity() ? 0.0f : fast_exp(s[j] - L);
+}
+
 // P (T, T) = masked probabilities of query rows given lse, or computes lse when `lseOut`.
 void probs(const Attn& a, int64_t b, float* S, float* lse, bool computeLse) {
   const int64_t T = a.T;
@@ -74,9 +90,7 @@ void probs(const Attn& a, int64_t b, float* S, float* lse, bool computeLse) {
         continue;
       }
       if (nan) m = NAN;
-      double sum = 0;
-      for (int64_t j = 0; j < T; j++) sum += s[j] == NEG ? 0.0 : std::exp((double)s[j] - m);
-      L = (float)(m + std::log(sum));
+      L = (float)(m + std::log((double)expSum(s, T, m)));
       lse[t] = L;
     } else {
       L = lse[t];
@@ -87,7 +101,7 @@ void probs(const Attn& a, int64_t b, float* S, float* lse, bool computeLse) {
       for (int64_t j = 0; j < T; j++)
         if (!a.allowed(b, t, j)) s[j] = NEG;
     }
-    for (int64_t j = 0; j < T; j++) s[j] = s[j] == NEG ? 0.0f : std::exp(s[j] - L);
+    expShift(s, T, L);
   }
 }
 

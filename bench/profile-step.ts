@@ -1,0 +1,54 @@
+/**
+ * Where a DPO step's time goes: wraps every kernel of the active backend with a timer, runs a few
+ * steps of workload A (bench/workload.ts) and prints time per kernel, plus the rest (TypeScript
+ * bookkeeping, allocation, data). node dist/bench/profile-step.js [--steps 2] [--dir /tmp/dpo-bench]
+ */
+import { performance } from 'node:perf_hooks';
+import { getBackend } from '../src/backend/index.js';
+import type { Kernels } from '../src/backend/types.js';
+import { loadCausalLM } from '../src/models/load.js';
+import { HfTokenizer } from '../src/tokenizer/tokenizer.js';
+import { Dataset } from '../src/data/dataset.js';
+import { DPOConfig } from '../src/dpo/config.js';
+import { DPOTrainer } from '../src/dpo/trainer.js';
+import { makeWorkload } from './workload.js';
+
+const argv = process.argv.slice(2);
+const opt = (k: string, d: string) => (argv.includes(`--${k}`) ? argv[argv.indexOf(`--${k}`) + 1] : d);
+const steps = Number(opt('steps', '2'));
+const { modelDir, dataPath } = makeWorkload(opt('dir', '/tmp/dpo-bench'));
+
+const spent = new Map<string, number>();
+const k = getBackend().kernels as unknown as Record<string, (...a: unknown[]) => unknown>;
+let on = false;
+for (const name of Object.keys(k)) {
+  const f = k[name];
+  k[name] = (...args: unknown[]) => {
+    if (!on) return f(...args);
+    const t0 = performance.now();
+    const r = f(...args);
+    spent.set(name, (spent.get(name) ?? 0) + performance.now() - t0);
+    return r;
+  };
+}
+void (null as unknown as Kernels);
+
+const { model } = loadCausalLM(modelDir);
+const t = new DPOTrainer({
+  model, args: new DPOConfig({ output_dir: '/tmp/dpo-bench/profile', per_device_train_batch_size: 4, max_steps: steps + 1, max_length: 512, save_strategy: 'no', logging_steps: 1 }),
+  trainDataset: await Dataset.fromFile(dataPath), processingClass: HfTokenizer.fromDir(modelDir), warn: () => {},
+});
+let t0 = 0;
+let total = 0;
+t.callbacks.onStep = (p) => {
+  if (p.step === 1) {
+    on = true;
+    t0 = performance.now();
+  } else total = performance.now() - t0;
+};
+await t.train();
+const sum = [...spent.values()].reduce((a, b) => a + b, 0);
+console.log(`| kernel | s/step | share |\n|---|---|---|`);
+for (const [name, ms] of [...spent].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`| ${name} | ${(ms / steps / 1000).toFixed(2)} | ${((100 * ms) / total).toFixed(1)}% |`);
+console.log(`| (everything outside kernels) | ${((total - sum) / steps / 1000).toFixed(2)} | ${((100 * (total - sum)) / total).toFixed(1)}% |`);
+console.log(`| total | ${(total / steps / 1000).toFixed(2)} | 100% |`);
