@@ -1,7 +1,7 @@
 /** sum / mean over axes (or everything), with broadcast-back backward. */
 import { record } from '../autograd/tape.js';
 import { Tensor } from '../tensor/tensor.js';
-import { K, normAxis, broadcastStrides, collapse } from './util.js';
+import { K, normAxis, broadcastStrides, collapse, sumAxesKeepDims } from './util.js';
 
 function axesOf(op: string, x: Tensor, axis: number | number[] | undefined): number[] {
   if (axis === undefined) return x.shape.map((_, i) => i);
@@ -20,17 +20,8 @@ function expand(g: Tensor, keptShape: number[], shape: readonly number[], factor
 
 function reduceSum(op: string, x: Tensor, axis: number | number[] | undefined, keepdim: boolean, factor: (n: number) => number): Tensor {
   const axes = axesOf(op, x, axis);
-  let cur = x;
-  let shape = x.shape.slice();
-  for (const d of axes) {
-    const outer = shape.slice(0, d).reduce((a, b) => a * b, 1);
-    const inner = shape.slice(d + 1).reduce((a, b) => a * b, 1);
-    const next = Tensor.empty([...shape.slice(0, d), 1, ...shape.slice(d + 1)], x.dtype);
-    K(x).sumAxis(cur.data, next.data, outer, shape[d], inner);
-    if (cur !== x) cur.release();
-    cur = next;
-    shape = next.shape.slice();
-  }
+  const cur = sumAxesKeepDims(x, axes);
+  const shape = cur.shape.slice();
   const n = axes.reduce((a, d) => a * x.shape[d], 1);
   const f = factor(n);
   if (f !== 1) for (let i = 0; i < cur.data.length; i++) cur.data[i] *= f;

@@ -72,6 +72,21 @@ export function collapse(shape: number[], ...strides: number[][]): [number[], nu
   return [s, st];
 }
 
+/** Σ over `axes` (ascending), keeping them as size-1 dims; returns x itself when there are none. */
+export function sumAxesKeepDims(x: Tensor, axes: readonly number[]): Tensor {
+  let cur = x;
+  for (const d of axes) {
+    const shape = cur.shape;
+    const outer = shape.slice(0, d).reduce((a, b) => a * b, 1);
+    const inner = shape.slice(d + 1).reduce((a, b) => a * b, 1);
+    const next = Tensor.empty([...shape.slice(0, d), 1, ...shape.slice(d + 1)], x.dtype);
+    K(x).sumAxis(cur.data, next.data, outer, shape[d], inner);
+    if (cur !== x) cur.release();
+    cur = next;
+  }
+  return cur;
+}
+
 /**
  * Sums a gradient of the broadcast shape `from` down to `to` (the input's shape), via sumAxis.
  */
@@ -80,18 +95,7 @@ export function reduceTo(g: Tensor, to: readonly number[]): Tensor {
   if (from.length === to.length && from.every((d, i) => d === to[i])) return g;
   const rank = from.length;
   const padded = [...new Array<number>(rank - to.length).fill(1), ...to];
-  let cur = g;
-  let curShape = from.slice();
-  for (let d = 0; d < rank; d++) {
-    if (padded[d] === 1 && curShape[d] !== 1) {
-      const outer = curShape.slice(0, d).reduce((a, b) => a * b, 1);
-      const inner = curShape.slice(d + 1).reduce((a, b) => a * b, 1);
-      const next = Tensor.empty([...curShape.slice(0, d), 1, ...curShape.slice(d + 1)], g.dtype);
-      K(g).sumAxis(cur.data, next.data, outer, curShape[d], inner);
-      if (cur !== g) cur.release();
-      cur = next;
-      curShape = next.shape.slice();
-    }
-  }
+  const axes = from.map((d, i) => i).filter((i) => padded[i] === 1 && from[i] !== 1);
+  const cur = sumAxesKeepDims(g, axes);
   return new Tensor(cur.data, to, cur === g ? g : cur);
 }
