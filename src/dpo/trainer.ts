@@ -399,7 +399,10 @@ export class DPOTrainer {
   }
 
   private restore(dir: string): number {
+    // The run's own settings win over the checkpoint's (e.g. a larger max_steps when continuing).
+    const { max_steps, logging_steps, eval_steps, save_steps, train_batch_size, num_train_epochs } = this.state;
     const r = restoreTrainerCheckpoint(this, dir);
+    Object.assign(this.state, { max_steps, logging_steps, eval_steps, save_steps, train_batch_size, num_train_epochs });
     this.totalTrainTokens = r.totalTrainTokens;
     this.trLoss = r.trLoss;
     this.totalLossScalar = r.totalLossScalar;
