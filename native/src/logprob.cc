@@ -35,6 +35,23 @@ void rowSums(const float* l, int64_t n, float m, float* out3) {
   out3[2] = s2;
 }
 
+// Max, sum and a NaN flag over one row of a chunk, as vectorisable reductions.
+__attribute__((target_clones("avx2", "default")))
+void rowMaxSum(const float* l, int64_t n, float* maxOut, float* sumOut, bool* nanOut) {
+  float m = -std::numeric_limits<float>::infinity(), s = 0;
+  int bad = 0;
+#pragma omp simd reduction(max : m) reduction(+ : s) reduction(| : bad)
+  for (int64_t j = 0; j < n; j++) {
+    float x = l[j];
+    m = x > m ? x : m;
+    s += x;
+    bad |= (x != x);
+  }
+  *maxOut = m;
+  *sumOut = s;
+  *nanOut = bad != 0;
+}
+
 __attribute__((target_clones("avx2", "default")))
 void rowGrad(float* l, int64_t n, float lse, float g) {
 #pragma omp simd
@@ -61,20 +78,14 @@ Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
     for (int64_t r = 0; r < N; r++) {
       const float* l = L.data() + r * n;
       RowState& S = st[r];
-      float cm = -std::numeric_limits<float>::infinity();
-      double sum = 0;
-      int64_t at = 0;
-      for (int64_t j = 0; j < n; j++) {
-        float x = l[j];
-        if (x != x) S.nan = true;
-        if (x > cm) {
-          cm = x;
-          at = j;
-        }
-        sum += x;
-      }
+      float cm, sum;
+      bool nan;
+      rowMaxSum(l, n, &cm, &sum, &nan);
+      if (nan) S.nan = true;
       S.sum += sum;
       if (cm > S.m) {
+        int64_t at = 0;
+        while (at < n && l[at] != cm) at++;
         S.best = (int32_t)(v0 + at);
         double f = std::exp((double)S.m - cm);
         S.s *= f;
