@@ -22,7 +22,10 @@ export const LOSS_TYPES = [
   'apo_zero', 'apo_down', 'discopop', 'sft', 'sigmoid_norm',
 ] as const;
 
-export const SCHEDULERS = ['linear', 'cosine', 'constant', 'constant_with_warmup'] as const;
+import { LR_SCHEDULER_TYPES } from '../optim/schedule.js';
+
+/** transformers' step-based schedules (get_scheduler). */
+export const SCHEDULERS = LR_SCHEDULER_TYPES;
 
 const o = (snake: string, type: OptionType, def: unknown, group: OptionSpec['group'], help: string, choices?: readonly string[]): OptionSpec => ({
   snake,
