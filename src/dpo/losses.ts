@@ -185,10 +185,6 @@ export function fDivergenceScores(logratio: Tensor, type: string, alphaCoef: num
 }
 
 /** Σ_k w_k · mean(loss_k) over the configured loss types (optionally WPO-weighted per pair). */
-export function combinedLoss(x: LossInputs, s: LossSettings, types: readonly string[], weights: readonly number[] | null, pairWeights: Tensor | null = null): Tensor {
-  return weightedTerms(x, s, types, weights, pairWeights).loss;
-}
-
 function weightedTerms(x: LossInputs, s: LossSettings, types: readonly string[], weights: readonly number[] | null, pairWeights: Tensor | null) {
   if (types.length === 0) throw new DpoError('loss_type is empty; give at least one loss type (e.g. sigmoid)');
   if (weights && weights.length !== types.length) throw new DpoError(`loss_weights has ${weights.length} values for ${types.length} loss types; give one weight per loss_type`);
