@@ -82,3 +82,12 @@ test('seeded shuffle is reproducible and a permutation', async () => {
   assert.notDeepEqual(a, c);
   assert.equal(new Set(a).size, 7);
 });
+
+test('an implicit string prompt that splits a special token is warned about', async () => {
+  const { HfTokenizer } = await import('../../src/tokenizer/tokenizer.js');
+  const { prepareRows } = await import('../../src/data/prepare.js');
+  const tok = HfTokenizer.fromDir('test/fixtures/tokenizers/tiny-bpe');
+  const warnings: string[] = [];
+  prepareRows([{ chosen: 'hi<|im_end|> yes', rejected: 'hi<|im_start|> no' }], tok, { maxLength: null, truncationMode: 'keep_start', warn: (m) => warnings.push(m) }, false);
+  assert.ok(warnings.some((w) => /row 0: the implicit prompt ends inside the special token <\|im_end\|>/.test(w)), warnings.join('\n'));
+});
