@@ -48,7 +48,7 @@ inline float deriv(Op op, float x, float y, float a) {
     case SQRT: return 0.5f / y;
     case SQUARE: return 2.0f * x;
     case SIGMOID: return y * (1.0f - y);
-    case LOGSIGMOID: return 1.0f - sigm(x);
+    case LOGSIGMOID: return sigm(-x);  // σ(−x), exact in the tails as torch
     case TANH: return 1.0f - y * y;
     case RELU: return x > 0 ? 1.0f : (x == x ? 0.0f : x);
     case SILU: { float s = sigm(x); return s * (1.0f + x * (1.0f - s)); }
@@ -144,7 +144,7 @@ Napi::Value MaskScale(const Napi::CallbackInfo& info) {
   int64_t n = I64(info[3]);
   float s = (float)F64(info[4]);
 #pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; i++) out[i] = m[i] ? x[i] * s : 0.0f;
+  for (int64_t i = 0; i < n; i++) out[i] = x[i] * (float)m[i] * s;  // a dropped NaN stays NaN, as torch
   return info.Env().Undefined();
 }
 

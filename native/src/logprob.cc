@@ -81,12 +81,20 @@ Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
       float cm, sum;
       bool nan;
       rowMaxSum(l, n, &cm, &sum, &nan);
-      if (nan) S.nan = true;
+      if (nan && !S.nan) {
+        // torch's argmax picks the first NaN
+        int64_t at = 0;
+        while (at < n && l[at] == l[at]) at++;
+        S.best = (int32_t)(v0 + at);
+        S.nan = true;
+      }
       S.sum += sum;
       if (cm > S.m) {
-        int64_t at = 0;
-        while (at < n && l[at] != cm) at++;
-        S.best = (int32_t)(v0 + at);
+        if (!S.nan) {
+          int64_t at = 0;
+          while (at < n && l[at] != cm) at++;
+          S.best = (int32_t)(v0 + at);
+        }
         double f = std::exp((double)S.m - cm);
         S.s *= f;
         S.e *= f;

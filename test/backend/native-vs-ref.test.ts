@@ -74,7 +74,9 @@ test('binary broadcasting, axpy, maskScale, sumAxis, sumSquares', { skip }, () =
   const x = rand(100003), y = rand(100003);
   both('axpy', [y], (K, [o]) => K.axpy(o, x, x.length, -0.3));
   const mask = Uint8Array.from({ length: 999 }, () => rng.nextInt(2));
-  both('maskScale', [new Float32Array(999)], (K, [o]) => K.maskScale(x, mask, o, 999, 1.25));
+  const xm = x.slice(0, 999);
+  xm[0] = NaN; // a dropped NaN stays NaN (x·mask·scale), as torch
+  both('maskScale', [new Float32Array(999)], (K, [o]) => K.maskScale(xm, mask, o, 999, 1.25));
   for (const [outer, dim, inner] of [[1, 1, 1], [3, 17, 1], [2, 5, 300], [1, 1000, 7]]) {
     both(`sumAxis ${outer},${dim},${inner}`, [new Float32Array(outer * inner)], (K, [o]) => K.sumAxis(x, o, outer, dim, inner), 1e-5, 1e-4);
   }
@@ -149,8 +151,10 @@ test('tokenLogprobs forward/backward: chunks, ignored targets, ±1e4 logits, NaN
   const t = Int32Array.from([1, 2]);
   const a = [new Float32Array(2), new Float32Array(2)], b = [new Float32Array(2), new Float32Array(2)];
   h[4] = NaN;
-  N.tokenLogprobs({ h, w, targets: t, N: 2, C: 3, V: 3, chunk: 2, logp: a[0], lse: a[1], entropy: null, logitSum: null, argmax: null, lse2: null });
-  refKernels.tokenLogprobs({ h, w, targets: t, N: 2, C: 3, V: 3, chunk: 2, logp: b[0], lse: b[1], entropy: null, logitSum: null, argmax: null, lse2: null });
+  const amA = new Int32Array(2), amB = new Int32Array(2);
+  N.tokenLogprobs({ h, w, targets: t, N: 2, C: 3, V: 3, chunk: 2, logp: a[0], lse: a[1], entropy: null, logitSum: null, argmax: amA, lse2: null });
+  refKernels.tokenLogprobs({ h, w, targets: t, N: 2, C: 3, V: 3, chunk: 2, logp: b[0], lse: b[1], entropy: null, logitSum: null, argmax: amB, lse2: null });
+  assert.deepEqual(amA, amB, 'argmax, first NaN in a NaN row');
   close('large logits', a[0], b[0], 1e-5, 1e-3);
   assert.ok(Number.isFinite(a[0][0]) && Number.isNaN(a[0][1]));
 });

@@ -67,7 +67,7 @@ function derivative(op: UnaryOp, alpha: number): (x: number, y: number) => numbe
     case 'sqrt': return (_x, y) => 0.5 / y;
     case 'square': return (x) => 2 * x;
     case 'sigmoid': return (_x, y) => y * (1 - y);
-    case 'logsigmoid': return (x) => 1 - sigmoid(x); // d/dx log σ(x) = σ(−x)
+    case 'logsigmoid': return (x) => sigmoid(-x); // d/dx log σ(x) = σ(−x), exact for large x (not 1 − σ(x))
     case 'tanh': return (_x, y) => 1 - y * y;
     case 'relu': return (x) => (x > 0 ? 1 : x === x ? 0 : x);
     case 'silu': return (x) => { const s = sigmoid(x); return s * (1 + x * (1 - s)); };
@@ -90,6 +90,7 @@ export function axpy(y: F, x: F, n: number, alpha: number): void {
   for (let i = 0; i < n; i++) y[i] += alpha * x[i];
 }
 
+/** out = x·mask·scale as torch's dropout computes it: a dropped NaN/Inf still gives NaN. */
 export function maskScale(x: F, mask: Uint8Array, out: F, n: number, s: number): void {
-  for (let i = 0; i < n; i++) out[i] = mask[i] ? x[i] * s : 0;
+  for (let i = 0; i < n; i++) out[i] = x[i] * mask[i] * s;
 }

@@ -21,7 +21,7 @@ export function tokenLogprobs(p: TokenLogprobArgs): void {
   const sum = new Float64Array(N);
   const tgt = new Float64Array(N);
   const best = new Int32Array(N);
-  const nan = new Uint8Array(N);
+  const nanAt = new Int32Array(N).fill(-1); // first NaN logit per row: torch's argmax treats NaN as the max
   for (let v0 = 0; v0 < V; v0 += chunk) {
     const n = Math.min(chunk, V - v0);
     chunkLogits(h, w, buf, N, C, v0, n);
@@ -30,7 +30,7 @@ export function tokenLogprobs(p: TokenLogprobArgs): void {
       let cm = -Infinity;
       for (let j = 0; j < n; j++) {
         const l = buf[row + j];
-        if (l !== l) nan[r] = 1;
+        if (l !== l && nanAt[r] < 0) nanAt[r] = v0 + j;
         if (l > cm) cm = l;
         sum[r] += l;
       }
@@ -56,13 +56,14 @@ export function tokenLogprobs(p: TokenLogprobArgs): void {
     }
   }
   for (let r = 0; r < N; r++) {
-    const L = nan[r] ? NaN : m[r] + Math.log(s[r]);
+    const nan = nanAt[r] >= 0;
+    const L = nan ? NaN : m[r] + Math.log(s[r]);
     lse[r] = L;
     logp[r] = targets[r] < 0 ? 0 : tgt[r] - L;
     if (entropy) entropy[r] = L - e[r] / s[r];
     if (logitSum) logitSum[r] = sum[r];
-    if (argmax) argmax[r] = best[r];
-    if (lse2) lse2[r] = nan[r] ? NaN : 2 * m[r] + Math.log(s2[r]);
+    if (argmax) argmax[r] = nan ? nanAt[r] : best[r];
+    if (lse2) lse2[r] = nan ? NaN : 2 * m[r] + Math.log(s2[r]);
   }
 }
 
