@@ -29,6 +29,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const segIds = opts.segIds ?? null;
   if (keyMask && keyMask.length !== B * T) throw new ShapeError('attention', `keyMask has ${keyMask.length} entries for B·T = ${B * T}`);
   if (segIds && segIds.length !== B * T) throw new ShapeError('attention', `segIds has ${segIds.length} entries for B·T = ${B * T}`);
+  if (opts.window !== undefined && !(Number.isInteger(opts.window) && opts.window >= 0)) throw new ShapeError('attention', `window ${opts.window} must be a non-negative integer (0 = unlimited)`);
   const out = Tensor.empty(q.shape, q.dtype);
   const lse = Tensor.empty([B, Hq, T], q.dtype);
   const args = {

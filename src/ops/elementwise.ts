@@ -74,23 +74,30 @@ export const silu = (x: Tensor): Tensor => unaryOp('silu', x);
 export const geluTanh = (x: Tensor): Tensor => unaryOp('gelu_tanh', x);
 export const abs = (x: Tensor): Tensor => unaryOp('abs', x);
 
-/** x + s */
+/** x + s (s is cast to x's dtype first, as torch does with a Python scalar) */
 export function addScalar(x: Tensor, s: number): Tensor {
   const out = Tensor.empty(x.shape, x.dtype);
-  const d = out.data, xd = x.data;
-  for (let i = 0; i < xd.length; i++) d[i] = xd[i] + s;
+  const c = Tensor.full([1], s, x.dtype);
+  K(x).binary('add', x.data, c.data, out.data, [x.size], [1], [0]);
+  c.release();
   return record('addScalar', out, [x], (g) => [g.detach()]);
 }
 
-/** clamp(x, min, max); gradient passes only where min ≤ x ≤ max (torch.clamp). */
+/**
+ * clamp(x, min, max) = min(max(x, min), max), like torch.clamp (so min > max gives max everywhere,
+ * NaN stays NaN); its gradient is where(min ≤ x ≤ max, g, 0). The kernel table has no min/max or
+ * select kernel, so these two comparison loops stay here.
+ */
 export function clamp(x: Tensor, min: number, max: number): Tensor {
   const out = Tensor.empty(x.shape, x.dtype);
   const d = out.data, xd = x.data;
-  for (let i = 0; i < xd.length; i++) d[i] = xd[i] < min ? min : xd[i] > max ? max : xd[i];
+  for (let i = 0; i < xd.length; i++) {
+    const v = xd[i] < min ? min : xd[i];
+    d[i] = v > max ? max : v;
+  }
   return record('clamp', out, [x], (g) => {
     const gx = Tensor.empty(x.shape, x.dtype);
     for (let i = 0; i < xd.length; i++) gx.data[i] = xd[i] >= min && xd[i] <= max ? g.data[i] : 0;
     return [gx];
   });
 }
-

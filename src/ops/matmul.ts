@@ -51,13 +51,26 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
         if (!transB) gemm(a, g, gb, { batch, m: ak, n: bn, k: am }, !transA, false, true);
         else gemm(g, a, gb, { batch, m: bn, n: ak, k: am }, true, transA, true);
       } else {
-        // b is shared across the batch: fold the batch into the reduction dim.
-        const a2 = new Tensor(a.data, [batch * a.shape[a.ndim - 2], a.shape[a.ndim - 1]], a);
-        const g2 = new Tensor(g.data, [batch * am, bn], g);
-        if (transA && batch > 1) throw new ShapeError('matmul', 'transA with a 2-D b and batch > 1 is not supported in backward');
         gb = Tensor.empty(b.shape, b.dtype);
-        if (!transB) gemm(a2, g2, gb, { batch: 1, m: ak, n: bn, k: batch * am }, !transA, false, false);
-        else gemm(g2, a2, gb, { batch: 1, m: bn, n: ak, k: batch * am }, true, transA, false);
+        if (!transA || batch === 1) {
+          // b is shared across the batch: fold the batch into the reduction dim, (batch·M, K).
+          const a2 = new Tensor(a.data, [batch * a.shape[a.ndim - 2], a.shape[a.ndim - 1]], a);
+          const g2 = new Tensor(g.data, [batch * am, bn], g);
+          if (!transB) gemm(a2, g2, gb, { batch: 1, m: ak, n: bn, k: batch * am }, !transA, false, false);
+          else gemm(g2, a2, gb, { batch: 1, m: bn, n: ak, k: batch * am }, true, transA, false);
+        } else {
+          // a is (batch, K, M): its batches do not stack along M, so accumulate one GEMM per batch:
+          // dB = Σ_i a_i·g_i (or Σ_i g_iᵀ·a_iᵀ when transB).
+          const k = K(a);
+          for (let i = 0; i < batch; i++) {
+            const ai = a.data.subarray(i * am * ak, (i + 1) * am * ak);
+            const gi = g.data.subarray(i * am * bn, (i + 1) * am * bn);
+            k.matmul({
+              a: transB ? gi : ai, b: transB ? ai : gi, c: gb.data, batch: 1, m: transB ? bn : ak, n: transB ? ak : bn, k: am,
+              transA: transB, transB, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: i === 0 ? 0 : 1,
+            });
+          }
+        }
       }
     }
     return [ga, gb];

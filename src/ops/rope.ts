@@ -15,8 +15,10 @@ export interface Llama3Scaling {
 }
 
 /**
- * inv_freq as transformers computes it in float32: 1 / base^(2i/dim), then llama3's
- * wavelength-dependent scaling (_compute_llama3_parameters).
+ * inv_freq exactly as transformers computes it, every step rounded to float32 like torch's float32
+ * tensors: `1.0 / (base ** (arange(0, dim, 2) / dim))`, then llama3's wavelength-dependent scaling
+ * (_compute_llama3_parameters). torch evaluates `scalar / t` as `t.reciprocal() * scalar`, and
+ * casts Python scalars to float32 inside each op; both are mirrored so the bits match.
  */
 export function invFreq(headDim: number, theta: number, scaling: Llama3Scaling | null = null): Float64Array {
   const half = headDim / 2;
@@ -24,15 +26,16 @@ export function invFreq(headDim: number, theta: number, scaling: Llama3Scaling |
   for (let i = 0; i < half; i++) inv[i] = f32(1 / f32(f32(theta) ** f32((2 * i) / headDim)));
   if (!scaling) return inv;
   const { factor, low_freq_factor: lo, high_freq_factor: hi, original_max_position_embeddings: old } = scaling;
-  const loWave = old / lo, hiWave = old / hi;
+  const fac = f32(factor);
+  const loWave = f32(old / lo), hiWave = f32(old / hi);
   for (let i = 0; i < half; i++) {
-    const wavelen = (2 * Math.PI) / inv[i];
-    let v = wavelen > loWave ? inv[i] / factor : inv[i];
-    if (!(wavelen < hiWave) && !(wavelen > loWave)) {
-      const smooth = (old / wavelen - lo) / (hi - lo);
-      v = (1 - smooth) * (v / factor) + smooth * v;
-    }
-    inv[i] = f32(v);
+    const wavelen = f32(f32(1 / inv[i]) * f32(2 * Math.PI));
+    const llama = wavelen > loWave ? f32(inv[i] / fac) : inv[i];
+    // smooth = (old / wavelen − lo) / (hi − lo); smoothed = (1 − smooth)·llama / factor + smooth·llama
+    const smooth = f32(f32(f32(f32(1 / wavelen) * f32(old)) - f32(lo)) / f32(hi - lo));
+    const smoothed = f32(f32(f32(f32(1 - smooth) * llama) / fac) + f32(smooth * llama));
+    const medium = !(wavelen < hiWave) && !(wavelen > loWave);
+    inv[i] = medium ? smoothed : llama;
   }
   return inv;
 }
@@ -60,7 +63,10 @@ export function ropeTables(headDim: number, maxPos: number, theta: number, scali
 export function rope(x: Tensor, cos: Tensor, sin: Tensor, pos: Int32Array): Tensor {
   if (x.ndim !== 4) throw new ShapeError('rope', `x must be (B, T, H, D), got ${fmtShape(x.shape)}`);
   const [B, T, H, D] = x.shape;
-  if (cos.shape[1] !== D || sin.shape[1] !== D) throw new ShapeError('rope', `tables ${fmtShape(cos.shape)} do not match head dim ${D}`);
+  if (D % 2 !== 0) throw new ShapeError('rope', `head dim ${D} of x ${fmtShape(x.shape)} must be even`);
+  if (cos.ndim !== 2 || cos.shape[1] !== D || sin.ndim !== 2 || sin.shape[0] !== cos.shape[0] || sin.shape[1] !== D) {
+    throw new ShapeError('rope', `tables cos ${fmtShape(cos.shape)}, sin ${fmtShape(sin.shape)} do not match head dim ${D} of x ${fmtShape(x.shape)} (need (maxPos, ${D}))`);
+  }
   if (pos.length !== B * T) throw new ShapeError('rope', `${pos.length} positions for ${B}×${T} tokens`);
   for (let i = 0; i < pos.length; i++) if (pos[i] < 0 || pos[i] >= cos.shape[0]) throw new ShapeError('rope', `position ${pos[i]} outside the table of ${cos.shape[0]}`);
   const c = cos.dtype === x.dtype ? cos : Tensor.from(cos.data, cos.shape, x.dtype);

@@ -20,7 +20,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 
 /** Copy with dims permuted: out.shape[i] = x.shape[perm[i]]. */
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
-  if (perm.length !== x.ndim || [...perm].sort().some((p, i) => p !== i)) throw new ShapeError('permute', `invalid permutation [${perm}] for ${fmtShape(x.shape)}`);
+  if (perm.length !== x.ndim || [...perm].sort((a, b) => a - b).some((p, i) => p !== i)) throw new ShapeError('permute', `invalid permutation [${perm}] for ${fmtShape(x.shape)}`);
   const out = Tensor.empty(perm.map((p) => x.shape[p]), x.dtype);
   K(x).permute(x.data, out.data, x.shape, perm);
   const inv = new Array<number>(perm.length);
@@ -46,7 +46,7 @@ function copyBlocks(src: Tensor, srcDim: number, sOff: number, dst: Tensor, dstD
   for (let o = 0; o < outer; o++) {
     const s = (o * srcDim + sOff) * inner;
     const d = (o * dstDim + dOff) * inner;
-    if (accumulate) for (let i = 0; i < n; i++) dst.data[d + i] += src.data[s + i];
+    if (accumulate) K(dst).axpy(dst.data.subarray(d, d + n), src.data.subarray(s, s + n), n, 1);
     else dst.data.set(src.data.subarray(s, s + n), d);
   }
 }

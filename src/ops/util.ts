@@ -72,17 +72,26 @@ export function collapse(shape: number[], ...strides: number[][]): [number[], nu
   return [s, st];
 }
 
-/** Σ over `axes` (ascending), keeping them as size-1 dims; returns x itself when there are none. */
+/**
+ * Σ over `axes` (ascending), keeping them as size-1 dims; returns x itself when there are none.
+ * Runs of adjacent axes reduce in one sumAxis call (a full sum is one pass, not one per dim).
+ */
 export function sumAxesKeepDims(x: Tensor, axes: readonly number[]): Tensor {
   let cur = x;
-  for (const d of axes) {
-    const shape = cur.shape;
-    const outer = shape.slice(0, d).reduce((a, b) => a * b, 1);
-    const inner = shape.slice(d + 1).reduce((a, b) => a * b, 1);
-    const next = Tensor.empty([...shape.slice(0, d), 1, ...shape.slice(d + 1)], x.dtype);
-    K(x).sumAxis(cur.data, next.data, outer, shape[d], inner);
+  const shape = x.shape.slice();
+  for (let i = 0; i < axes.length; ) {
+    let j = i;
+    while (j + 1 < axes.length && axes[j + 1] === axes[j] + 1) j++;
+    const d0 = axes[i], d1 = axes[j];
+    const outer = shape.slice(0, d0).reduce((a, b) => a * b, 1);
+    const dim = shape.slice(d0, d1 + 1).reduce((a, b) => a * b, 1);
+    const inner = shape.slice(d1 + 1).reduce((a, b) => a * b, 1);
+    for (let d = d0; d <= d1; d++) shape[d] = 1;
+    const next = Tensor.empty(shape, x.dtype);
+    K(x).sumAxis(cur.data, next.data, outer, dim, inner);
     if (cur !== x) cur.release();
     cur = next;
+    i = j + 1;
   }
   return cur;
 }

@@ -1,0 +1,60 @@
+/** Fused token log-probs against the slow twin (matmul → logSoftmax → gather) and finite differences. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { backward } from '../../src/autograd/tape.js';
+import { Rng } from '../../src/tensor/rng.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import * as op from '../../src/ops/index.js';
+import { gradcheck, randn } from '../helpers/gradcheck.js';
+
+const rng = new Rng(9);
+const r = (...shape: number[]) => randn(shape, rng);
+
+test('tokenLogprobs gradients: chunk not dividing V, chunk 1, chunk ≥ V, a negative target', () => {
+  const targets = Int32Array.from([3, -100, 0, 6]);
+  for (const chunk of [3, 1, 7, 100]) {
+    gradcheck(`tokenLogprobs chunk ${chunk}`, (h, w) => op.tokenLogprobs(h, w, targets, { chunk }).logp, [r(4, 5), r(7, 5)]);
+  }
+});
+
+test('tokenLogprobs equals log_softmax(h·wᵀ) gathered, with stats; ignored rows give 0 and no gradient', () => {
+  const N = 5, C = 4, V = 11;
+  const targets = Int32Array.from([10, 0, -1, 5, 5]);
+  const h = r(N, C).param(), w = r(V, C).param();
+  const res = op.tokenLogprobs(h, w, targets, { chunk: 4, stats: true });
+  const logits = op.matmul(h, w, { transB: true }); // (N, V)
+  const lsm = op.logSoftmax(logits);
+  for (let n = 0; n < N; n++) {
+    const want = targets[n] < 0 ? 0 : lsm.data[n * V + targets[n]];
+    assert.ok(Math.abs(res.logp.data[n] - want) < 1e-12, `logp[${n}]`);
+    let ent = 0, sum = 0, best = 0;
+    for (let v = 0; v < V; v++) {
+      const lp = lsm.data[n * V + v];
+      ent -= Math.exp(lp) * lp;
+      sum += logits.data[n * V + v];
+      if (logits.data[n * V + v] > logits.data[n * V + best]) best = v;
+    }
+    assert.ok(Math.abs(res.entropy![n] - ent) < 1e-12, `entropy[${n}]`);
+    assert.ok(Math.abs(res.logitSum![n] - sum) < 1e-12, `logitSum[${n}]`);
+    assert.equal(res.argmax![n], best, `argmax[${n}]`);
+  }
+  // backward() takes ownership of the seed gradient (returns it to the pool), so make one per call.
+  const g = () => Tensor.from([0.5, -1, 2, 0.25, 1], [N], 'float64');
+  backward(res.logp, g());
+  const gh = Float64Array.from(h.grad!.data), gw = Float64Array.from(w.grad!.data);
+  h.grad = w.grad = null;
+  // slow twin: gather by a one-hot mask (ignored rows have an all-zero row)
+  const onehot = Tensor.zeros([N, V], 'float64');
+  targets.forEach((t, n) => t >= 0 && (onehot.data[n * V + t] = 1));
+  const slow = op.sum(op.mul(op.logSoftmax(op.matmul(h, w, { transB: true })), onehot), 1);
+  backward(slow, g());
+  gh.forEach((v, i) => assert.ok(Math.abs(v - h.grad!.data[i]) < 1e-12, `dh[${i}]`));
+  gw.forEach((v, i) => assert.ok(Math.abs(v - w.grad!.data[i]) < 1e-12, `dw[${i}]`));
+  for (let c = 0; c < C; c++) assert.equal(gh[2 * C + c], 0, 'ignored row gets no gradient');
+});
+
+test('tokenLogprobs rejects a target ≥ V and mismatched shapes', () => {
+  assert.throws(() => op.tokenLogprobs(r(2, 3), r(5, 3), Int32Array.from([1, 5])), /tokenLogprobs: target id 5 at row 1 is outside the vocabulary \[0, 5\)/);
+  assert.throws(() => op.tokenLogprobs(r(2, 3), r(5, 4), Int32Array.from([1, 2])), /tokenLogprobs: hidden \[2, 3\] does not fit lm_head \[5, 4\]/);
+  assert.throws(() => op.tokenLogprobs(r(2, 3), r(5, 3), Int32Array.from([1])), /tokenLogprobs: 1 targets for 2 rows/);
+});
