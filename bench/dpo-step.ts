@@ -1,13 +1,14 @@
 /**
  * Side-by-side DPO step benchmark (issue: performance). Workload A: full fine-tuning f32, 4 pairs per
  * step, max_length 512. Workload B: the seed's settings (LoRA r=64, alpha=16, dropout 0.1 on the
- * default targets, batch 1 × GA 8, lr 2e-4, beta 0.1). Prints seconds per optimizer step (median after
- * the first), tokens/s, peak RSS and achieved GFLOPS against oneDNN's ceiling measured in this run; when
- * the reference stack is installed (.venv-ref), runs TRL 1.13 on the identical checkpoint and data.
- *   node dist/bench/dpo-step.js [--steps 4] [--workload A|B|AB] [--no-trl] [--dir /tmp/dpo-bench]
+ * default targets, batch 1 × GA 8, lr 2e-4, beta 0.1). Each run is its own process (so peak RSS is
+ * its own), in f32 and with bf16 (ours: bf16 GEMMs; TRL: bf16 autocast). Prints seconds per optimizer
+ * step (median after the first), tokens/s, peak RSS and achieved GFLOPS against oneDNN's f32 / bf16
+ * ceilings measured in this run; TRL 1.13 runs when the reference stack is installed (.venv-ref).
+ *   node dist/bench/dpo-step.js [--steps 4] [--workload A|B|AB] [--no-trl] [--no-bf16] [--dir /tmp/dpo-bench]
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -25,6 +26,8 @@ const steps = Number(opt('steps', '4'));
 const workloads = opt('workload', 'AB');
 const dir = opt('dir', '/tmp/dpo-bench');
 const runTrl = !argv.includes('--no-trl') && existsSync('.venv-ref/bin/python');
+const precisions = argv.includes('--no-bf16') ? [false] : [false, true];
+const child = argv.includes('--child') ? opt('child', '') : null;
 
 interface Result {
   name: string;
@@ -40,12 +43,13 @@ const SETTINGS: Record<string, Record<string, unknown>> = {
 };
 const LORA = { r: 64, lora_alpha: 16, lora_dropout: 0.1 };
 
-async function ours(w: 'A' | 'B', modelDir: string, dataPath: string, ceilingGflops: number): Promise<Result> {
+/** One of our runs, in this process (the --child side). */
+async function ours(w: 'A' | 'B', bf16: boolean, modelDir: string, dataPath: string): Promise<Result> {
   const { model } = loadCausalLM(modelDir);
   const nParams = model.parameters().reduce((a, p) => a + p.size, 0);
   const tok = HfTokenizer.fromDir(modelDir);
   const ds = await Dataset.fromFile(dataPath);
-  const args = new DPOConfig({ ...SETTINGS[w], output_dir: join(dir, `out-${w}`), max_steps: steps, logging_steps: 1, save_strategy: 'no', lr_scheduler_type: 'constant', seed: 42 });
+  const args = new DPOConfig({ ...SETTINGS[w], output_dir: join(dir, `out-${w}`), max_steps: steps, logging_steps: 1, save_strategy: 'no', lr_scheduler_type: 'constant', seed: 42, bf16 });
   const times: number[] = [];
   const tokens: number[] = [];
   let t0 = performance.now();
@@ -59,7 +63,7 @@ async function ours(w: 'A' | 'B', modelDir: string, dataPath: string, ceilingGfl
         tokens.push(p.tokens);
         stepTokens = p.tokens;
         t0 = performance.now();
-        process.stderr.write(`  ours ${w} step ${p.step}: ${times[times.length - 1].toFixed(2)} s, ${stepTokens} tokens\n`);
+        process.stderr.write(`  ours ${w}${bf16 ? ' bf16' : ''} step ${p.step}: ${times[times.length - 1].toFixed(2)} s, ${stepTokens} tokens\n`);
       },
     },
   });
@@ -69,8 +73,7 @@ async function ours(w: 'A' | 'B', modelDir: string, dataPath: string, ceilingGfl
   const med = rest[Math.floor(rest.length / 2)] ?? times[0];
   const tok1 = tokens.slice(1).reduce((a, b) => a + b, 0) / Math.max(1, tokens.length - 1);
   const flop = (w === 'A' ? 8 : 6) * nParams * tok1;
-  void ceilingGflops;
-  return { name: `ours ${w}`, sPerStep: med, tokensPerS: tok1 / med, peakRssGB: process.resourceUsage().maxRSS / 1024 ** 2, gflops: flop / med / 1e9 };
+  return { name: `ours ${w}${bf16 ? ' bf16' : ' f32'}`, sPerStep: med, tokensPerS: tok1 / med, peakRssGB: process.resourceUsage().maxRSS / 1024 ** 2, gflops: flop / med / 1e9 };
 }
 
 function trl(w: 'A' | 'B', modelDir: string, dataPath: string, bf16: boolean): Result | null {
@@ -85,30 +88,55 @@ function trl(w: 'A' | 'B', modelDir: string, dataPath: string, bf16: boolean): R
   return { name: `TRL ${w}${bf16 ? ' bf16' : ' f32'}`, sPerStep: j.s_per_step, tokensPerS: j.tokens_per_s, peakRssGB: j.peak_rss_gb, gflops: NaN };
 }
 
+/** Runs one of ours in a fresh process so its peak RSS is its own. */
+function oursInChild(w: 'A' | 'B', bf16: boolean): Result | null {
+  const r = spawnSync(process.execPath, [process.argv[1], ...argv, '--child', `${w}${bf16 ? '-bf16' : ''}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  if (!line) {
+    process.stderr.write(`ours ${w} failed (exit ${r.status})\n`);
+    return null;
+  }
+  return JSON.parse(line.slice(7)) as Result;
+}
+
 async function main(): Promise<void> {
   const { modelDir, dataPath } = makeWorkload(dir);
-  const addon = createRequire(import.meta.url)(join(process.cwd(), 'native/build/Release/dpo_native.node')) as { matmulCeiling(m: number, n: number, k: number, it: number): number };
-  const ceiling = (2 * 2048 * 1536 * 576) / addon.matmulCeiling(2048, 1536, 576, 20) / 1e9;
+  if (child) {
+    const r = await ours(child[0] as 'A' | 'B', child.endsWith('-bf16'), modelDir, dataPath);
+    console.log(`RESULT ${JSON.stringify(r)}`);
+    return;
+  }
+  const addon = createRequire(import.meta.url)(join(process.cwd(), 'native/build/Release/dpo_native.node')) as { matmulCeiling(m: number, n: number, k: number, it: number, bf16: boolean): number };
+  const ceilingOf = (bf16: boolean) => (2 * 2048 * 1536 * 576) / addon.matmulCeiling(2048, 1536, 576, 20, bf16) / 1e9;
+  const ceiling = { f32: ceilingOf(false), bf16: ceilingOf(true) };
   const results: Result[] = [];
   for (const w of ['A', 'B'] as const) {
     if (!workloads.includes(w)) continue;
-    results.push(await ours(w, modelDir, dataPath, ceiling));
+    for (const bf16 of precisions) {
+      const r = oursInChild(w, bf16);
+      if (r) results.push(r);
+    }
     if (runTrl) {
-      for (const bf16 of w === 'A' ? [false, true] : [false]) {
+      for (const bf16 of precisions) {
         const r = trl(w, modelDir, dataPath, bf16);
         if (r) results.push(r);
       }
     }
   }
-  console.log(`\noneDNN f32 matmul ceiling in this run (2048×1536×576): ${ceiling.toFixed(0)} GFLOPS; steps per run: ${steps}`);
-  console.log('| run | s/step (median after first) | tokens/s | peak RSS (GB) | achieved GFLOPS |');
+  console.log(`\noneDNN matmul ceiling in this run (2048×1536×576): f32 ${ceiling.f32.toFixed(0)} GFLOPS, bf16 ${ceiling.bf16.toFixed(0)} GFLOPS; steps per run: ${steps}`);
+  console.log('| run | s/step (median after first) | tokens/s | peak RSS (GB) | achieved GFLOPS (% of ceiling) |');
   console.log('|---|---|---|---|---|');
-  for (const r of results) console.log(`| ${r.name} | ${r.sPerStep.toFixed(2)} | ${r.tokensPerS.toFixed(0)} | ${r.peakRssGB.toFixed(2)} | ${Number.isFinite(r.gflops) ? r.gflops.toFixed(0) : '-'} |`);
-  for (const w of ['A', 'B']) {
-    const o = results.find((r) => r.name === `ours ${w}`);
-    for (const r of results.filter((x) => x.name.startsWith(`TRL ${w}`))) if (o) console.log(`ours ${w} / ${r.name}: time ×${(o.sPerStep / r.sPerStep).toFixed(2)}, peak RSS ×${(o.peakRssGB / r.peakRssGB).toFixed(2)}`);
+  for (const r of results) {
+    const c = r.name.endsWith('bf16') ? ceiling.bf16 : ceiling.f32;
+    const g = Number.isFinite(r.gflops) ? `${r.gflops.toFixed(0)} (${((100 * r.gflops) / c).toFixed(0)}%)` : '-';
+    console.log(`| ${r.name} | ${r.sPerStep.toFixed(2)} | ${r.tokensPerS.toFixed(0)} | ${r.peakRssGB.toFixed(2)} | ${g} |`);
   }
-  void readFileSync;
+  for (const w of ['A', 'B']) {
+    for (const p of precisions.map((b) => (b ? 'bf16' : 'f32'))) {
+      const o = results.find((r) => r.name === `ours ${w} ${p}`);
+      for (const r of results.filter((x) => x.name.startsWith(`TRL ${w}`))) if (o) console.log(`ours ${w} ${p} / ${r.name}: time ×${(o.sPerStep / r.sPerStep).toFixed(2)}, peak RSS ×${(o.peakRssGB / r.peakRssGB).toFixed(2)}`);
+    }
+  }
 }
 
 main();

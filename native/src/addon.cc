@@ -5,6 +5,7 @@
 namespace dpo {
 Napi::Value Matmul(const Napi::CallbackInfo&);
 Napi::Value MatmulCeiling(const Napi::CallbackInfo&);
+Napi::Value SetMatmulBf16(const Napi::CallbackInfo&);
 Napi::Value Unary(const Napi::CallbackInfo&);
 Napi::Value UnaryBackward(const Napi::CallbackInfo&);
 Napi::Value Binary(const Napi::CallbackInfo&);
@@ -37,6 +38,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto add = [&](const char* name, Napi::Value (*fn)(const Napi::CallbackInfo&)) { exports.Set(name, Napi::Function::New(env, fn, name)); };
   add("matmul", Matmul);
   add("matmulCeiling", MatmulCeiling);
+  add("setMatmulBf16", SetMatmulBf16);
   add("unary", Unary);
   add("unaryBackward", UnaryBackward);
   add("binary", Binary);

@@ -7,10 +7,11 @@ import { DpoError } from '../errors.js';
 import type { DType } from '../tensor/dtype.js';
 import { refBackend } from './ref/index.js';
 import { loadNativeBackend } from './native/index.js';
-import type { Backend, Kernels } from './types.js';
+import type { Backend, Kernels, MatmulPrecision } from './types.js';
 
 let current: Backend | null = null;
 let warned = false;
+let precision: MatmulPrecision = 'float32';
 
 function pick(): Backend {
   const want = process.env.DPO_BACKEND;
@@ -33,15 +34,33 @@ function pick(): Backend {
 
 /** The active backend (chosen on first use). */
 export function getBackend(): Backend {
-  return (current ??= pick());
+  if (!current) {
+    current = pick();
+    current.setMatmulPrecision(precision);
+  }
+  return current;
 }
 
 /** Forces a backend by name; throws a clear error if native is requested but not built. */
 export function setBackend(name: 'ref' | 'native'): Backend {
-  if (name === 'ref') return (current = refBackend);
-  const native = loadNativeBackend();
-  if (!native.backend) throw new DpoError(`native backend requested but not available (${native.error}); run \`npm run build:native\``);
-  return (current = native.backend);
+  if (name === 'ref') current = refBackend;
+  else {
+    const native = loadNativeBackend();
+    if (!native.backend) throw new DpoError(`native backend requested but not available (${native.error}); run \`npm run build:native\``);
+    current = native.backend;
+  }
+  current.setMatmulPrecision(precision);
+  return current;
+}
+
+/** The precision of float32 GEMMs on every backend ('bfloat16' for `bf16: true`). */
+export function setMatmulPrecision(p: MatmulPrecision): void {
+  precision = p;
+  current?.setMatmulPrecision(p);
+}
+
+export function getMatmulPrecision(): MatmulPrecision {
+  return precision;
 }
 
 /** Whether the native addon loaded. */
@@ -55,4 +74,4 @@ export function kernelsFor(dtype: DType): Kernels {
   return dtype === 'float64' || !b.dtypes.includes(dtype) ? refBackend.kernels : b.kernels;
 }
 
-export type { Backend, Kernels } from './types.js';
+export type { Backend, Kernels, MatmulPrecision } from './types.js';

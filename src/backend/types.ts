@@ -33,6 +33,9 @@ export type UnaryOp =
   | 'scale'
   | 'abs';
 
+/** What float32 GEMMs multiply in: float32, or bf16-rounded operands with float32 accumulation (`--bf16`). */
+export type MatmulPrecision = 'float32' | 'bfloat16';
+
 export interface MatmulArgs {
   /** A: batch × (M×K), or (K×M) when transA. */
   a: F;
@@ -234,6 +237,8 @@ export interface Backend {
   /** Threads used by the backend's pool (1 for ref). */
   setNumThreads(n: number): void;
   getNumThreads(): number;
+  /** Switches every float32 GEMM (linear layers and the fused log-prob) to bf16 operands or back. */
+  setMatmulPrecision(p: MatmulPrecision): void;
 }
 
 /** Mapped type: a record with exactly one implementation per kernel name. */

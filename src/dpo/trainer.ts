@@ -13,6 +13,7 @@ import { scope } from '../tensor/pool.js';
 import { Tensor } from '../tensor/tensor.js';
 import { scale } from '../ops/index.js';
 import { DpoError } from '../errors.js';
+import { getMatmulPrecision, setMatmulPrecision, type MatmulPrecision } from '../backend/index.js';
 import type { CausalLM } from '../models/causal-lm.js';
 import { applyLora, loraLayers, resolveTargets } from '../lora/apply.js';
 import type { LoraConfig } from '../lora/config.js';
@@ -265,6 +266,22 @@ export class DPOTrainer {
 
   /** Runs the whole training; resumes from `resumeFrom` (a checkpoint dir) when given. */
   async train(opts: { resumeFromCheckpoint?: string | null } = {}): Promise<TrainOutput> {
+    const prev = this.enterPrecision();
+    try {
+      return await this.trainLoop(opts);
+    } finally {
+      setMatmulPrecision(prev);
+    }
+  }
+
+  /** bf16: every float32 GEMM runs on bf16 operands (weights, grads and optimizer stay float32). */
+  private enterPrecision(): MatmulPrecision {
+    const prev = getMatmulPrecision();
+    if (this.args.bf16) setMatmulPrecision('bfloat16');
+    return prev;
+  }
+
+  private async trainLoop(opts: { resumeFromCheckpoint?: string | null }): Promise<TrainOutput> {
     const a = this.args;
     const layout = this.layout();
     const total = layout.totalSteps;
@@ -363,6 +380,7 @@ export class DPOTrainer {
     if (!pairs) throw new DpoError('no eval data set given');
     const start = performance.now();
     const wasTraining = this.model.training;
+    const prevPrecision = this.enterPrecision();
     this.model.eval();
     const bs = this.args.perDeviceEvalBatchSize;
     let lossSum = 0, n = 0;
@@ -378,6 +396,7 @@ export class DPOTrainer {
       }
     } finally {
       this.refCache.train = saved;
+      setMatmulPrecision(prevPrecision);
       if (wasTraining) this.model.train();
     }
     const runtime = (performance.now() - start) / 1000;

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNativeBackend } from '../../src/backend/native/index.js';
-import { refKernels } from '../../src/backend/ref/index.js';
+import { refBackend, refKernels } from '../../src/backend/ref/index.js';
 import type { Kernels, UnaryOp } from '../../src/backend/types.js';
 import { Rng } from '../../src/tensor/rng.js';
 
@@ -157,6 +157,47 @@ test('tokenLogprobs forward/backward: chunks, ignored targets, ±1e4 logits, NaN
   assert.deepEqual(amA, amB, 'argmax, first NaN in a NaN row');
   close('large logits', a[0], b[0], 1e-5, 1e-3);
   assert.ok(Number.isFinite(a[0][0]) && Number.isNaN(a[0][1]));
+});
+
+test('bf16 matmul precision: native and ref round operands the same way; the result moves by bf16 rounding only', { skip }, () => {
+  const nb = native.backend!;
+  const setBoth = (p: 'float32' | 'bfloat16') => {
+    nb.setMatmulPrecision(p);
+    refBackend.setMatmulPrecision(p);
+  };
+  try {
+    const [bt, m, n, k] = [2, 37, 19, 300];
+    const a = rand(bt * m * k), b = rand(k * n), c0 = rand(bt * m * n);
+    const run = (K: Kernels, ta: boolean, tb: boolean, beta: number) => {
+      const c = c0.slice();
+      K.matmul({ a, b, c, batch: bt, m, n, k, transA: ta, transB: tb, strideA: m * k, strideB: 0, strideC: m * n, alpha: 0.5, beta });
+      return c;
+    };
+    for (const ta of [false, true]) for (const tb of [false, true]) {
+      setBoth('bfloat16');
+      const nat = run(N, ta, tb, 0.25), ref = run(refKernels, ta, tb, 0.25);
+      setBoth('float32');
+      const f32 = run(refKernels, ta, tb, 0.25);
+      close(`bf16 matmul ${ta}${tb}`, nat, ref, 1e-5, 1e-5);
+      // operands rounded to 8 mantissa bits: each product is off by ≤ 2^-8 relative, so
+      // |Δ| ≤ 0.5·Σ|a||b|·2^-8 ≈ 0.5·300·0.25·2^-8; the errors are random, so far less in practice.
+      let maxd = 0;
+      for (let i = 0; i < f32.length; i++) maxd = Math.max(maxd, Math.abs(nat[i] - f32[i]));
+      assert.ok(maxd > 1e-4 && maxd < 0.15, `bf16 vs f32 max diff ${maxd} is not the size of bf16 rounding`);
+    }
+    // The fused log-prob goes through the same GEMM on both backends.
+    const [Nr, C, V, chunk] = [9, 40, 700, 128];
+    const h = rand(Nr * C, 2), w = rand(V * C, 2), targets = ids(Nr, V);
+    setBoth('bfloat16');
+    const la = [new Float32Array(Nr), new Float32Array(Nr)], lb = [new Float32Array(Nr), new Float32Array(Nr)];
+    N.tokenLogprobs({ h, w, targets, N: Nr, C, V, chunk, logp: la[0], lse: la[1], entropy: null, logitSum: null, argmax: null, lse2: null });
+    refKernels.tokenLogprobs({ h, w, targets, N: Nr, C, V, chunk, logp: lb[0], lse: lb[1], entropy: null, logitSum: null, argmax: null, lse2: null });
+    close('bf16 tokenLogprobs', la[0], lb[0], 1e-4, 1e-4);
+    const gLogp = rand(Nr);
+    both('bf16 tokenLogprobsBackward', [new Float32Array(Nr * C), new Float32Array(V * C)], (K, [gh, gw]) => K.tokenLogprobsBackward({ h, w, targets, N: Nr, C, V, chunk, lse: lb[1], gLogp, gh, gw }), 1e-4, 1e-4);
+  } finally {
+    setBoth('float32');
+  }
 });
 
 test('adamw matches the reference update', { skip }, () => {

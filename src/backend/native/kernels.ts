@@ -44,11 +44,12 @@ export function makeNativeBackend(n: NativeAddon): Backend {
     dtypes: ['float32'],
     setNumThreads: (t) => void n.setNumThreads(t),
     getNumThreads: () => n.getNumThreads() as number,
+    setMatmulPrecision: (p) => void n.setMatmulBf16(p === 'bfloat16'),
   };
 }
 
-/** oneDNN's own GEMM time (seconds per call) measured inside C++, for benchmarks. */
-export function matmulCeiling(n: NativeAddon, m: number, nn: number, k: number, iters: number): number {
-  return n.matmulCeiling(m, nn, k, iters) as number;
+/** oneDNN's own GEMM time (seconds per call, f32 or bf16 operands) measured inside C++, for benchmarks. */
+export function matmulCeiling(n: NativeAddon, m: number, nn: number, k: number, iters: number, bf16 = false): number {
+  return n.matmulCeiling(m, nn, k, iters, bf16) as number;
 }
 

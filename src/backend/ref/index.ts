@@ -1,6 +1,6 @@
 /** The reference backend: plain TypeScript kernels, float32 and float64; the oracle for tests. */
 import type { Backend, KernelTable } from '../types.js';
-import { matmul } from './matmul.js';
+import { matmul, setMatmulPrecision } from './matmul.js';
 import { axpy, binary, maskScale, unary, unaryBackward } from './elementwise.js';
 import { sumAxis, sumSquares } from './reduce.js';
 import { softmax, softmaxBackward } from './softmax.js';
@@ -24,4 +24,5 @@ export const refBackend: Backend = {
   dtypes: ['float32', 'float64'],
   setNumThreads() {},
   getNumThreads: () => 1,
+  setMatmulPrecision,
 };

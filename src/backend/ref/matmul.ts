@@ -3,10 +3,27 @@
  * Row i of op(A) is first gathered into a contiguous buffer; then, for locality, transB takes dot
  * products of contiguous rows of B, and the plain case runs i-k-j over contiguous rows of B.
  */
-import type { MatmulArgs } from '../types.js';
+import type { F, MatmulArgs, MatmulPrecision } from '../types.js';
+import { bf16ToF32, f32ToBf16 } from '../../io/half.js';
+
+let precision: MatmulPrecision = 'float32';
+
+/** bf16 mode: float32 operands are rounded to bf16 (nearest even) first; float64 ones never are. */
+export function setMatmulPrecision(p: MatmulPrecision): void {
+  precision = p;
+}
+
+function roundedBf16(x: F): Float64Array {
+  const out = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = bf16ToF32(f32ToBf16(x[i]));
+  return out;
+}
 
 export function matmul(p: MatmulArgs): void {
-  const { a, b, c, batch, m, n, k, transA, transB, strideA, strideB, strideC, alpha, beta } = p;
+  const toBf16 = precision === 'bfloat16' && (p.a instanceof Float32Array || p.b instanceof Float32Array);
+  const a = toBf16 ? roundedBf16(p.a) : p.a;
+  const b = toBf16 ? roundedBf16(p.b) : p.b;
+  const { c, batch, m, n, k, transA, transB, strideA, strideB, strideC, alpha, beta } = p;
   const arow = new Float64Array(k); // row i of op(A)
   const acc = new Float64Array(n); // row i of op(A)·op(B)
   for (let bi = 0; bi < batch; bi++) {
