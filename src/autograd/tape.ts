@@ -25,6 +25,17 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Runs fn with graph recording on, even inside noGrad (checkpoint's recompute during backward). */
+export function withGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
 /** Records `out` as produced by op `op` from `inputs`, if any input needs a gradient. */
 export function record(
   op: string,

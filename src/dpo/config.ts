@@ -164,7 +164,6 @@ export class DPOConfig {
     if (this.useWeighting && this.lossType.some((t) => t === 'aot' || t === 'aot_unpaired')) {
       throw new DpoError(`${where}: use_weighting is not supported with aot / aot_unpaired (they sort pairs)`);
     }
-    if (this.gradientCheckpointing) throw new DpoError(`${where}: gradient_checkpointing is not supported yet; lower per_device_train_batch_size and raise gradient_accumulation_steps to save memory`);
     if (this.syncRefModel && this.precomputeRefLogProbs) {
       throw new DpoError(`${where}: sync_ref_model cannot be combined with precompute_ref_log_probs (the reference changes during training)`);
     }

@@ -139,6 +139,7 @@ export class DPOTrainer {
       applyLora(this.model, { r: p.r, alpha: p.loraAlpha, dropout: p.loraDropout, useRslora: p.useRslora }, targets, a.seed);
     }
     if (a.disableDropout) disableDropout(this.model);
+    this.model.gradientCheckpointing = a.gradientCheckpointing;
     const isLora = loraLayers(this.model).length > 0;
     // Full fine-tuning trains every weight; under LoRA only the adapters (applyLora froze the rest).
     if (!isLora) for (const p of this.model.parameters()) p.requiresGrad = true;

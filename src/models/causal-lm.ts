@@ -23,6 +23,11 @@ export interface CausalLM extends Module {
   readonly arch: ArchConfig;
   /** Where it was loaded from (path or model id), recorded in saved adapters. */
   _nameOrPath?: string;
+  /**
+   * Recompute each decoder layer in backward instead of storing its activations (the trainer sets
+   * it from gradient_checkpointing); only used while a graph is recorded and without a KV cache.
+   */
+  gradientCheckpointing?: boolean;
   /** Final hidden states after the last norm, (B·T, C). */
   hidden(inp: LmInputs): Tensor;
   /** The output projection (V, C): lm_head.weight, or the tied input embedding. */

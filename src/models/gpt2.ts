@@ -12,6 +12,7 @@ import { LayerNorm } from '../nn/norm.js';
 import type { ArchConfig } from './arch.js';
 import { appendAndAttend, type KVCache } from '../generate/kv-cache.js';
 import { defaultPositions, type CausalLM, type LmInputs } from './causal-lm.js';
+import { checkpoint } from '../autograd/checkpoint.js';
 
 /** The Conv1D weights of a GPT-2 block, stored transposed in HF checkpoints. */
 export const GPT2_CONV1D = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'];
@@ -79,6 +80,7 @@ export class GPT2Model extends Module {
 export class GPT2LMHeadModel extends Module implements CausalLM {
   transformer: GPT2Model;
   lm_head: Linear | null;
+  gradientCheckpointing = false;
   /** Seeded dropout stream (resid/embd dropout when training and not disabled). */
   _rng = new Rng(0);
   constructor(readonly arch: ArchConfig) {
@@ -99,11 +101,16 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
     h = dropout(h, a.embdDropout, this._rng, this.training);
     const keyMask = inp.attentionMask ?? null;
     const segIds = inp.segIds ?? null;
+    const cache = inp.cache ?? null;
+    const ckpt = this.gradientCheckpointing && !cache;
     for (const [i, blk] of tr.h.entries()) {
-      const at = blk.attn.forward(blk.ln_1.forward(h), B, T, keyMask, segIds, inp.cache ?? null, i);
-      h = add(h, dropout(at, a.residDropout, this._rng, this.training));
-      const m = blk.mlp.forward(blk.ln_2.forward(h));
-      h = add(h, dropout(m, a.residDropout, this._rng, this.training));
+      const block = (x: Tensor): Tensor => {
+        const at = blk.attn.forward(blk.ln_1.forward(x), B, T, keyMask, segIds, cache, i);
+        x = add(x, dropout(at, a.residDropout, this._rng, this.training));
+        const m = blk.mlp.forward(blk.ln_2.forward(x));
+        return add(x, dropout(m, a.residDropout, this._rng, this.training));
+      };
+      h = ckpt ? checkpoint(block, h, blk.parameters()) : block(h);
     }
     h = tr.ln_f.forward(h);
     return reshape(h, [B * T, a.hiddenSize]);

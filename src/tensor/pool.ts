@@ -13,6 +13,10 @@ type Releasable = { release(): void; readonly kept: boolean };
 const free = new Map<string, Storage[]>();
 const scopes: Set<Releasable>[] = [];
 let pooledBytes = 0;
+/** Buffers handed out and not yet given back: live bytes and their high-water mark (memory tests). */
+const handedOut = new WeakSet<ArrayBufferLike>();
+let liveBytes = 0;
+let peakBytes = 0;
 /** Upper bound on idle pooled memory; beyond it released buffers are left to the GC. */
 let poolLimitBytes = 8 * 1024 ** 3;
 
@@ -49,17 +53,26 @@ export function allocStorage(dtype: DType, n: number, zero: boolean): Storage {
   const whole = list?.pop();
   if (whole) {
     pooledBytes -= whole.byteLength;
+    noteLive(whole);
     const buf = whole.length === n ? whole : whole.subarray(0, n);
     if (zero) buf.fill(0);
     return buf;
   }
   const fresh = dtype === 'float64' ? new Float64Array(cap) : new Float32Array(cap);
+  noteLive(fresh);
   return cap === n ? fresh : fresh.subarray(0, n);
+}
+
+function noteLive(whole: Storage): void {
+  handedOut.add(whole.buffer);
+  liveBytes += whole.byteLength;
+  if (liveBytes > peakBytes) peakBytes = liveBytes;
 }
 
 /** Gives a buffer back to the pool. The caller must not use it afterwards. */
 export function releaseStorage(dtype: DType, buf: Storage): void {
   if (buf.length === 0) return;
+  if (handedOut.delete(buf.buffer)) liveBytes -= buf.buffer.byteLength;
   const whole = fullBuffer(buf);
   // Only pool buffers this module handed out (exact bucket capacity); others go to the GC.
   if (whole.length > 4096 && !BUCKET_SET.has(whole.length)) return;
@@ -118,6 +131,18 @@ function collect(v: unknown, out: Set<unknown>, depth: number): void {
 /** Idle bytes currently held by the pool (for diagnostics and tests). */
 export function pooledBytesNow(): number {
   return pooledBytes;
+}
+
+/**
+ * Bytes of pool-allocated buffers not yet released, and their peak since `resetPeakBytes()`
+ * (buffers kept past their scope and left to the GC stay counted).
+ */
+export function poolStats(): { liveBytes: number; peakBytes: number } {
+  return { liveBytes, peakBytes };
+}
+
+export function resetPeakBytes(): void {
+  peakBytes = liveBytes;
 }
 
 /** Drops every idle pooled buffer (e.g. between benchmark phases). */

@@ -108,5 +108,25 @@ test('invalid rows stop the run unless skip_invalid_rows', () => {
   const mk = (o: Record<string, unknown>) => new DPOTrainer({ model: loadCausalLM(MODEL).model, args: new DPOConfig({ output_dir: out(), max_length: 64, ...o }), trainDataset: bad, processingClass: HfTokenizer.fromDir(MODEL), warn: () => {} });
   assert.throws(() => mk({}), /1 of 9 rows are invalid; fix them or pass --skip_invalid_rows/);
   assert.equal(mk({ skip_invalid_rows: true }).data.train.length, 8);
-  assert.throws(() => new DPOConfig({ gradient_checkpointing: true }), /gradient_checkpointing is not supported/);
+});
+
+test('gradient_checkpointing logs the same metrics step for step (full, and LoRA with dropout)', async () => {
+  const base = { per_device_train_batch_size: 4, max_steps: 3 };
+  const cases: [Record<string, unknown>, LoraConfig | null][] = [
+    [base, null],
+    [{ ...base, disable_dropout: false }, new LoraConfig({ r: 4, lora_alpha: 8, lora_dropout: 0.1, target_modules: 'all-linear' })],
+  ];
+  for (const [opts, peft] of cases) {
+    const a = await run({ ...opts, gradient_checkpointing: false }, peft);
+    const b = await run({ ...opts, gradient_checkpointing: true }, peft);
+    assert.equal(b.model.gradientCheckpointing, true);
+    assert.equal(a.state.log_history.filter((e) => 'loss' in e).length, 3);
+    assert.equal(b.state.log_history.length, a.state.log_history.length);
+    for (let i = 0; i < a.state.log_history.length; i++) {
+      for (const [k, x] of Object.entries(a.state.log_history[i])) {
+        if (/runtime|per_second/.test(k)) continue;
+        assert.equal(b.state.log_history[i][k], x, `${peft ? 'LoRA' : 'full'} step ${i + 1} ${k}`);
+      }
+    }
+  }
 });
