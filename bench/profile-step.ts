@@ -1,7 +1,8 @@
 /**
  * Where a DPO step's time goes: wraps every kernel of the active backend with a timer, runs a few
  * steps of workload A (bench/workload.ts) and prints time per kernel, plus the rest (TypeScript
- * bookkeeping, allocation, data). node dist/bench/profile-step.js [--steps 2] [--dir /tmp/dpo-bench]
+ * bookkeeping, allocation, data).
+ *   node dist/bench/profile-step.js [--steps 2] [--bf16] [--gradient_checkpointing] [--dir /tmp/dpo-bench]
  */
 import { performance } from 'node:perf_hooks';
 import { getBackend } from '../src/backend/index.js';
@@ -35,7 +36,8 @@ void (null as unknown as Kernels);
 
 const { model } = loadCausalLM(modelDir);
 const t = new DPOTrainer({
-  model, args: new DPOConfig({ output_dir: '/tmp/dpo-bench/profile', per_device_train_batch_size: 4, max_steps: steps + 1, max_length: 512, save_strategy: 'no', logging_steps: 1 }),
+  model, args: new DPOConfig({ output_dir: '/tmp/dpo-bench/profile', per_device_train_batch_size: 4, max_steps: steps + 1, max_length: 512, save_strategy: 'no', logging_steps: 1,
+    bf16: argv.includes('--bf16'), gradient_checkpointing: argv.includes('--gradient_checkpointing') }),
   trainDataset: await Dataset.fromFile(dataPath), processingClass: HfTokenizer.fromDir(modelDir), warn: () => {},
 });
 let t0 = 0;

@@ -1,6 +1,8 @@
 // Fused causal attention (GQA, key padding mask, packed-sequence ids, sliding window), flash-style
-// in memory: per (batch, head) the (T, T) scores live in a scratch buffer that is reused, only the
-// row log-sum-exp is kept, and backward recomputes the probabilities. GEMMs go through oneDNN.
+// in memory: per (batch, head) the (T, T) scores live in a per-thread scratch buffer, only the row
+// log-sum-exp is kept, and backward recomputes the probabilities. Heads run in parallel, one per
+// thread, each with single-threaded oneDNN GEMMs (small T×T×D products scale badly across
+// threads). Attention stays float32 in bf16 mode.
 #include <omp.h>
 #include <cmath>
 #include <cstring>
@@ -19,14 +21,6 @@ struct Attn {
   const uint8_t* keyMask;
   const int32_t* segIds;
   int64_t window;
-
-  inline bool allowed(int64_t b, int64_t t, int64_t j) const {
-    if (causal && j > t) return false;
-    if (window > 0 && j <= t - window) return false;
-    if (keyMask && !keyMask[b * T + j]) return false;
-    if (segIds && segIds[b * T + j] != segIds[b * T + t]) return false;
-    return true;
-  }
 };
 
 // Attn from the positional args shared by forward and backward:
@@ -49,6 +43,38 @@ Attn parse(const Napi::CallbackInfo& info) {
   return a;
 }
 
+// Masks one score row in place: keys outside [lo, hi] (causal, sliding window) are left for the
+// caller to zero; inside, padding keys and other packed sequences become −inf.
+void maskRow(const Attn& a, int64_t b, int64_t t, float* s, int64_t& lo, int64_t& hi) {
+  const int64_t T = a.T;
+  hi = a.causal ? t : T - 1;
+  lo = a.window > 0 ? std::max<int64_t>(0, t - a.window + 1) : 0;
+  const uint8_t* km = a.keyMask ? a.keyMask + b * T : nullptr;
+  const int32_t* sg = a.segIds ? a.segIds + b * T : nullptr;
+  if (!km && !sg) return;
+  const float NEG = -std::numeric_limits<float>::infinity();
+  const int32_t st = sg ? sg[t] : 0;
+#pragma omp simd
+  for (int64_t j = lo; j <= hi; j++) {
+    bool ok = (!km || km[j]) && (!sg || sg[j] == st);
+    s[j] = ok ? s[j] : NEG;
+  }
+}
+
+// Max over a row and whether it holds a NaN, as vectorisable reductions.
+__attribute__((target_clones("avx2", "default")))
+float rowMax(const float* s, int64_t n, bool* nan) {
+  float m = -std::numeric_limits<float>::infinity();
+  int bad = 0;
+#pragma omp simd reduction(max : m) reduction(| : bad)
+  for (int64_t j = 0; j < n; j++) {
+    m = s[j] > m ? s[j] : m;
+    bad |= (s[j] != s[j]);
+  }
+  *nan = bad != 0;
+  return m;
+}
+
 // Σ_j exp(s_j − m) over one row (masked entries are −inf → 0); vectorised fast exp.
 __attribute__((target_clones("avx2", "default")))
 float expSum(const float* s, int64_t T, float m) {
@@ -65,43 +91,32 @@ void expShift(float* s, int64_t T, float L) {
   for (int64_t j = 0; j < T; j++) s[j] = s[j] == -std::numeric_limits<float>::infinity() ? 0.0f : fast_exp(s[j] - L);
 }
 
-// P (T, T) = masked probabilities of query rows given lse, or computes lse when `lseOut`.
+// Scores S (T, T) → masked probabilities in place; computes the row lse when computeLse, else
+// uses the given one (backward). Only the visible span [lo, hi] of each row is touched by exp.
 void probs(const Attn& a, int64_t b, float* S, float* lse, bool computeLse) {
   const int64_t T = a.T;
   const float NEG = -std::numeric_limits<float>::infinity();
-#pragma omp parallel for schedule(static) if (T * T > 16384)
   for (int64_t t = 0; t < T; t++) {
     float* s = S + t * T;
-    float L;
+    int64_t lo, hi;
+    maskRow(a, b, t, s, lo, hi);
+    float L = NEG;
     if (computeLse) {
-      float m = NEG;
       bool nan = false;
-      for (int64_t j = 0; j < T; j++) {
-        if (!a.allowed(b, t, j)) {
-          s[j] = NEG;
-          continue;
-        }
-        if (s[j] != s[j]) nan = true;
-        m = s[j] > m ? s[j] : m;
-      }
-      if (m == NEG && !nan) {
-        lse[t] = NEG;
-        std::memset(s, 0, T * sizeof(float));
-        continue;
-      }
+      float m = hi >= lo ? rowMax(s + lo, hi - lo + 1, &nan) : NEG;
       if (nan) m = NAN;
-      L = (float)(m + std::log((double)expSum(s, T, m)));
+      if (m != NEG) L = (float)(m + std::log((double)expSum(s + lo, hi - lo + 1, m)));
       lse[t] = L;
     } else {
       L = lse[t];
-      if (L == NEG) {
-        std::memset(s, 0, T * sizeof(float));
-        continue;
-      }
-      for (int64_t j = 0; j < T; j++)
-        if (!a.allowed(b, t, j)) s[j] = NEG;
     }
-    expShift(s, T, L);
+    if (L == NEG) {
+      std::memset(s, 0, T * sizeof(float));
+      continue;
+    }
+    if (lo > 0) std::memset(s, 0, lo * sizeof(float));
+    if (hi + 1 < T) std::memset(s + hi + 1, 0, (T - hi - 1) * sizeof(float));
+    expShift(s + lo, hi - lo + 1, L);
   }
 }
 
@@ -112,16 +127,18 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   Attn a = parse(info);
   float *out = F32(info[3]), *lse = F32(info[4]);
   const int64_t T = a.T, D = a.D, group = a.Hq / a.Hkv;
-  std::vector<float> S((size_t)T * T);
-  for (int64_t b = 0; b < a.B; b++) {
-    for (int64_t h = 0; h < a.Hq; h++) {
-      int64_t kh = h / group;
+#pragma omp parallel
+  {
+    std::vector<float> S((size_t)T * T);
+#pragma omp for schedule(dynamic)
+    for (int64_t bh = 0; bh < a.B * a.Hq; bh++) {
+      const int64_t b = bh / a.Hq, h = bh % a.Hq, kh = h / group;
       const float* Qh = a.q + (b * T * a.Hq + h) * D;
       const float* Kh = a.k + (b * T * a.Hkv + kh) * D;
       const float* Vh = a.v + (b * T * a.Hkv + kh) * D;
-      gemm(1, T, T, D, Qh, a.Hq * D, false, 0, Kh, a.Hkv * D, true, 0, S.data(), T, 0, a.scale, 0.0f);
+      gemm(1, T, T, D, Qh, a.Hq * D, false, 0, Kh, a.Hkv * D, true, 0, S.data(), T, 0, a.scale, 0.0f, false);
       probs(a, b, S.data(), lse + (b * a.Hq + h) * T, true);
-      gemm(1, T, D, T, S.data(), T, false, 0, Vh, a.Hkv * D, false, 0, out + (b * T * a.Hq + h) * D, a.Hq * D, 0, 1.0f, 0.0f);
+      gemm(1, T, D, T, S.data(), T, false, 0, Vh, a.Hkv * D, false, 0, out + (b * T * a.Hq + h) * D, a.Hq * D, 0, 1.0f, 0.0f, false);
     }
   }
   return info.Env().Undefined();
@@ -135,28 +152,32 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   const int64_t T = a.T, D = a.D, group = a.Hq / a.Hkv;
   std::memset(gk, 0, sizeof(float) * a.B * T * a.Hkv * D);
   std::memset(gv, 0, sizeof(float) * a.B * T * a.Hkv * D);
-  std::vector<float> P((size_t)T * T), dP((size_t)T * T), Di(T);
-  for (int64_t b = 0; b < a.B; b++) {
-    for (int64_t h = 0; h < a.Hq; h++) {
-      int64_t kh = h / group;
-      const int64_t qo = (b * T * a.Hq + h) * D, ko = (b * T * a.Hkv + kh) * D, ldq = a.Hq * D, ldk = a.Hkv * D;
-      gemm(1, T, T, D, a.q + qo, ldq, false, 0, a.k + ko, ldk, true, 0, P.data(), T, 0, a.scale, 0.0f);
-      probs(a, b, P.data(), const_cast<float*>(lse) + (b * a.Hq + h) * T, false);
-      // dV += Pᵀ·dO
-      gemm(1, T, D, T, P.data(), T, true, 0, gOut + qo, ldq, false, 0, gv + ko, ldk, 0, 1.0f, 1.0f);
-      // dP = dO·Vᵀ
-      gemm(1, T, T, D, gOut + qo, ldq, false, 0, a.v + ko, ldk, true, 0, dP.data(), T, 0, 1.0f, 0.0f);
-#pragma omp parallel for schedule(static) if (T * T > 16384)
-      for (int64_t t = 0; t < T; t++) {
-        double di = 0;
-        for (int64_t d = 0; d < D; d++) di += (double)gOut[qo + t * ldq + d] * out[qo + t * ldq + d];
-        float fdi = (float)di;
-        float *p = P.data() + t * T, *dp = dP.data() + t * T;
-        for (int64_t j = 0; j < T; j++) dp[j] = p[j] * (dp[j] - fdi);  // dS
+#pragma omp parallel
+  {
+    std::vector<float> P((size_t)T * T), dP((size_t)T * T);
+    // One task per (batch, kv head): the query heads of a group accumulate into the same dK, dV.
+#pragma omp for schedule(dynamic)
+    for (int64_t bk = 0; bk < a.B * a.Hkv; bk++) {
+      const int64_t b = bk / a.Hkv, kh = bk % a.Hkv;
+      for (int64_t h = kh * group; h < (kh + 1) * group; h++) {
+        const int64_t qo = (b * T * a.Hq + h) * D, ko = (b * T * a.Hkv + kh) * D, ldq = a.Hq * D, ldk = a.Hkv * D;
+        gemm(1, T, T, D, a.q + qo, ldq, false, 0, a.k + ko, ldk, true, 0, P.data(), T, 0, a.scale, 0.0f, false);
+        probs(a, b, P.data(), const_cast<float*>(lse) + (b * a.Hq + h) * T, false);
+        // dV += Pᵀ·dO
+        gemm(1, T, D, T, P.data(), T, true, 0, gOut + qo, ldq, false, 0, gv + ko, ldk, 0, 1.0f, 1.0f, false);
+        // dP = dO·Vᵀ
+        gemm(1, T, T, D, gOut + qo, ldq, false, 0, a.v + ko, ldk, true, 0, dP.data(), T, 0, 1.0f, 0.0f, false);
+        for (int64_t t = 0; t < T; t++) {
+          double di = 0;
+          for (int64_t d = 0; d < D; d++) di += (double)gOut[qo + t * ldq + d] * out[qo + t * ldq + d];
+          float fdi = (float)di;
+          float *p = P.data() + t * T, *dp = dP.data() + t * T;
+          for (int64_t j = 0; j < T; j++) dp[j] = p[j] * (dp[j] - fdi);  // dS
+        }
+        // dQ = scale·dS·K ; dK += scale·dSᵀ·Q
+        gemm(1, T, D, T, dP.data(), T, false, 0, a.k + ko, ldk, false, 0, gq + qo, ldq, 0, a.scale, 0.0f, false);
+        gemm(1, T, D, T, dP.data(), T, true, 0, a.q + qo, ldq, false, 0, gk + ko, ldk, 0, a.scale, 1.0f, false);
       }
-      // dQ = scale·dS·K ; dK += scale·dSᵀ·Q
-      gemm(1, T, D, T, dP.data(), T, false, 0, a.k + ko, ldk, false, 0, gq + qo, ldq, 0, a.scale, 0.0f);
-      gemm(1, T, D, T, dP.data(), T, true, 0, a.q + qo, ldq, false, 0, gk + ko, ldk, 0, a.scale, 1.0f);
     }
   }
   return info.Env().Undefined();

@@ -13,12 +13,14 @@
 namespace dpo {
 namespace {
 
+// GEMMs are also called from inside OpenMP loops (attention runs one head per thread, each GEMM
+// then single-threaded), so the stream, the primitive cache and the bf16 scratch are per thread.
 dnnl::engine& eng() {
   static dnnl::engine e(dnnl::engine::kind::cpu, 0);
   return e;
 }
 dnnl::stream& strm() {
-  static dnnl::stream s(eng());
+  thread_local dnnl::stream s(eng());
   return s;
 }
 
@@ -34,7 +36,7 @@ struct Cache {
   size_t cap = 1024;
 };
 Cache& cache() {
-  static Cache c;
+  thread_local Cache c;
   return c;
 }
 
@@ -44,7 +46,7 @@ using dt = dnnl::memory::data_type;
 // multiplied on the CPU's bf16 units with f32 accumulation and an f32 C; like torch's CPU autocast,
 // minus its rounding of C to bf16.
 bool g_bf16 = false;
-std::vector<uint16_t> g_bufA, g_bufB;
+thread_local std::vector<uint16_t> g_bufA, g_bufB;
 
 inline uint16_t toBf16(float f) {
   uint32_t u;
@@ -100,7 +102,9 @@ Entry& get(int64_t batch, int64_t M, int64_t N, int64_t K, int64_t lda, bool ta,
 }  // namespace
 
 void gemm(int64_t batch, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, bool transA, int64_t sa,
-          const float* B, int64_t ldb, bool transB, int64_t sb, float* C, int64_t ldc, int64_t sc, float alpha, float beta) {
+          const float* B, int64_t ldb, bool transB, int64_t sb, float* C, int64_t ldc, int64_t sc, float alpha, float beta,
+          bool bf16Ok) {
+  const bool bf16 = g_bf16 && bf16Ok;
   if (M == 0 || N == 0 || batch == 0) return;
   if (K == 0) {
     for (int64_t bi = 0; bi < batch; bi++)
@@ -111,9 +115,9 @@ void gemm(int64_t batch, int64_t M, int64_t N, int64_t K, const float* A, int64_
         }
     return;
   }
-  Entry& e = get(batch, M, N, K, lda, transA, sa, ldb, transB, sb, ldc, sc, alpha, beta, g_bf16);
+  Entry& e = get(batch, M, N, K, lda, transA, sa, ldb, transB, sb, ldc, sc, alpha, beta, bf16);
   void *pa = const_cast<float*>(A), *pb = const_cast<float*>(B);
-  if (g_bf16) {
+  if (bf16) {
     // Element extent of each strided operand (all batches, last row ends at its last column).
     int64_t na = (sa == 0 ? 0 : (batch - 1) * sa) + (transA ? (K - 1) * lda + M : (M - 1) * lda + K);
     int64_t nb = (sb == 0 ? 0 : (batch - 1) * sb) + (transB ? (N - 1) * ldb + K : (K - 1) * ldb + N);
