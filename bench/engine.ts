@@ -34,15 +34,20 @@ function time(fn: () => void, minS = 1, minIters = 3): number {
 }
 
 console.log(`threads: ${nb.backend.getNumThreads()}`);
-console.log('\n| matmul (M×N×K, B transposed) | addon GFLOPS | oneDNN ceiling GFLOPS | ratio |');
-console.log('|---|---|---|---|');
+console.log('\n| matmul (M×N×K, B transposed) | precision | addon GFLOPS | oneDNN ceiling GFLOPS | ratio |');
+console.log('|---|---|---|---|---|');
 for (const [m, n, k] of [[1024, 1024, 1024], [2048, 576, 576], [2048, 1536, 576], [2048, 576, 1536], [1024, 128256, 576]]) {
   const a = rand(m * k), b = rand(n * k), c = new Float32Array(m * n);
   const flop = 2 * m * n * k;
-  const t = time(() => K.matmul({ a, b, c, batch: 1, m, n, k, transA: false, transB: true, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0 }));
-  const iters = Math.max(3, Math.round(1 / t));
-  const ceil = matmulCeiling(addon, m, n, k, iters);
-  console.log(`| ${m}×${n}×${k} | ${(flop / t / 1e9).toFixed(1)} | ${(flop / ceil / 1e9).toFixed(1)} | ${(ceil / t).toFixed(2)} |`);
+  // bf16: the addon's time includes rounding both f32 operands; the ceiling gets them pre-rounded.
+  for (const bf16 of [false, true]) {
+    nb.backend.setMatmulPrecision(bf16 ? 'bfloat16' : 'float32');
+    const t = time(() => K.matmul({ a, b, c, batch: 1, m, n, k, transA: false, transB: true, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0 }));
+    const iters = Math.max(3, Math.round(1 / t));
+    const ceil = matmulCeiling(addon, m, n, k, iters, bf16);
+    console.log(`| ${m}×${n}×${k} | ${bf16 ? 'bf16' : 'f32'} | ${(flop / t / 1e9).toFixed(1)} | ${(flop / ceil / 1e9).toFixed(1)} | ${(ceil / t).toFixed(2)} |`);
+  }
+  nb.backend.setMatmulPrecision('float32');
 }
 
 console.log('\n| fused op | shape | time (ms) | note |');
