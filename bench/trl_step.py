@@ -18,6 +18,7 @@ p.add_argument("--data")
 p.add_argument("--steps", type=int, default=4)
 p.add_argument("--workload", default="A")
 p.add_argument("--bf16", action="store_true")
+p.add_argument("--gradient_checkpointing", action="store_true")
 a = p.parse_args()
 
 
@@ -40,7 +41,7 @@ model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32)
 settings = dict(per_device_train_batch_size=4, gradient_accumulation_steps=1, learning_rate=1e-6) if a.workload == "A" else \
     dict(per_device_train_batch_size=1, gradient_accumulation_steps=8, learning_rate=2e-4)
 args = DPOConfig(output_dir="/tmp/trl-bench", max_steps=a.steps, logging_steps=1, save_strategy="no", report_to=[], use_cpu=True,
-                 bf16=a.bf16, beta=0.1, max_length=512, lr_scheduler_type="constant", seed=42, dataloader_num_workers=0, **settings)
+                 bf16=a.bf16, gradient_checkpointing=a.gradient_checkpointing, beta=0.1, max_length=512, lr_scheduler_type="constant", seed=42, dataloader_num_workers=0, **settings)
 peft_config = LoraConfig(r=64, lora_alpha=16, lora_dropout=0.1, task_type="CAUSAL_LM") if a.workload == "B" else None
 timer = Timer()
 ds = load_dataset("json", data_files=a.data, split="train")

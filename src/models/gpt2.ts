@@ -12,7 +12,7 @@ import { LayerNorm } from '../nn/norm.js';
 import type { ArchConfig } from './arch.js';
 import { appendAndAttend, type KVCache } from '../generate/kv-cache.js';
 import { defaultPositions, type CausalLM, type LmInputs } from './causal-lm.js';
-import { checkpoint } from '../autograd/checkpoint.js';
+import { runLayer } from './run-layer.js';
 
 /** The Conv1D weights of a GPT-2 block, stored transposed in HF checkpoints. */
 export const GPT2_CONV1D = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'];
@@ -102,7 +102,7 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
     const keyMask = inp.attentionMask ?? null;
     const segIds = inp.segIds ?? null;
     const cache = inp.cache ?? null;
-    const ckpt = this.gradientCheckpointing && !cache;
+    const mode = { checkpoint: this.gradientCheckpointing, cache: !!cache };
     for (const [i, blk] of tr.h.entries()) {
       const block = (x: Tensor): Tensor => {
         const at = blk.attn.forward(blk.ln_1.forward(x), B, T, keyMask, segIds, cache, i);
@@ -110,7 +110,7 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
         const m = blk.mlp.forward(blk.ln_2.forward(x));
         return add(x, dropout(m, a.residDropout, this._rng, this.training));
       };
-      h = ckpt ? checkpoint(block, h, blk.parameters()) : block(h);
+      h = runLayer(block, h, blk.parameters(), mode);
     }
     h = tr.ln_f.forward(h);
     return reshape(h, [B * T, a.hiddenSize]);

@@ -11,7 +11,7 @@ import { RMSNorm } from '../nn/norm.js';
 import type { ArchConfig } from './arch.js';
 import { appendAndAttend, type KVCache } from '../generate/kv-cache.js';
 import { defaultPositions, type CausalLM, type LmInputs } from './causal-lm.js';
-import { checkpoint } from '../autograd/checkpoint.js';
+import { runLayer } from './run-layer.js';
 
 /** cos/sin tables grown on demand to the longest position seen. */
 export class RopeCache {
@@ -147,11 +147,10 @@ export class LlamaForCausalLM extends Module implements CausalLM {
     const { cos, sin } = this._rope.get(maxPos + 1);
     const ctx: AttnContext = { B, T, pos, keyMask: inp.attentionMask ?? null, segIds: inp.segIds ?? null, cos, sin, cache: inp.cache ?? null };
     let h = this.model.embed_tokens.forward(inp.ids, [B, T]); // (B, T, C)
-    const ckpt = this.gradientCheckpointing && !ctx.cache;
+    const mode = { checkpoint: this.gradientCheckpointing, cache: !!ctx.cache };
     this.model.layers.forEach((layer, i) => {
       const lctx = { ...ctx, layer: i };
-      // checkpoint() itself falls back to a plain call under noGrad.
-      h = ckpt ? checkpoint((x) => layer.forward(x, lctx), h, layer.parameters()) : layer.forward(h, lctx);
+      h = runLayer((x) => layer.forward(x, lctx), h, layer.parameters(), mode);
     });
     h = this.model.norm.forward(h);
     return reshape(h, [B * T, this.arch.hiddenSize]);
