@@ -123,13 +123,14 @@ Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// tokenLogprobsBackward(h, w, targets, N, C, V, chunk, lse, gLogp, gh|null, gw|null)
+// tokenLogprobsBackward(h, w, targets, N, C, V, chunk, lse, gLogp, gh|null, gw|null, accumulateGw)
 Napi::Value TokenLogprobsBackward(const Napi::CallbackInfo& info) {
   const float *h = F32(info[0]), *w = F32(info[1]);
   const int32_t* targets = I32(info[2]);
   int64_t N = I64(info[3]), C = I64(info[4]), V = I64(info[5]), chunk = I64(info[6]);
   const float *lse = F32(info[7]), *g = F32(info[8]);
   float *gh = F32OrNull(info[9]), *gw = F32OrNull(info[10]);
+  const float gwBeta = info.Length() > 11 && B(info[11]) ? 1.0f : 0.0f;
   chunk = std::max<int64_t>(1, std::min(chunk, V));
   std::vector<float> L((size_t)N * chunk);
   if (gh) std::memset(gh, 0, sizeof(float) * N * C);
@@ -148,7 +149,7 @@ Napi::Value TokenLogprobsBackward(const Napi::CallbackInfo& info) {
       if (t >= v0 && t < v0 + n) l[t - v0] += g[r];
     }
     if (gh) gemm(1, N, C, n, L.data(), n, false, 0, w + v0 * C, C, false, 0, gh, C, 0, 1.0f, 1.0f);
-    if (gw) gemm(1, n, C, N, L.data(), n, true, 0, h, C, false, 0, gw + v0 * C, C, 0, 1.0f, 0.0f);
+    if (gw) gemm(1, n, C, N, L.data(), n, true, 0, h, C, false, 0, gw + v0 * C, C, 0, 1.0f, gwBeta);
   }
   return info.Env().Undefined();
 }

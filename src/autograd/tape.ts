@@ -51,6 +51,15 @@ export function record(
 }
 
 /**
+ * The gradient buffer an op's backward may add into directly for input t: t's own .grad when t is
+ * a leaf that already has one (the trainer allocates them up front). The op then returns null for
+ * t, and no (often huge: lm_head, embedding) temporary gradient is made. Null otherwise.
+ */
+export function leafGradSink(t: Tensor): Tensor | null {
+  return t.requiresGrad && !t.node && t.grad && !t.grad.base ? t.grad : null;
+}
+
+/**
  * For fused kernels that have no backward: throws if a gradient would be silently dropped
  * (candle's lesson), so such an op can only run under noGrad or on frozen inputs.
  */

@@ -132,9 +132,10 @@ export interface TokenLogprobBackwardArgs {
   lse: F;
   /** Gradient of logp, (N). */
   gLogp: F;
-  /** d/dlogits = gLogp[n]·(onehot − softmax); gh (N, C) overwritten; gw (V, C) overwritten. Null skips it. */
+  /** d/dlogits = gLogp[n]·(onehot − softmax); gh (N, C) overwritten; gw (V, C) overwritten, or added to with accumulateGw. Null skips it. */
   gh: F | null;
   gw: F | null;
+  accumulateGw?: boolean;
 }
 
 export interface AdamWArgs {

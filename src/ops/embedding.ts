@@ -1,6 +1,6 @@
 /** Embedding lookup; backward scatter-adds into the table. */
 import { ShapeError, fmtShape } from '../errors.js';
-import { record } from '../autograd/tape.js';
+import { leafGradSink, record } from '../autograd/tape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { K } from './util.js';
 
@@ -16,8 +16,10 @@ export function embedding(weight: Tensor, ids: Int32Array, idsShape: readonly nu
   const out = Tensor.empty([...idsShape, C], weight.dtype);
   K(weight).embedding(weight.data, ids, out.data, n, C);
   return record('embedding', out, [weight], (g) => {
-    const gw = Tensor.zeros(weight.shape, weight.dtype);
-    K(weight).embeddingBackward(g.data, ids, gw.data, n, C);
+    // Scatter-add straight into the table's own gradient when it has one (no V×C temporary).
+    const sink = leafGradSink(weight);
+    const gw = sink ? null : Tensor.zeros(weight.shape, weight.dtype);
+    K(weight).embeddingBackward(g.data, ids, (sink ?? gw!).data, n, C);
     return [gw];
   });
 }

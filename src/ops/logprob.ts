@@ -4,7 +4,7 @@
  * the logits (entropy, Σ logits for the mean logit, argmax for token accuracy).
  */
 import { ShapeError, fmtShape } from '../errors.js';
-import { record } from '../autograd/tape.js';
+import { leafGradSink, record } from '../autograd/tape.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { F } from '../backend/types.js';
 import { K, sameDType } from './util.js';
@@ -40,8 +40,10 @@ export function tokenLogprobs(h: Tensor, w: Tensor, targets: Int32Array, opts: {
   K(h).tokenLogprobs({ h: h.data, w: w.data, targets, N, C, V, chunk, logp: logp.data, lse: lse.data, entropy, logitSum, argmax, lse2 });
   record('tokenLogprobs', logp, [h, w], (g, needs) => {
     const gh = needs[0] ? Tensor.empty(h.shape, h.dtype) : null;
-    const gw = needs[1] ? Tensor.empty(w.shape, w.dtype) : null;
-    K(h).tokenLogprobsBackward({ h: h.data, w: w.data, targets, N, C, V, chunk, lse: lse.data, gLogp: g.data, gh: gh ? gh.data : null, gw: gw ? gw.data : null });
+    const sink = needs[1] ? leafGradSink(w) : null;
+    const gw = needs[1] && !sink ? Tensor.empty(w.shape, w.dtype) : null;
+    const gwData = sink ? sink.data : gw ? gw.data : null;
+    K(h).tokenLogprobsBackward({ h: h.data, w: w.data, targets, N, C, V, chunk, lse: lse.data, gLogp: g.data, gh: gh ? gh.data : null, gw: gwData, accumulateGw: !!sink });
     return [gh, gw];
   });
   return { logp, entropy: entropy ?? undefined, logitSum: logitSum ?? undefined, argmax: argmax ?? undefined, lse: opts.wpo ? Float64Array.from(lse.data) : undefined, lse2: lse2 ?? undefined };

@@ -158,3 +158,21 @@ test('scopes recycle buffers except what is returned or kept', () => {
   });
   assert.equal(inner!.released, true);
 });
+
+test('a tied embedding / lm_head with an existing .grad is accumulated into in place, as a fresh gradient plus the old one', () => {
+  const rng = new Rng(21);
+  const V = 11, C = 4, N = 6;
+  const w0 = randn([V, C], rng), g0 = randn([V, C], rng);
+  const ids = Int32Array.from({ length: N }, () => rng.nextInt(V));
+  const targets = Int32Array.from({ length: N }, () => rng.nextInt(V));
+  const run = (preset: boolean) => {
+    const w = Tensor.from(w0.data, w0.shape).param();
+    if (preset) w.grad = Tensor.from(g0.data, g0.shape).keep();
+    const grad = w.grad;
+    scope(() => backward(op.sum(op.tokenLogprobs(op.embedding(w, ids, [N]), w, targets, { chunk: 4 }).logp)));
+    if (preset) assert.equal(w.grad, grad, 'the existing gradient buffer is reused');
+    return w.grad!.data;
+  };
+  const fresh = run(false), summed = run(true);
+  for (let i = 0; i < fresh.length; i++) assert.ok(Math.abs(summed[i] - (fresh[i] + g0.data[i])) < 1e-5, `grad[${i}]: ${summed[i]} vs ${fresh[i] + g0.data[i]}`);
+});

@@ -89,6 +89,6 @@ export function tokenLogprobsBackward(p: TokenLogprobBackwardArgs): void {
     // gh (N, C) += dl (N, n) · w_chunk (n, C)
     if (gh) matmul({ a: buf, b: w.subarray(v0 * C, (v0 + n) * C), c: gh, batch: 1, m: N, n: C, k: n, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 1 });
     // gw_chunk (n, C) = dlᵀ (n, N) · h (N, C)
-    if (gw) matmul({ a: buf, b: h, c: gw.subarray(v0 * C, (v0 + n) * C), batch: 1, m: n, n: C, k: N, transA: true, transB: false, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0 });
+    if (gw) matmul({ a: buf, b: h, c: gw.subarray(v0 * C, (v0 + n) * C), batch: 1, m: n, n: C, k: N, transA: true, transB: false, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: p.accumulateGw ? 1 : 0 });
   }
 }
