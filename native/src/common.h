@@ -20,9 +20,10 @@ inline bool B(const Napi::Value& v) { return v.As<Napi::Boolean>().Value(); }
 // C (batch × M×N, ldc) = alpha·op(A)·op(B) + beta·C through a cached oneDNN matmul primitive.
 // lda/ldb/ldc are row strides of the stored matrices; sa/sb/sc batch strides (0 broadcasts).
 // In bf16 mode (setMatmulBf16) A and B are rounded to bf16 first unless bf16Ok is false.
+// Bbits: B already stored as bf16 (frozen weights); B is then ignored and the GEMM is bf16.
 void gemm(int64_t batch, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, bool transA, int64_t sa,
           const float* B, int64_t ldb, bool transB, int64_t sb, float* C, int64_t ldc, int64_t sc, float alpha, float beta,
-          bool bf16Ok = true);
+          bool bf16Ok = true, const uint16_t* Bbits = nullptr);
 
 // exp(x) for float, accurate to ~2 ulp, written so `#pragma omp simd` loops vectorise it.
 inline float fast_exp(float x) {

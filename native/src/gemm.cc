@@ -112,8 +112,8 @@ Entry& get(int64_t batch, int64_t M, int64_t N, int64_t K, int64_t lda, bool ta,
 
 void gemm(int64_t batch, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, bool transA, int64_t sa,
           const float* B, int64_t ldb, bool transB, int64_t sb, float* C, int64_t ldc, int64_t sc, float alpha, float beta,
-          bool bf16Ok) {
-  const bool bf16 = g_bf16 && bf16Ok;
+          bool bf16Ok, const uint16_t* Bbits) {
+  const bool bf16 = (g_bf16 && bf16Ok) || Bbits;
   if (M == 0 || N == 0 || batch == 0) return;
   if (K == 0) {
     for (int64_t bi = 0; bi < batch; bi++)
@@ -131,7 +131,7 @@ void gemm(int64_t batch, int64_t M, int64_t N, int64_t K, const float* A, int64_
     int64_t na = (sa == 0 ? 0 : (batch - 1) * sa) + (transA ? (K - 1) * lda + M : (M - 1) * lda + K);
     int64_t nb = (sb == 0 ? 0 : (batch - 1) * sb) + (transB ? (N - 1) * ldb + K : (K - 1) * ldb + N);
     pa = const_cast<uint16_t*>(toBf16Buf(A, na, g_bufA));
-    pb = const_cast<uint16_t*>(toBf16Buf(B, nb, g_bufB));
+    pb = Bbits ? const_cast<uint16_t*>(Bbits) : const_cast<uint16_t*>(toBf16Buf(B, nb, g_bufB));
   }
   dnnl::memory am(e.a, eng(), pa), bm(e.b, eng(), pb), cm(e.c, eng(), C);
   e.prim.execute(strm(), {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
@@ -142,8 +142,11 @@ void gemm(int64_t batch, int64_t M, int64_t N, int64_t K, const float* A, int64_
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   int64_t m = I64(info[4]), n = I64(info[5]), k = I64(info[6]);
   bool ta = B(info[7]), tb = B(info[8]);
-  gemm(I64(info[3]), m, n, k, F32(info[0]), ta ? m : k, ta, I64(info[9]), F32(info[1]), tb ? k : n, tb, I64(info[10]), F32(info[2]), n,
-       I64(info[11]), (float)F64(info[12]), (float)F64(info[13]));
+  // b may be a Uint16Array of bf16 bits (a frozen weight stored in bf16).
+  const bool bits = info[1].As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array;
+  const uint16_t* Bbits = bits ? info[1].As<Napi::Uint16Array>().Data() : nullptr;
+  gemm(I64(info[3]), m, n, k, F32(info[0]), ta ? m : k, ta, I64(info[9]), bits ? nullptr : F32(info[1]), tb ? k : n, tb, I64(info[10]),
+       F32(info[2]), n, I64(info[11]), (float)F64(info[12]), (float)F64(info[13]), true, Bbits);
   return info.Env().Undefined();
 }
 

@@ -39,8 +39,8 @@ export type MatmulPrecision = 'float32' | 'bfloat16';
 export interface MatmulArgs {
   /** A: batch × (M×K), or (K×M) when transA. */
   a: F;
-  /** B: batch × (K×N), or (N×K) when transB. */
-  b: F;
+  /** B: batch × (K×N), or (N×K) when transB; or its bf16 bits (a frozen weight stored in bf16: a bf16 GEMM). */
+  b: F | Uint16Array;
   /** C: batch × (M×N). */
   c: F;
   batch: number;

@@ -11,6 +11,8 @@ import { noGrad } from '../autograd/tape.js';
 import type { CausalLM } from '../models/causal-lm.js';
 import { architectureFor } from '../models/registry.js';
 import { loraLayers, withAdaptersDisabled } from '../lora/apply.js';
+import { Linear } from '../nn/linear.js';
+import { FrozenBf16Linear } from '../nn/frozen-bf16-linear.js';
 import { sequenceLogps, type PairBatch } from './logps.js';
 
 export type ReferenceKind = 'copy' | 'adapters-off' | 'ref-adapter';
@@ -40,13 +42,30 @@ export function cloneModel(model: CausalLM): CausalLM {
   return copy.eval();
 }
 
-export function copyReference(policy: CausalLM): Reference {
+/**
+ * Under bf16 (without TR-DPO, which updates the copy), every Linear of the copy keeps its weight
+ * as bf16 bits: the GEMMs round weights to bf16 anyway, so the log-probs are the same bits and
+ * the copy's linear weights take half the memory. Embeddings, lm_head and norms stay float32.
+ */
+function storeLinearsInBf16(model: CausalLM): void {
+  for (const [name, m] of model.namedModules()) {
+    for (const [key, child] of Object.entries(m)) {
+      // lm_head stays: the fused log-prob op reads its weight as a tensor.
+      if (child instanceof Linear && key !== 'lm_head') (m as unknown as Record<string, unknown>)[key] = new FrozenBf16Linear(child);
+      else if (Array.isArray(child) && child.some((c) => c instanceof Linear)) throw new DpoError(`reference copy: unexpected list of linear layers at ${name}.${key}`);
+    }
+  }
+}
+
+export function copyReference(policy: CausalLM, opts: { bf16Weights?: boolean } = {}): Reference {
   const ref = cloneModel(policy);
+  if (opts.bf16Weights) storeLinearsInBf16(ref);
   return {
     kind: 'copy',
     model: ref,
     logps: (b, ld) => run(ref, b, ld),
     mixup(p, alpha) {
+      if (opts.bf16Weights) throw new DpoError('sync_ref_model needs a float32 reference copy; it is not stored in bf16 when sync_ref_model is on');
       const src = new Map(p.namedParameters());
       for (const [name, r] of ref.namedParameters()) {
         const s = src.get(name)!.data;

@@ -149,7 +149,7 @@ export class DPOTrainer {
     else if (a.precomputeRefLogProbs) {
       // One pass before any update: the policy as it is now is the reference, no copy needed.
       this.reference = fixedReference(this.model);
-    } else if (!isLora) this.reference = copyReference(this.model);
+    } else if (!isLora) this.reference = copyReference(this.model, { bf16Weights: a.bf16 && !a.syncRefModel });
     else this.reference = refAdapterReference(this.model);
     const layout = this.layout();
     this.state = {

@@ -2,12 +2,19 @@
  * bf16 (`bf16: true`): every float32 GEMM runs on bf16-rounded operands with float32 accumulation,
  * while weights, gradients and AdamW state stay float32. The metrics of a pinned TRL f32 run must
  * stay within 2e-2 (relative above 1, absolute below) of TRL's — and must actually move, or bf16
- * would not be on.
+ * would not be on. The reference copy then stores its linear weights as bf16 bits, with no change.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { replayTrlRun } from '../helpers/trl-run.js';
-import { getMatmulPrecision } from '../../src/backend/index.js';
+import { join } from 'node:path';
+import { getBackend, getMatmulPrecision, nativeAvailable, setBackend, setMatmulPrecision } from '../../src/backend/index.js';
+import { loadCausalLM } from '../../src/models/load.js';
+import type { CausalLM } from '../../src/models/causal-lm.js';
+import { copyReference } from '../../src/dpo/reference.js';
+import type { PairBatch } from '../../src/dpo/logps.js';
+import { FrozenBf16Linear } from '../../src/nn/frozen-bf16-linear.js';
+import { Rng } from '../../src/tensor/rng.js';
 
 // The argmax of a random model's near-uniform logits flips under any rounding; allow 5 points.
 const TOL: Record<string, number> = { mean_token_accuracy: 0.05 };
@@ -31,3 +38,36 @@ for (const name of ['llama-sigmoid', 'qwen2-lora-continued-conv', 'gpt2-sft-sigm
     assert.ok(moved > 1e-4, `bf16 changed nothing (max deviation ${moved}): are the GEMMs really bf16?`);
   });
 }
+
+test('bf16 reference copy: linear weights stored as bf16 bits give the same log-probs bit for bit, both backends', () => {
+  const prevBackend = getBackend().name;
+  try {
+    for (const backend of nativeAvailable() ? (['ref', 'native'] as const) : (['ref'] as const)) {
+      setBackend(backend);
+      for (const name of ['llama', 'qwen2', 'gpt2']) {
+        const { model } = loadCausalLM(join('test/fixtures/models', name));
+        const rng = new Rng(4);
+        const rows = 4, T = 12;
+        const b: PairBatch = {
+          inputIds: Int32Array.from({ length: rows * T }, () => rng.nextInt(model.arch.vocabSize)),
+          attentionMask: Uint8Array.from({ length: rows * T }, (_, i) => (i % T < T - (i / T | 0) ? 1 : 0)),
+          completionMask: Uint8Array.from({ length: rows * T }, (_, i) => (i % T >= 4 && i % T < T - (i / T | 0) ? 1 : 0)),
+          rows, T,
+        };
+        setMatmulPrecision('bfloat16');
+        try {
+          const plain = copyReference(model), compact = copyReference(model, { bf16Weights: true });
+          assert.ok(compact.model!.namedModules().some(([, m]) => m instanceof FrozenBf16Linear), `${name}: no linear stored in bf16`);
+          const bytes = (m: CausalLM) => m.parameters().reduce((s, p) => s + p.data.byteLength, 0);
+          assert.ok(bytes(compact.model!) < bytes(plain.model!), `${name}: the compact copy holds no fewer float32 bytes`);
+          assert.deepEqual(compact.logps(b, null), plain.logps(b, null), `${name} (${backend})`);
+          assert.throws(() => compact.mixup(model, 0.5), /sync_ref_model needs a float32 reference copy/);
+        } finally {
+          setMatmulPrecision('float32');
+        }
+      }
+    }
+  } finally {
+    setBackend(prevBackend);
+  }
+});

@@ -13,16 +13,17 @@ export function setMatmulPrecision(p: MatmulPrecision): void {
   precision = p;
 }
 
-function roundedBf16(x: F): Float64Array {
+function roundedBf16(x: F | Uint16Array): Float64Array {
   const out = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = bf16ToF32(f32ToBf16(x[i]));
+  if (x instanceof Uint16Array) for (let i = 0; i < x.length; i++) out[i] = bf16ToF32(x[i]);
+  else for (let i = 0; i < x.length; i++) out[i] = bf16ToF32(f32ToBf16(x[i]));
   return out;
 }
 
 export function matmul(p: MatmulArgs): void {
-  const toBf16 = precision === 'bfloat16' && (p.a instanceof Float32Array || p.b instanceof Float32Array);
+  const toBf16 = p.b instanceof Uint16Array || (precision === 'bfloat16' && (p.a instanceof Float32Array || p.b instanceof Float32Array));
   const a = toBf16 ? roundedBf16(p.a) : p.a;
-  const b = toBf16 ? roundedBf16(p.b) : p.b;
+  const b = p.b instanceof Uint16Array || toBf16 ? roundedBf16(p.b) : p.b;
   const { c, batch, m, n, k, transA, transB, strideA, strideB, strideC, alpha, beta } = p;
   const arow = new Float64Array(k); // row i of op(A)
   const acc = new Float64Array(n); // row i of op(A)·op(B)
