@@ -62,7 +62,7 @@ void maskRow(const Attn& a, int64_t b, int64_t t, float* s, int64_t& lo, int64_t
 }
 
 // Max over a row and whether it holds a NaN, as vectorisable reductions.
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
 float rowMax(const float* s, int64_t n, bool* nan) {
   float m = -std::numeric_limits<float>::infinity();
   int bad = 0;
@@ -76,7 +76,7 @@ float rowMax(const float* s, int64_t n, bool* nan) {
 }
 
 // Σ_j exp(s_j − m) over one row (masked entries are −inf → 0); vectorised fast exp.
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
 float expSum(const float* s, int64_t T, float m) {
   float acc = 0;
 #pragma omp simd reduction(+ : acc)
@@ -85,7 +85,7 @@ float expSum(const float* s, int64_t T, float m) {
 }
 
 // s_j ← exp(s_j − L) in place (−inf → 0).
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
 void expShift(float* s, int64_t T, float L) {
 #pragma omp simd
   for (int64_t j = 0; j < T; j++) s[j] = s[j] == -std::numeric_limits<float>::infinity() ? 0.0f : fast_exp(s[j] - L);

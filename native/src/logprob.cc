@@ -20,7 +20,7 @@ struct RowState {
 };
 
 // Sum of exp(l − m), of exp(l − m)·l and of exp(l − m)² over one row of a chunk (vectorised).
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
 void rowSums(const float* l, int64_t n, float m, float* out3) {
   float s = 0, e = 0, s2 = 0;
 #pragma omp simd reduction(+ : s, e, s2)
@@ -36,7 +36,7 @@ void rowSums(const float* l, int64_t n, float m, float* out3) {
 }
 
 // Max, sum and a NaN flag over one row of a chunk, as vectorisable reductions.
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
 void rowMaxSum(const float* l, int64_t n, float* maxOut, float* sumOut, bool* nanOut) {
   float m = -std::numeric_limits<float>::infinity(), s = 0;
   int bad = 0;
@@ -52,7 +52,7 @@ void rowMaxSum(const float* l, int64_t n, float* maxOut, float* sumOut, bool* na
   *nanOut = bad != 0;
 }
 
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
 void rowGrad(float* l, int64_t n, float lse, float g) {
 #pragma omp simd
   for (int64_t j = 0; j < n; j++) l[j] = -g * fast_exp(l[j] - lse);
