@@ -8,6 +8,7 @@
 import { indexSelect, matmul, reshape, tokenLogprobs } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { CausalLM } from '../models/causal-lm.js';
+import { packRows, packedPositions } from './packing.js';
 
 /** A collated preference batch: rows 0..B−1 chosen, B..2B−1 rejected, each (2B, T) row-major. */
 export interface PairBatch {
@@ -96,11 +97,18 @@ function rowWeights(rowOf: Int32Array, shiftedCounts: Int32Array, rows: number, 
   return S;
 }
 
-export function sequenceLogps(model: CausalLM, b: PairBatch, opts: { ldAlpha?: number | null; stats?: boolean; wpo?: boolean; chunk?: number } = {}): SequenceLogps {
+export function sequenceLogps(model: CausalLM, b: PairBatch, opts: { ldAlpha?: number | null; stats?: boolean; wpo?: boolean; chunk?: number; paddingFree?: boolean } = {}): SequenceLogps {
   const { sel, labels, rowOf, shiftedCounts, completionCounts } = completionPositions(b);
   const M = sel.length;
-  const h = model.hidden({ ids: b.inputIds, B: b.rows, T: b.T, attentionMask: b.attentionMask }); // (2B·T, C)
-  const hs = indexSelect(h, 0, sel); // (M, C)
+  let hs: Tensor;
+  if (opts.paddingFree) {
+    const packed = packRows(b);
+    const h = model.hidden(packed.inputs); // (Σ lengths, C)
+    hs = indexSelect(h, 0, packedPositions(sel, rowOf, b.T, packed.offsets)); // (M, C)
+  } else {
+    const h = model.hidden({ ids: b.inputIds, B: b.rows, T: b.T, attentionMask: b.attentionMask }); // (2B·T, C)
+    hs = indexSelect(h, 0, sel); // (M, C)
+  }
   const out = tokenLogprobs(hs, model.lmHeadWeight(), labels, { stats: !!opts.stats, wpo: !!opts.wpo, chunk: opts.chunk });
   const S = Tensor.from(rowWeights(rowOf, shiftedCounts, b.rows, opts.ldAlpha ?? null), [b.rows, M]);
   const logps = reshape(matmul(S, reshape(out.logp, [M, 1])), [b.rows]);

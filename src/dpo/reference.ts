@@ -22,13 +22,18 @@ export interface Reference {
   /** The frozen copy, for `copy` references (saved in checkpoints when it changes under TR-DPO). */
   readonly model?: CausalLM;
   /** (2B) reference completion log-probs of the batch. */
-  logps(b: PairBatch, ldAlpha: number | null): Float64Array;
+  logps(b: PairBatch, opts: RefLogpsOptions): Float64Array;
   /** TR-DPO: ref ← α·policy + (1−α)·ref. */
   mixup(policy: CausalLM, alpha: number): void;
 }
 
-function run(model: CausalLM, b: PairBatch, ldAlpha: number | null): Float64Array {
-  return noGrad(() => Float64Array.from(sequenceLogps(model, b, { ldAlpha }).logps.data));
+export interface RefLogpsOptions {
+  ldAlpha: number | null;
+  paddingFree?: boolean;
+}
+
+function run(model: CausalLM, b: PairBatch, opts: RefLogpsOptions): Float64Array {
+  return noGrad(() => Float64Array.from(sequenceLogps(model, b, opts).logps.data));
 }
 
 /** A frozen copy of a (non-LoRA) model's current weights. */
@@ -63,7 +68,7 @@ export function copyReference(policy: CausalLM, opts: { bf16Weights?: boolean } 
   return {
     kind: 'copy',
     model: ref,
-    logps: (b, ld) => run(ref, b, ld),
+    logps: (b, o) => run(ref, b, o),
     mixup(p, alpha) {
       if (opts.bf16Weights) throw new DpoError('sync_ref_model needs a float32 reference copy; it is not stored in bf16 when sync_ref_model is on');
       const src = new Map(p.namedParameters());
@@ -80,7 +85,7 @@ export function copyReference(policy: CausalLM, opts: { bf16Weights?: boolean } 
 export function fixedReference(model: CausalLM): Reference {
   return {
     kind: 'copy',
-    logps: (b, ld) => run(model, b, ld),
+    logps: (b, o) => run(model, b, o),
     mixup() {
       throw new DpoError('sync_ref_model needs the built-in reference copy; do not pass ref_model or precompute_ref_log_probs');
     },
@@ -90,7 +95,7 @@ export function fixedReference(model: CausalLM): Reference {
 export function adaptersOffReference(policy: CausalLM): Reference {
   return {
     kind: 'adapters-off',
-    logps: (b, ld) => withAdaptersDisabled(policy, () => run(policy, b, ld)),
+    logps: (b, o) => withAdaptersDisabled(policy, () => run(policy, b, o)),
     mixup() {
       throw new DpoError('sync_ref_model is not supported with LoRA (as in TRL): the reference is the adapter-free or initial-adapter model');
     },
@@ -112,10 +117,10 @@ export function refAdapterReference(policy: CausalLM): Reference {
   };
   return {
     kind: 'ref-adapter',
-    logps(b, ld) {
+    logps(b, o) {
       swap();
       try {
-        return run(policy, b, ld);
+        return run(policy, b, o);
       } finally {
         swap();
       }

@@ -26,7 +26,7 @@ import { batchOf, epochOrder, prepareTrainingData, type TrainingData } from './t
 import type { Dataset } from '../data/dataset.js';
 import { resolveCheckpoint, restoreTrainerCheckpoint, saveTrainerCheckpoint, writeModelFiles } from './checkpoint.js';
 import { MetricLog, recordBatchMetrics } from './metrics.js';
-import { adaptersOffReference, copyReference, fixedReference, refAdapterReference, type Reference } from './reference.js';
+import { adaptersOffReference, copyReference, fixedReference, refAdapterReference, type Reference, type RefLogpsOptions } from './reference.js';
 import { microBatchesOf, runLayout, type RunLayout } from './schedule.js';
 import { computeLoss } from './loss-step.js';
 import { AdamW, clipGradNorm, learningRateAt } from '../optim/index.js';
@@ -130,7 +130,6 @@ export class DPOTrainer {
     const maxId = Math.max(...this.data.train.flatMap((p) => [...p.promptIds, ...p.chosenIds, ...p.rejectedIds]), this.data.collate.padTokenId);
     if (maxId >= vocab) throw new DpoError(`the tokenizer produces token id ${maxId} but the model's vocabulary has ${vocab} entries; the tokenizer does not belong to this model`);
     const a = this.args;
-    if (a.paddingFree) (init.warn ?? ((m: string) => process.emitWarning(m)))('padding_free=True is not implemented (TRL 1.13 disables it too); falling back to padded batches');
     const hadAdapter = loraLayers(this.model).length > 0;
     if (init.peftConfig) {
       if (hadAdapter) throw new DpoError('the model already carries a LoRA adapter and a peft_config was given; merge the adapter first, or drop peft_config to continue training it');
@@ -178,7 +177,7 @@ export class DPOTrainer {
     return scope(() => {
       const ref = this.refLogpsFor(b, mode);
       const run = () => {
-        const pol = sequenceLogps(this.model, b, { ldAlpha: a.ldAlpha, stats: true, wpo: a.useWeighting });
+        const pol = sequenceLogps(this.model, b, { ldAlpha: a.ldAlpha, stats: true, wpo: a.useWeighting, paddingFree: a.paddingFree });
         return { pol, loss: computeLoss(pol, ref, b, a) };
       };
       const { pol, loss } = mode === 'train' ? run() : noGrad(run);
@@ -212,7 +211,11 @@ export class DPOTrainer {
       });
       return out;
     }
-    return this.reference!.logps(b, this.args.ldAlpha);
+    return this.reference!.logps(b, this.refOptions());
+  }
+
+  private refOptions(): RefLogpsOptions {
+    return { ldAlpha: this.args.ldAlpha, paddingFree: this.args.paddingFree };
   }
 
   /** Precomputed reference log-probs per pair (chosen, rejected), by position in the prepared split. */
@@ -248,7 +251,7 @@ export class DPOTrainer {
     for (let s = 0; s < pairs.length; s += bs) {
       const chunk = pairs.slice(s, s + bs).map((p, i) => ({ ...p, index: s + i }));
       const b = collate(chunk, this.data.collate);
-      const r = scope(() => this.reference!.logps(b, this.args.ldAlpha));
+      const r = scope(() => this.reference!.logps(b, this.refOptions()));
       const B = chunk.length;
       for (let i = 0; i < B; i++) {
         out[2 * (s + i)] = r[i];

@@ -60,7 +60,7 @@ test('bf16 reference copy: linear weights stored as bf16 bits give the same log-
           assert.ok(compact.model!.namedModules().some(([, m]) => m instanceof FrozenBf16Linear), `${name}: no linear stored in bf16`);
           const bytes = (m: CausalLM) => m.parameters().reduce((s, p) => s + p.data.byteLength, 0);
           assert.ok(bytes(compact.model!) < bytes(plain.model!), `${name}: the compact copy holds no fewer float32 bytes`);
-          assert.deepEqual(compact.logps(b, null), plain.logps(b, null), `${name} (${backend})`);
+          assert.deepEqual(compact.logps(b, { ldAlpha: null }), plain.logps(b, { ldAlpha: null }), `${name} (${backend})`);
           assert.throws(() => compact.mixup(model, 0.5), /sync_ref_model needs a float32 reference copy/);
         } finally {
           setMatmulPrecision('float32');
