@@ -43,14 +43,53 @@ Attn parse(const Napi::CallbackInfo& info) {
   return a;
 }
 
-// Masks one score row in place: keys outside [lo, hi] (causal, sliding window) are left for the
-// caller to zero; inside, padding keys and other packed sequences become −inf.
-void maskRow(const Attn& a, int64_t b, int64_t t, float* s, int64_t& lo, int64_t& hi) {
+// A diagonal block of one batch row: queries and keys [s0, s0 + n). Packed sequences (segment ids)
+// only attend inside their own block, so scores are computed per block, never across blocks.
+struct Block {
+  int64_t s0, n;
+};
+
+struct Task {
+  int64_t b;
+  Block blk;
+};
+
+// The blocks of batch row b: one per run of equal segment ids, or the whole row when there are no
+// segment ids or an id comes back after another (then the mask alone keeps them apart).
+std::vector<Block> blocksOf(const Attn& a, int64_t b) {
   const int64_t T = a.T;
-  hi = a.causal ? t : T - 1;
+  if (!a.segIds) return {{0, T}};
+  const int32_t* sg = a.segIds + b * T;
+  std::vector<Block> out;
+  std::vector<int32_t> seen;
+  for (int64_t t = 0; t < T;) {
+    int64_t e = t;
+    while (e < T && sg[e] == sg[t]) e++;
+    for (int32_t id : seen)
+      if (id == sg[t]) return {{0, T}};
+    seen.push_back(sg[t]);
+    out.push_back({t, e - t});
+    t = e;
+  }
+  return out;
+}
+
+// Every (batch row, block) pair: the units of parallel work.
+std::vector<Task> tasksOf(const Attn& a) {
+  std::vector<Task> out;
+  for (int64_t b = 0; b < a.B; b++)
+    for (const Block& blk : blocksOf(a, b)) out.push_back({b, blk});
+  return out;
+}
+
+// Masks row t of a block's scores in place (t and keys relative to the block start): keys outside
+// [lo, hi] (causal, sliding window) are left for the caller to zero; inside, padding keys and
+// other packed sequences become −inf.
+void maskRow(const Attn& a, int64_t b, const Block& blk, int64_t t, float* s, int64_t& lo, int64_t& hi) {
+  hi = a.causal ? t : blk.n - 1;
   lo = a.window > 0 ? std::max<int64_t>(0, t - a.window + 1) : 0;
-  const uint8_t* km = a.keyMask ? a.keyMask + b * T : nullptr;
-  const int32_t* sg = a.segIds ? a.segIds + b * T : nullptr;
+  const uint8_t* km = a.keyMask ? a.keyMask + b * a.T + blk.s0 : nullptr;
+  const int32_t* sg = a.segIds ? a.segIds + b * a.T + blk.s0 : nullptr;
   if (!km && !sg) return;
   const float NEG = -std::numeric_limits<float>::infinity();
   const int32_t st = sg ? sg[t] : 0;
@@ -91,15 +130,15 @@ void expShift(float* s, int64_t T, float L) {
   for (int64_t j = 0; j < T; j++) s[j] = s[j] == -std::numeric_limits<float>::infinity() ? 0.0f : fast_exp(s[j] - L);
 }
 
-// Scores S (T, T) → masked probabilities in place; computes the row lse when computeLse, else
-// uses the given one (backward). Only the visible span [lo, hi] of each row is touched by exp.
-void probs(const Attn& a, int64_t b, float* S, float* lse, bool computeLse) {
-  const int64_t T = a.T;
+// A block's scores S (n, n) → masked probabilities in place; computes the row lse (n) when
+// computeLse, else uses the given one (backward). Only each row's visible span is exponentiated.
+void probs(const Attn& a, int64_t b, const Block& blk, float* S, float* lse, bool computeLse) {
+  const int64_t T = blk.n;
   const float NEG = -std::numeric_limits<float>::infinity();
   for (int64_t t = 0; t < T; t++) {
     float* s = S + t * T;
     int64_t lo, hi;
-    maskRow(a, b, t, s, lo, hi);
+    maskRow(a, b, blk, t, s, lo, hi);
     float L = NEG;
     if (computeLse) {
       bool nan = false;
@@ -127,18 +166,26 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   Attn a = parse(info);
   float *out = F32(info[3]), *lse = F32(info[4]);
   const int64_t T = a.T, D = a.D, group = a.Hq / a.Hkv;
+  const int64_t ldq = a.Hq * D, ldk = a.Hkv * D;
+  const std::vector<Task> tasks = tasksOf(a);
+  const int64_t nt = (int64_t)tasks.size();
 #pragma omp parallel
   {
-    std::vector<float> S((size_t)T * T);
+    std::vector<float> S;
+    // One task per (block, query head).
 #pragma omp for schedule(dynamic)
-    for (int64_t bh = 0; bh < a.B * a.Hq; bh++) {
-      const int64_t b = bh / a.Hq, h = bh % a.Hq, kh = h / group;
-      const float* Qh = a.q + (b * T * a.Hq + h) * D;
-      const float* Kh = a.k + (b * T * a.Hkv + kh) * D;
-      const float* Vh = a.v + (b * T * a.Hkv + kh) * D;
-      gemm(1, T, T, D, Qh, a.Hq * D, false, 0, Kh, a.Hkv * D, true, 0, S.data(), T, 0, a.scale, 0.0f, false);
-      probs(a, b, S.data(), lse + (b * a.Hq + h) * T, true);
-      gemm(1, T, D, T, S.data(), T, false, 0, Vh, a.Hkv * D, false, 0, out + (b * T * a.Hq + h) * D, a.Hq * D, 0, 1.0f, 0.0f, false);
+    for (int64_t i = 0; i < nt * a.Hq; i++) {
+      const Task& task = tasks[i / a.Hq];
+      const int64_t b = task.b, h = i % a.Hq, kh = h / group;
+      {
+        const Block& blk = task.blk;
+        const int64_t n = blk.n;
+        if ((int64_t)S.size() < n * n) S.resize(n * n);
+        const int64_t qo = (b * T + blk.s0) * ldq + h * D, ko = (b * T + blk.s0) * ldk + kh * D;
+        gemm(1, n, n, D, a.q + qo, ldq, false, 0, a.k + ko, ldk, true, 0, S.data(), n, 0, a.scale, 0.0f, false);
+        probs(a, b, blk, S.data(), lse + (b * a.Hq + h) * T + blk.s0, true);
+        gemm(1, n, D, n, S.data(), n, false, 0, a.v + ko, ldk, false, 0, out + qo, ldq, 0, 1.0f, 0.0f, false);
+      }
     }
   }
   return info.Env().Undefined();
@@ -152,31 +199,44 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   const int64_t T = a.T, D = a.D, group = a.Hq / a.Hkv;
   std::memset(gk, 0, sizeof(float) * a.B * T * a.Hkv * D);
   std::memset(gv, 0, sizeof(float) * a.B * T * a.Hkv * D);
+  const int64_t ldq = a.Hq * D, ldk = a.Hkv * D;
+  const std::vector<Task> tasks = tasksOf(a);
+  const int64_t nt = (int64_t)tasks.size();
 #pragma omp parallel
   {
-    std::vector<float> P((size_t)T * T), dP((size_t)T * T);
-    // One task per (batch, kv head): the query heads of a group accumulate into the same dK, dV.
+    std::vector<float> P, dP;
+    // One task per (block, kv head): the query heads of a group accumulate into the same dK, dV
+    // rows, and blocks share no keys.
 #pragma omp for schedule(dynamic)
-    for (int64_t bk = 0; bk < a.B * a.Hkv; bk++) {
-      const int64_t b = bk / a.Hkv, kh = bk % a.Hkv;
-      for (int64_t h = kh * group; h < (kh + 1) * group; h++) {
-        const int64_t qo = (b * T * a.Hq + h) * D, ko = (b * T * a.Hkv + kh) * D, ldq = a.Hq * D, ldk = a.Hkv * D;
-        gemm(1, T, T, D, a.q + qo, ldq, false, 0, a.k + ko, ldk, true, 0, P.data(), T, 0, a.scale, 0.0f, false);
-        probs(a, b, P.data(), const_cast<float*>(lse) + (b * a.Hq + h) * T, false);
-        // dV += Pᵀ·dO
-        gemm(1, T, D, T, P.data(), T, true, 0, gOut + qo, ldq, false, 0, gv + ko, ldk, 0, 1.0f, 1.0f, false);
-        // dP = dO·Vᵀ
-        gemm(1, T, T, D, gOut + qo, ldq, false, 0, a.v + ko, ldk, true, 0, dP.data(), T, 0, 1.0f, 0.0f, false);
-        for (int64_t t = 0; t < T; t++) {
-          double di = 0;
-          for (int64_t d = 0; d < D; d++) di += (double)gOut[qo + t * ldq + d] * out[qo + t * ldq + d];
-          float fdi = (float)di;
-          float *p = P.data() + t * T, *dp = dP.data() + t * T;
-          for (int64_t j = 0; j < T; j++) dp[j] = p[j] * (dp[j] - fdi);  // dS
+    for (int64_t i = 0; i < nt * a.Hkv; i++) {
+      const Task& task = tasks[i / a.Hkv];
+      const int64_t b = task.b, kh = i % a.Hkv;
+      {
+        const Block& blk = task.blk;
+        for (int64_t h = kh * group; h < (kh + 1) * group; h++) {
+          const int64_t T = blk.n;  // this block's rows and keys
+          if ((int64_t)P.size() < T * T) {
+            P.resize(T * T);
+            dP.resize(T * T);
+          }
+          const int64_t qo = (b * a.T + blk.s0) * ldq + h * D, ko = (b * a.T + blk.s0) * ldk + kh * D;
+          gemm(1, T, T, D, a.q + qo, ldq, false, 0, a.k + ko, ldk, true, 0, P.data(), T, 0, a.scale, 0.0f, false);
+          probs(a, b, blk, P.data(), const_cast<float*>(lse) + (b * a.Hq + h) * a.T + blk.s0, false);
+          // dV += Pᵀ·dO
+          gemm(1, T, D, T, P.data(), T, true, 0, gOut + qo, ldq, false, 0, gv + ko, ldk, 0, 1.0f, 1.0f, false);
+          // dP = dO·Vᵀ
+          gemm(1, T, T, D, gOut + qo, ldq, false, 0, a.v + ko, ldk, true, 0, dP.data(), T, 0, 1.0f, 0.0f, false);
+          for (int64_t t = 0; t < T; t++) {
+            double di = 0;
+            for (int64_t d = 0; d < D; d++) di += (double)gOut[qo + t * ldq + d] * out[qo + t * ldq + d];
+            float fdi = (float)di;
+            float *p = P.data() + t * T, *dp = dP.data() + t * T;
+            for (int64_t j = 0; j < T; j++) dp[j] = p[j] * (dp[j] - fdi);  // dS
+          }
+          // dQ = scale·dS·K ; dK += scale·dSᵀ·Q
+          gemm(1, T, D, T, dP.data(), T, false, 0, a.k + ko, ldk, false, 0, gq + qo, ldq, 0, a.scale, 0.0f, false);
+          gemm(1, T, D, T, dP.data(), T, true, 0, a.q + qo, ldq, false, 0, gk + ko, ldk, 0, a.scale, 1.0f, false);
         }
-        // dQ = scale·dS·K ; dK += scale·dSᵀ·Q
-        gemm(1, T, D, T, dP.data(), T, false, 0, a.k + ko, ldk, false, 0, gq + qo, ldq, 0, a.scale, 0.0f, false);
-        gemm(1, T, D, T, dP.data(), T, true, 0, a.q + qo, ldq, false, 0, gk + ko, ldk, 0, a.scale, 1.0f, false);
       }
     }
   }

@@ -116,13 +116,15 @@ test('embedding, rmsnorm, layernorm, rope', { skip }, () => {
   for (const inv of [false, true]) both(`rope inverse=${inv}`, [new Float32Array(rows * H * D)], (K, [o]) => K.rope(xr, o, cos, sin, pos, rows, H, D, inv));
 });
 
-test('attention forward/backward: GQA, padding, segments, window, fully masked rows', { skip }, () => {
+test('attention forward/backward: GQA, padding, segments (contiguous blocks and a returning id), window, fully masked rows, non-causal', { skip }, () => {
   for (const [B, T, Hq, Hkv, D, window] of [[2, 9, 4, 2, 8, 0], [1, 1, 1, 1, 3, 0], [3, 17, 3, 1, 5, 4]]) {
     const q = rand(B * T * Hq * D, 2), k = rand(B * T * Hkv * D, 2), v = rand(B * T * Hkv * D);
     const keyMask = Uint8Array.from({ length: B * T }, (_, i) => (i % T < T - 2 || T < 3 ? 1 : 0));
     const segIds = Int32Array.from({ length: B * T }, (_, i) => Math.floor((i % T) / 5));
-    for (const [km, sg] of [[null, null], [keyMask, null], [keyMask, segIds]] as const) {
-      const args = { q, k, v, B, T, Hq, Hkv, D, scale: 1 / Math.sqrt(D), causal: true, keyMask: km, segIds: sg, window };
+    // id 0 again after id 1: the kernel cannot use per-run blocks and must mask instead
+    const returning = Int32Array.from({ length: B * T }, (_, i) => Math.floor((i % T) / 3) % 2);
+    for (const [km, sg, causal] of [[null, null, true], [keyMask, null, true], [keyMask, segIds, true], [null, segIds, false], [keyMask, returning, true]] as const) {
+      const args = { q, k, v, B, T, Hq, Hkv, D, scale: 1 / Math.sqrt(D), causal, keyMask: km, segIds: sg, window };
       both(`attention ${B},${T},${Hq},${Hkv},${D}`, [new Float32Array(q.length), new Float32Array(B * Hq * T)], (K, [out, lse]) => K.attention({ ...args, out, lse }), 1e-4, 1e-5);
       const out = new Float32Array(q.length), lse = new Float32Array(B * Hq * T);
       refKernels.attention({ ...args, out, lse });
