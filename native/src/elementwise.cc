@@ -1,6 +1,7 @@
 // Elementwise kernels (OpenMP): unary ops and derivatives, broadcasting binary ops, axpy,
 // masked scaling, axis sums, sum of squares, and the AdamW update.
 #include <omp.h>
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -62,6 +63,35 @@ inline float deriv(Op op, float x, float y, float a) {
   }
 }
 
+// SiLU, the MLP activation of every llama layer, gets its own vectorised loops (the generic ones
+// call libm's exp per element): s = σ(x) from e = exp(−|x|), forward x·s, derivative s·(1 + x·(1 − s)).
+__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
+void siluForward(const float* x, float* out, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) {
+    float v = x[i], e = fast_exp(-std::fabs(v)), r = 1.0f / (1.0f + e);
+    out[i] = v * (v >= 0 ? r : e * r);  // a select, not a branch, so the loop vectorises
+  }
+}
+
+__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
+void siluBackward(const float* x, const float* gy, float* gx, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) {
+    float v = x[i], e = fast_exp(-std::fabs(v)), r = 1.0f / (1.0f + e);
+    float sg = v >= 0 ? r : e * r;
+    gx[i] = gy[i] * (sg * (1.0f + v * (1.0f - sg)));
+  }
+}
+
+// Runs fn(begin, count) over [0, n) in blocks spread across threads.
+template <typename F>
+void blocks(int64_t n, F fn) {
+  const int64_t block = 1 << 14;
+#pragma omp parallel for schedule(static) if (n > 2 * block)
+  for (int64_t i = 0; i < n; i += block) fn(i, std::min(block, n - i));
+}
+
 }  // namespace
 
 // unary(op, x, out, n, alpha)
@@ -71,6 +101,10 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
   float* out = F32(info[2]);
   int64_t n = I64(info[3]);
   float a = (float)F64(info[4]);
+  if (op == SILU) {
+    blocks(n, [&](int64_t i, int64_t c) { siluForward(x + i, out + i, c); });
+    return info.Env().Undefined();
+  }
 #pragma omp parallel for schedule(static) if (n > 32768)
   for (int64_t i = 0; i < n; i++) out[i] = fwd(op, x[i], a);
   return info.Env().Undefined();
@@ -83,6 +117,10 @@ Napi::Value UnaryBackward(const Napi::CallbackInfo& info) {
   float* gx = F32(info[4]);
   int64_t n = I64(info[5]);
   float a = (float)F64(info[6]);
+  if (op == SILU) {
+    blocks(n, [&](int64_t i, int64_t c) { siluBackward(x + i, gy + i, gx + i, c); });
+    return info.Env().Undefined();
+  }
 #pragma omp parallel for schedule(static) if (n > 32768)
   for (int64_t i = 0; i < n; i++) gx[i] = gy[i] * deriv(op, x[i], y[i], a);
   return info.Env().Undefined();
