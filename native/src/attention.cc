@@ -1,8 +1,9 @@
 // Fused causal attention (GQA, key padding mask, packed-sequence ids, sliding window), flash-style
-// in memory: per (batch, head) the (T, T) scores live in a per-thread scratch buffer, only the row
-// log-sum-exp is kept, and backward recomputes the probabilities. Heads run in parallel, one per
-// thread, each with single-threaded oneDNN GEMMs (small T×T×D products scale badly across
-// threads). Attention stays float32 in bf16 mode.
+// in memory: per (batch row, diagonal block, head) the (n, n) scores live in a per-thread scratch
+// buffer, only the row log-sum-exp is kept, and backward recomputes the probabilities. A block is
+// a whole row, or one packed sequence (padding_free), so packed batches never score across
+// sequences. Tasks run in parallel, one per thread, each with single-threaded oneDNN GEMMs (small
+// n×n×D products scale badly across threads). Attention stays float32 in bf16 mode.
 #include <omp.h>
 #include <cmath>
 #include <cstring>
@@ -177,15 +178,13 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
     for (int64_t i = 0; i < nt * a.Hq; i++) {
       const Task& task = tasks[i / a.Hq];
       const int64_t b = task.b, h = i % a.Hq, kh = h / group;
-      {
-        const Block& blk = task.blk;
-        const int64_t n = blk.n;
-        if ((int64_t)S.size() < n * n) S.resize(n * n);
-        const int64_t qo = (b * T + blk.s0) * ldq + h * D, ko = (b * T + blk.s0) * ldk + kh * D;
-        gemm(1, n, n, D, a.q + qo, ldq, false, 0, a.k + ko, ldk, true, 0, S.data(), n, 0, a.scale, 0.0f, false);
-        probs(a, b, blk, S.data(), lse + (b * a.Hq + h) * T + blk.s0, true);
-        gemm(1, n, D, n, S.data(), n, false, 0, a.v + ko, ldk, false, 0, out + qo, ldq, 0, 1.0f, 0.0f, false);
-      }
+      const Block& blk = task.blk;
+      const int64_t n = blk.n;
+      if ((int64_t)S.size() < n * n) S.resize(n * n);
+      const int64_t qo = (b * T + blk.s0) * ldq + h * D, ko = (b * T + blk.s0) * ldk + kh * D;
+      gemm(1, n, n, D, a.q + qo, ldq, false, 0, a.k + ko, ldk, true, 0, S.data(), n, 0, a.scale, 0.0f, false);
+      probs(a, b, blk, S.data(), lse + (b * a.Hq + h) * T + blk.s0, true);
+      gemm(1, n, D, n, S.data(), n, false, 0, a.v + ko, ldk, false, 0, out + qo, ldq, 0, 1.0f, 0.0f, false);
     }
   }
   return info.Env().Undefined();
@@ -211,32 +210,30 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
     for (int64_t i = 0; i < nt * a.Hkv; i++) {
       const Task& task = tasks[i / a.Hkv];
       const int64_t b = task.b, kh = i % a.Hkv;
-      {
-        const Block& blk = task.blk;
-        for (int64_t h = kh * group; h < (kh + 1) * group; h++) {
-          const int64_t T = blk.n;  // this block's rows and keys
-          if ((int64_t)P.size() < T * T) {
-            P.resize(T * T);
-            dP.resize(T * T);
-          }
-          const int64_t qo = (b * a.T + blk.s0) * ldq + h * D, ko = (b * a.T + blk.s0) * ldk + kh * D;
-          gemm(1, T, T, D, a.q + qo, ldq, false, 0, a.k + ko, ldk, true, 0, P.data(), T, 0, a.scale, 0.0f, false);
-          probs(a, b, blk, P.data(), const_cast<float*>(lse) + (b * a.Hq + h) * a.T + blk.s0, false);
-          // dV += Pᵀ·dO
-          gemm(1, T, D, T, P.data(), T, true, 0, gOut + qo, ldq, false, 0, gv + ko, ldk, 0, 1.0f, 1.0f, false);
-          // dP = dO·Vᵀ
-          gemm(1, T, T, D, gOut + qo, ldq, false, 0, a.v + ko, ldk, true, 0, dP.data(), T, 0, 1.0f, 0.0f, false);
-          for (int64_t t = 0; t < T; t++) {
-            double di = 0;
-            for (int64_t d = 0; d < D; d++) di += (double)gOut[qo + t * ldq + d] * out[qo + t * ldq + d];
-            float fdi = (float)di;
-            float *p = P.data() + t * T, *dp = dP.data() + t * T;
-            for (int64_t j = 0; j < T; j++) dp[j] = p[j] * (dp[j] - fdi);  // dS
-          }
-          // dQ = scale·dS·K ; dK += scale·dSᵀ·Q
-          gemm(1, T, D, T, dP.data(), T, false, 0, a.k + ko, ldk, false, 0, gq + qo, ldq, 0, a.scale, 0.0f, false);
-          gemm(1, T, D, T, dP.data(), T, true, 0, a.q + qo, ldq, false, 0, gk + ko, ldk, 0, a.scale, 1.0f, false);
+      const Block& blk = task.blk;
+      for (int64_t h = kh * group; h < (kh + 1) * group; h++) {
+        const int64_t T = blk.n;  // this block's rows and keys
+        if ((int64_t)P.size() < T * T) {
+          P.resize(T * T);
+          dP.resize(T * T);
         }
+        const int64_t qo = (b * a.T + blk.s0) * ldq + h * D, ko = (b * a.T + blk.s0) * ldk + kh * D;
+        gemm(1, T, T, D, a.q + qo, ldq, false, 0, a.k + ko, ldk, true, 0, P.data(), T, 0, a.scale, 0.0f, false);
+        probs(a, b, blk, P.data(), const_cast<float*>(lse) + (b * a.Hq + h) * a.T + blk.s0, false);
+        // dV += Pᵀ·dO
+        gemm(1, T, D, T, P.data(), T, true, 0, gOut + qo, ldq, false, 0, gv + ko, ldk, 0, 1.0f, 1.0f, false);
+        // dP = dO·Vᵀ
+        gemm(1, T, T, D, gOut + qo, ldq, false, 0, a.v + ko, ldk, true, 0, dP.data(), T, 0, 1.0f, 0.0f, false);
+        for (int64_t t = 0; t < T; t++) {
+          double di = 0;
+          for (int64_t d = 0; d < D; d++) di += (double)gOut[qo + t * ldq + d] * out[qo + t * ldq + d];
+          float fdi = (float)di;
+          float *p = P.data() + t * T, *dp = dP.data() + t * T;
+          for (int64_t j = 0; j < T; j++) dp[j] = p[j] * (dp[j] - fdi);  // dS
+        }
+        // dQ = scale·dS·K ; dK += scale·dSᵀ·Q
+        gemm(1, T, D, T, dP.data(), T, false, 0, a.k + ko, ldk, false, 0, gq + qo, ldq, 0, a.scale, 0.0f, false);
+        gemm(1, T, D, T, dP.data(), T, true, 0, a.q + qo, ldq, false, 0, gk + ko, ldk, 0, a.scale, 1.0f, false);
       }
     }
   }
