@@ -14,10 +14,10 @@ export function isGradEnabled(): boolean {
   return gradEnabled;
 }
 
-/** Runs fn without recording any graph (reference forwards, evaluation, optimizer updates). */
-export function noGrad<T>(fn: () => T): T {
+/** Runs fn with graph recording switched to `on`, restoring the previous mode afterwards. */
+function withGradMode<T>(on: boolean, fn: () => T): T {
   const prev = gradEnabled;
-  gradEnabled = false;
+  gradEnabled = on;
   try {
     return fn();
   } finally {
@@ -25,15 +25,14 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Runs fn without recording any graph (reference forwards, evaluation, optimizer updates). */
+export function noGrad<T>(fn: () => T): T {
+  return withGradMode(false, fn);
+}
+
 /** Runs fn with graph recording on, even inside noGrad (checkpoint's recompute during backward). */
 export function withGrad<T>(fn: () => T): T {
-  const prev = gradEnabled;
-  gradEnabled = true;
-  try {
-    return fn();
-  } finally {
-    gradEnabled = prev;
-  }
+  return withGradMode(true, fn);
 }
 
 /** Records `out` as produced by op `op` from `inputs`, if any input needs a gradient. */

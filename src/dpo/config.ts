@@ -5,6 +5,8 @@
  */
 import { DpoError } from '../errors.js';
 import { OPTIONS_BY_CAMEL, OPTIONS_BY_SNAKE, TRAINING_OPTIONS, LOSS_TYPES, type OptionSpec } from './options.js';
+import { validateLossConfig } from './losses.js';
+import { warmupSteps } from '../optim/schedule.js';
 
 /** Converts a raw value (from code, YAML or a CLI string) to the option's type. */
 export function coerceOption(spec: OptionSpec, value: unknown, where: string): unknown {
@@ -147,23 +149,11 @@ export class DPOConfig {
     if (this.beta <= 0 && !this.lossType.every((t) => t === 'sft')) throw new DpoError(`${where}: beta must be > 0, got ${this.beta}`);
     if (this.maxSteps <= 0 && this.maxSteps !== -1) throw new DpoError(`${where}: max_steps must be a positive integer or -1, got ${this.maxSteps}`);
     if (this.numTrainEpochs <= 0 && this.maxSteps <= 0) throw new DpoError(`${where}: num_train_epochs must be > 0 (or set max_steps)`);
-    if (this.lossType.length === 0) throw new DpoError(`${where}: loss_type needs at least one value`);
-    if (this.lossWeights && this.lossWeights.length !== this.lossType.length) {
-      throw new DpoError(`${where}: loss_weights has ${this.lossWeights.length} values for ${this.lossType.length} loss types; give one weight per loss_type`);
-    }
+    // The loss fields: the same checks dpoLoss's own config gets (losses.ts).
+    validateLossConfig(this, where);
     if (this.maxLength !== null && this.maxLength < 2) throw new DpoError(`${where}: max_length must be ≥ 2, got ${this.maxLength}`);
     if (this.warmupRatio !== null && (this.warmupRatio < 0 || this.warmupRatio >= 1)) throw new DpoError(`${where}: warmup_ratio must be in [0, 1), got ${this.warmupRatio}`);
     if (this.warmupSteps < 0) throw new DpoError(`${where}: warmup_steps must be ≥ 0, got ${this.warmupSteps}`);
-    const fdivLosses = new Set(['sigmoid', 'sigmoid_norm', 'hinge', 'ipo', 'exo_pair', 'robust', 'discopop', 'sft']);
-    if (this.fDivergenceType !== 'reverse_kl' && !this.lossType.every((t) => fdivLosses.has(t))) {
-      throw new DpoError(`${where}: f_divergence_type=${this.fDivergenceType} only works with loss types ${[...fdivLosses].join(', ')}; use reverse_kl with ${this.lossType.join(', ')}`);
-    }
-    if (this.lossType.includes('exo_pair') && this.labelSmoothing === 0) {
-      throw new DpoError(`${where}: exo_pair needs label_smoothing > 0 (the EXO paper recommends 1e-3)`);
-    }
-    if (this.useWeighting && this.lossType.some((t) => t === 'aot' || t === 'aot_unpaired')) {
-      throw new DpoError(`${where}: use_weighting is not supported with aot / aot_unpaired (they sort pairs)`);
-    }
     if (this.syncRefModel && this.precomputeRefLogProbs) {
       throw new DpoError(`${where}: sync_ref_model cannot be combined with precompute_ref_log_probs (the reference changes during training)`);
     }
@@ -171,8 +161,7 @@ export class DPOConfig {
 
   /** The effective warmup steps for a run of `total` steps (transformers 5: < 1 means a ratio, rounded up). */
   warmupFor(total: number): number {
-    const w = this.warmupRatio !== null && this.warmupSteps === 0 ? this.warmupRatio : this.warmupSteps;
-    return w >= 1 ? Math.floor(w) : Math.ceil(total * w);
+    return warmupSteps(total, this.warmupRatio !== null && this.warmupSteps === 0 ? this.warmupRatio : this.warmupSteps);
   }
 
   /** TRL/transformers-style snake_case dict (for training_args.json and the report). */

@@ -17,10 +17,9 @@ export interface OptionSpec {
   group: 'dpo' | 'training' | 'lora' | 'model' | 'data';
 }
 
-export const LOSS_TYPES = [
-  'sigmoid', 'hinge', 'ipo', 'exo_pair', 'nca_pair', 'robust', 'bco_pair', 'sppo_hard', 'aot', 'aot_unpaired',
-  'apo_zero', 'apo_down', 'discopop', 'sft', 'sigmoid_norm',
-] as const;
+/** The loss types and f-divergences come from the loss table itself (losses.ts). */
+export { LOSS_TYPE_NAMES as LOSS_TYPES } from './losses.js';
+import { F_DIVERGENCE_TYPES, LOSS_TYPE_NAMES } from './losses.js';
 
 import { LR_SCHEDULER_TYPES } from '../optim/schedule.js';
 
@@ -69,10 +68,10 @@ export const TRAINING_OPTIONS: readonly OptionSpec[] = [
   o('num_threads', 'int?', null, 'training', 'compute threads (default: all cores)'),
   // DPOConfig (TRL 1.13 defaults)
   o('beta', 'float', 0.1, 'dpo', 'KL regularisation strength β'),
-  o('loss_type', 'strings', ['sigmoid'], 'dpo', 'one or several DPO loss types', LOSS_TYPES),
+  o('loss_type', 'strings', ['sigmoid'], 'dpo', 'one or several DPO loss types', LOSS_TYPE_NAMES),
   o('loss_weights', 'floats', null, 'dpo', 'weight of each loss_type when several are combined'),
   o('label_smoothing', 'float', 0.0, 'dpo', 'label smoothing (robust, exo_pair, aot losses)'),
-  o('f_divergence_type', 'string', 'reverse_kl', 'dpo', 'f-divergence of the implicit reward', ['reverse_kl', 'forward_kl', 'js_divergence', 'alpha_divergence']),
+  o('f_divergence_type', 'string', 'reverse_kl', 'dpo', 'f-divergence of the implicit reward', F_DIVERGENCE_TYPES),
   o('f_alpha_divergence_coef', 'float', 0.5, 'dpo', 'α of the alpha divergence'),
   o('ld_alpha', 'float?', null, 'dpo', 'LD-DPO weight of the verbose tail of the longer completion'),
   o('use_weighting', 'bool', false, 'dpo', 'WPO weighting of the loss by the policy probability of each completion'),

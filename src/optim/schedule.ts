@@ -67,7 +67,7 @@ export function lrLambda(type: string, step: number, warmup: number, total: numb
     case 'constant':
       return 1;
     case 'constant_with_warmup':
-      return step < warmup ? step / Math.max(1, warmup) : 1;
+      return step < warmup ? ramp(step, warmup) : 1;
     case 'linear':
       if (step < warmup) return ramp(step, warmup);
       return Math.max(0, (total - step) / Math.max(1, total - warmup));

@@ -13,7 +13,8 @@ import { readFileSync } from 'node:fs';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { backward, noGrad } from '../../src/autograd/tape.js';
 import { indexSelect, logSoftmax, mul, reshape, slice, sum } from '../../src/ops/index.js';
-import { chosenTokenNll, dpoLoss, lossConfig, type LossConfig } from '../../src/dpo/losses.js';
+import { chosenTokenNll, dpoLoss } from '../../src/dpo/losses.js';
+import { cfgOf } from '../helpers/loss-config.js';
 import { ldAlphaTokenWeights, rowCounts, shiftMask, wpoMeanLogps } from '../../src/dpo/loss-inputs.js';
 import { sequenceLogps, type PairBatch } from '../../src/dpo/logps.js';
 import { computeLoss } from '../../src/dpo/loss-step.js';
@@ -46,8 +47,6 @@ const ids = Int32Array.from(fx.input_ids);
 const cm = Uint8Array.from(fx.completion_mask);
 const shifted = shiftMask(cm, R, T); // (2B, T−1)
 
-const camel = (k: string) => k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-const cfgOf = (args: Record<string, unknown>): LossConfig => lossConfig(Object.fromEntries(Object.entries(args).map(([k, v]) => [camel(k), v])) as Partial<LossConfig>);
 
 /** Worst |got − want| / max(floor, |want|) ≤ tol; gradients use floor = max |want| (their scale). */
 function close(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string, floor = 1): void {

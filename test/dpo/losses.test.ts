@@ -10,6 +10,7 @@ import { Tensor } from '../../src/tensor/tensor.js';
 import { backward } from '../../src/autograd/tape.js';
 import { DpoError } from '../../src/errors.js';
 import { LOSSES, LOSS_CONFIG_DEFAULTS, LOSS_TYPE_NAMES, dpoLoss, lossConfig, validateLossConfig, type LossConfig } from '../../src/dpo/losses.js';
+import { camel, cfgOf } from '../helpers/loss-config.js';
 import { DPOConfig } from '../../src/dpo/config.js';
 
 interface SeqCase {
@@ -34,8 +35,6 @@ const fx = JSON.parse(readFileSync('test/fixtures/losses/sequence.json', 'utf8')
   trl_failures: { args: Record<string, unknown>; error: string }[];
 };
 
-const camel = (k: string) => k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-const cfgOf = (args: Record<string, unknown>): LossConfig => lossConfig(Object.fromEntries(Object.entries(args).map(([k, v]) => [camel(k), v])) as Partial<LossConfig>);
 const label = (c: SeqCase) => `${JSON.stringify(c.args)} @ ${c.regime}`;
 
 /**
