@@ -6,13 +6,14 @@
 import { DpoError } from '../errors.js';
 import { OPTIONS_BY_CAMEL, OPTIONS_BY_SNAKE, TRAINING_OPTIONS, LOSS_TYPES, type OptionSpec } from './options.js';
 import { validateLossConfig } from './losses.js';
-import { warmupSteps } from '../optim/schedule.js';
+import { validateLrSchedule, warmupSteps, type LrSchedulerKwargs } from '../optim/schedule.js';
 
 /** Converts a raw value (from code, YAML or a CLI string) to the option's type. */
 export function coerceOption(spec: OptionSpec, value: unknown, where: string): unknown {
   const bad = (want: string) => new DpoError(`${where}: ${spec.snake} must be ${want}, got ${JSON.stringify(value)}`);
   const nullable = spec.type.endsWith('?') || spec.default === null;
   if (value === null || value === undefined || value === 'None' || value === 'null') {
+    if (spec.type === 'dict') return {};
     if (nullable) return null;
     throw bad(`a ${spec.type}`);
   }
@@ -48,6 +49,18 @@ export function coerceOption(spec: OptionSpec, value: unknown, where: string): u
       }).filter((v) => v !== '');
       if (spec.choices) for (const v of out) if (!spec.choices.includes(v)) throw new DpoError(`${where}: ${spec.snake} "${v}" is not one of ${spec.choices.join(', ')}`);
       return out;
+    }
+    case 'dict': {
+      let v = value;
+      if (typeof v === 'string') {
+        try {
+          v = JSON.parse(v);
+        } catch {
+          throw bad('a JSON object such as \'{"min_lr_rate": 0.1}\'');
+        }
+      }
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad('a JSON object such as \'{"min_lr_rate": 0.1}\'');
+      return { ...(v as Record<string, unknown>) };
     }
     case 'floats': {
       const list = (Array.isArray(value) ? value : [value]).flatMap((v) => (typeof v === 'string' ? v.split(',') : [v]));
@@ -93,6 +106,7 @@ export class DPOConfig {
   numTrainEpochs = 3;
   maxSteps = -1;
   lrSchedulerType = 'linear';
+  lrSchedulerKwargs: LrSchedulerKwargs = {};
   warmupSteps = 0;
   warmupRatio: number | null = null;
   loggingSteps = 500;
@@ -153,6 +167,7 @@ export class DPOConfig {
     validateLossConfig(this, where);
     if (this.maxLength !== null && this.maxLength < 2) throw new DpoError(`${where}: max_length must be ≥ 2, got ${this.maxLength}`);
     if (this.warmupRatio !== null && (this.warmupRatio < 0 || this.warmupRatio >= 1)) throw new DpoError(`${where}: warmup_ratio must be in [0, 1), got ${this.warmupRatio}`);
+    validateLrSchedule(this.lrSchedulerType, this.lrSchedulerKwargs, this.learningRate, where);
     if (this.warmupSteps < 0) throw new DpoError(`${where}: warmup_steps must be ≥ 0, got ${this.warmupSteps}`);
     if (this.syncRefModel && this.precomputeRefLogProbs) {
       throw new DpoError(`${where}: sync_ref_model cannot be combined with precompute_ref_log_probs (the reference changes during training)`);

@@ -4,7 +4,8 @@
  * help. The config classes, the CLI parser and `--help` all read this table.
  */
 
-export type OptionType = 'int' | 'float' | 'bool' | 'string' | 'strings' | 'floats' | 'int?' | 'float?' | 'string?';
+/** 'dict': a JSON object (a YAML mapping, or a JSON string on the command line, as transformers' CLI takes it). */
+export type OptionType = 'int' | 'float' | 'bool' | 'string' | 'strings' | 'floats' | 'dict' | 'int?' | 'float?' | 'string?';
 
 export interface OptionSpec {
   snake: string;
@@ -51,6 +52,7 @@ export const TRAINING_OPTIONS: readonly OptionSpec[] = [
   o('num_train_epochs', 'float', 3.0, 'training', 'epochs over the training set (ignored when max_steps > 0)'),
   o('max_steps', 'int', -1, 'training', 'total optimizer steps; overrides num_train_epochs when > 0'),
   o('lr_scheduler_type', 'string', 'linear', 'training', 'learning-rate schedule', SCHEDULERS),
+  o('lr_scheduler_kwargs', 'dict', {}, 'training', 'extra arguments of the schedule, e.g. \'{"min_lr_rate": 0.1}\' for cosine_with_min_lr'),
   o('warmup_steps', 'float', 0, 'training', 'linear warmup steps (a value < 1 is a ratio of the total steps, as in transformers 5)'),
   o('warmup_ratio', 'float?', null, 'training', 'warmup as a fraction of the total steps (alias of warmup_steps < 1)'),
   o('logging_steps', 'float', 500, 'training', 'log metrics every N optimizer steps (< 1: a ratio of the total)'),

@@ -320,7 +320,7 @@ export class DPOTrainer {
       }
       lastGradNorm = clipGradNorm(params, a.maxGradNorm);
       if (!Number.isFinite(lastGradNorm)) throw new NonFiniteLossError(lastGradNorm, step + 1, 'gradient norm');
-      const lr = learningRateAt(a.learningRate, a.lrSchedulerType, step + 1, warmup, total);
+      const lr = learningRateAt(a.learningRate, a.lrSchedulerType, step + 1, warmup, total, a.lrSchedulerKwargs);
       opt.update(lr);
       opt.zeroGrad();
       if (this.reference && a.syncRefModel && (step + 1) % a.refModelSyncSteps === 0) this.reference.mixup(this.model, a.refModelMixupAlpha);

@@ -39,6 +39,44 @@ export interface LrSchedulerKwargs {
   min_lr_ratio?: number;
 }
 
+/** The lr_scheduler_kwargs each schedule's transformers function takes (any other key is a TypeError there). */
+const SCHEDULE_KWARGS: Record<LrSchedulerType, readonly (keyof LrSchedulerKwargs)[]> = {
+  linear: [],
+  constant: [],
+  constant_with_warmup: [],
+  cosine: ['num_cycles'],
+  cosine_with_restarts: ['num_cycles'],
+  polynomial: ['lr_end', 'power'],
+  inverse_sqrt: ['timescale'],
+  cosine_with_min_lr: ['num_cycles', 'min_lr', 'min_lr_rate'],
+  cosine_warmup_with_min_lr: ['num_cycles', 'min_lr', 'min_lr_rate', 'warmup_lr_rate'],
+  warmup_stable_decay: ['num_stable_steps', 'num_decay_steps', 'warmup_type', 'decay_type', 'min_lr_ratio', 'num_cycles'],
+};
+
+/**
+ * Checks a schedule and its kwargs before training starts (unknown keys, wrong types, a missing
+ * min_lr / num_decay_steps), so a bad value fails at config time, not at step 1.
+ */
+export function validateLrSchedule(type: string, kwargs: LrSchedulerKwargs, baseLr: number, where: string): void {
+  const allowed = SCHEDULE_KWARGS[type as LrSchedulerType];
+  if (!allowed) throw new DpoError(`${where}: lr_scheduler_type "${type}" is not supported; use one of ${LR_SCHEDULER_TYPES.join(', ')}`);
+  for (const [k, v] of Object.entries(kwargs)) {
+    if (!allowed.includes(k as keyof LrSchedulerKwargs)) {
+      throw new DpoError(`${where}: lr_scheduler_kwargs key "${k}" does not apply to lr_scheduler_type ${type}; it takes ${allowed.length ? allowed.join(', ') : 'no kwargs'}`);
+    }
+    const isType = k === 'warmup_type' || k === 'decay_type';
+    if (isType ? typeof v !== 'string' : typeof v !== 'number' || !Number.isFinite(v)) {
+      throw new DpoError(`${where}: lr_scheduler_kwargs.${k} must be ${isType ? 'a string' : 'a number'}, got ${JSON.stringify(v)}`);
+    }
+  }
+  try {
+    lrLambda(type, 0, 0, 1, kwargs, baseLr);
+  } catch (e) {
+    if (e instanceof DpoError) throw new DpoError(`${where}: ${e.message}`);
+    throw e;
+  }
+}
+
 /** TrainingArguments.get_warmup_steps: warmup_steps ≥ 1 is a count (truncated), < 1 a ratio of the run (rounded up). */
 export function warmupSteps(totalSteps: number, warmup: number): number {
   if (!(warmup >= 0)) throw new DpoError(`warmup_steps must be ≥ 0 (a count, or < 1 for a ratio of the run), got ${warmup}`);
@@ -156,7 +194,7 @@ export class LrSchedule {
   /** Completed scheduler steps (LambdaLR.last_epoch); saved in checkpoints. */
   lastEpoch = 0;
   constructor(readonly cfg: { type: string; baseLr: number; warmup: number; total: number; kwargs?: LrSchedulerKwargs }) {
-    lrLambda(cfg.type, 0, cfg.warmup, cfg.total, cfg.kwargs, cfg.baseLr); // validate now, not mid-run
+    validateLrSchedule(cfg.type, cfg.kwargs ?? {}, cfg.baseLr, 'LrSchedule'); // now, not mid-run
   }
   lr(): number {
     return this.cfg.baseLr * lrLambda(this.cfg.type, this.lastEpoch, this.cfg.warmup, this.cfg.total, this.cfg.kwargs, this.cfg.baseLr);

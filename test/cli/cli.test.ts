@@ -9,6 +9,7 @@ import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { loadCausalLM } from '../../src/models/load.js';
 import { loadPolicy } from '../../src/cli/load-policy.js';
 import { noGrad } from '../../src/autograd/tape.js';
+import { learningRateAt } from '../../src/optim/schedule.js';
 
 const CLI = join(process.cwd(), 'dist/src/cli/main.js');
 const LLAMA = 'test/fixtures/models/llama';
@@ -78,6 +79,17 @@ test('train with --use_peft writes a PEFT adapter; eval, generate and merge use 
   let err = 0;
   for (let i = 0; i < la.length; i++) err = Math.max(err, Math.abs(la[i] - lb[i]));
   assert.ok(err < 1e-4, `merged model differs from base + adapter by ${err}`);
+});
+
+test('--lr_scheduler_kwargs reaches the schedule: the logged learning rates are cosine_with_min_lr\'s', () => {
+  const out = tmp();
+  const r = dpo(...trainArgs(out, '--max_steps', '4', '--save_strategy', 'no', '--warmup_steps', '1', '--lr_scheduler_type', 'cosine_with_min_lr', '--lr_scheduler_kwargs', '{"min_lr_rate": 0.25}'));
+  assert.equal(r.code, 0, r.err);
+  const lrs = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => 'loss' in l).map((l) => l.learning_rate as number);
+  const want = [1, 2, 3, 4].map((s) => learningRateAt(1e-3, 'cosine_with_min_lr', s, 1, 4, { min_lr_rate: 0.25 }));
+  assert.deepEqual(lrs, want);
+  assert.ok(want[3] > 0.25e-3 && want[3] < 1e-3, 'the minimum rate shapes the tail');
+  assert.deepEqual(JSON.parse(readFileSync(join(out, 'training_args.json'), 'utf8')).lr_scheduler_kwargs, { min_lr_rate: 0.25 });
 });
 
 test('resume from a checkpoint gives bitwise the same weights as an uninterrupted run', () => {
@@ -154,6 +166,9 @@ test('bad input: one clear line, exit code 2, no stack trace', () => {
     [['train', '--model_name_or_path', LLAMA, '--dataset_name', DATA, '--output_dir', join(afile, 'sub')], /output_dir .*afile\/sub is not writable/],
     [['train', '--model_name_or_path', LLAMA, '--dataset_name', DATA, '--learnig_rate', '1'], /unknown option --learnig_rate/],
     [['train', '--dataset_name', DATA], /--model_name_or_path is required/],
+    [['train', '--model_name_or_path', LLAMA, '--dataset_name', DATA, '--lr_scheduler_type', 'cosine_with_min_lr'], /needs min_lr or min_lr_rate in lr_scheduler_kwargs/],
+    [['train', '--model_name_or_path', LLAMA, '--dataset_name', DATA, '--lr_scheduler_kwargs', '{min_lr: 1}'], /lr_scheduler_kwargs must be a JSON object/],
+    [['train', '--model_name_or_path', LLAMA, '--dataset_name', DATA, '--lr_scheduler_kwargs', '{"min_lr_rate": 0.1}'], /key "min_lr_rate" does not apply to lr_scheduler_type linear/],
     [['frobnicate'], /unknown command "frobnicate"/],
   ];
   for (const [args, re] of cases) {

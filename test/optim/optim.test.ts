@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { DpoError } from '../../src/errors.js';
-import { AdamW, LrSchedule, clipGradNorm, decays, learningRateAt, lrLambda, warmupSteps, type LrSchedulerKwargs } from '../../src/optim/index.js';
+import { DPOConfig } from '../../src/dpo/config.js';
+import { AdamW, LrSchedule, clipGradNorm, decays, learningRateAt, lrLambda, validateLrSchedule, warmupSteps, type LrSchedulerKwargs } from '../../src/optim/index.js';
 
 const fx = JSON.parse(readFileSync('test/fixtures/optim/optim.json', 'utf8'));
 
@@ -127,6 +128,17 @@ test('schedule misconfigurations are one-line errors', () => {
   assert.throws(() => lrLambda('warmup_stable_decay', 0, 1, 10), /needs num_decay_steps/);
   assert.throws(() => lrLambda('polynomial', 0, 1, 10, { lr_end: 2 }, 1), /lr_end \(2\) must be smaller/);
   assert.throws(() => new LrSchedule({ type: 'reduce_lr_on_plateau', baseLr: 1, warmup: 0, total: 1 }), (e: unknown) => e instanceof DpoError && /not supported/.test(e.message));
+});
+
+test('lr_scheduler_kwargs are checked when the config is made, not at step 1', () => {
+  assert.throws(() => validateLrSchedule('cosine', { min_lr: 1 }, 1e-3, 'DPOConfig'), /DPOConfig: lr_scheduler_kwargs key "min_lr" does not apply to lr_scheduler_type cosine; it takes num_cycles/);
+  assert.throws(() => validateLrSchedule('cosine', { num_cycles: '2' as unknown as number }, 1e-3, 'X'), /lr_scheduler_kwargs.num_cycles must be a number, got "2"/);
+  assert.throws(() => new DPOConfig({ lr_scheduler_type: 'warmup_stable_decay' }), /DPOConfig: lr_scheduler_type warmup_stable_decay needs num_decay_steps/);
+  assert.throws(() => new DPOConfig({ lr_scheduler_type: 'warmup_stable_decay', lr_scheduler_kwargs: { num_decay_steps: 2, decay_type: 'exp' } }), /decay_type "exp" is not one of linear, cosine, 1-sqrt/);
+  assert.throws(() => new DPOConfig({ lr_scheduler_kwargs: '[1]' }), /lr_scheduler_kwargs must be a JSON object/);
+  const c = new DPOConfig({ lr_scheduler_type: 'cosine_with_min_lr', lr_scheduler_kwargs: '{"min_lr": 1e-7}' });
+  assert.deepEqual(c.lrSchedulerKwargs, { min_lr: 1e-7 });
+  assert.deepEqual(new DPOConfig({}).lrSchedulerKwargs, {});
 });
 
 test('warmup steps: TrainingArguments.get_warmup_steps (count, or ratio rounded up)', () => {
