@@ -1,9 +1,11 @@
-// Fused causal attention (GQA, key padding mask, packed-sequence ids, sliding window), flash-style
-// in memory: per (batch row, diagonal block, head) the (n, n) scores live in a per-thread scratch
-// buffer, only the row log-sum-exp is kept, and backward recomputes the probabilities. A block is
-// a whole row, or one packed sequence (padding_free), so packed batches never score across
-// sequences. Tasks run in parallel, one per thread, each with single-threaded oneDNN GEMMs (small
-// n×n×D products scale badly across threads). Attention stays float32 in bf16 mode.
+// Fused causal attention (GQA, key padding mask, packed-sequence ids, shared-prompt parents,
+// sliding window), flash-style in memory: per (batch row, block, head) the scores live in a
+// per-thread scratch buffer, only the row log-sum-exp is kept, and backward recomputes the
+// probabilities. A block is a whole row, or one packed sequence (padding_free) whose keys are its
+// own plus, for a completion packed after the prompt it shares with its pair, that prompt's; so
+// packed batches never score across sequences. Tasks run in parallel, one per thread, each with
+// single-threaded oneDNN GEMMs (small n×n×D products scale badly across threads). Attention stays
+// float32 in bf16 mode.
 #include <omp.h>
 #include <cmath>
 #include <cstring>
@@ -22,11 +24,13 @@ struct Attn {
   const uint8_t* keyMask;
   const int32_t* segIds;
   int64_t window;
+  const int32_t* parents;  // per token: an earlier segment whose keys it also sees, −1 none
 };
 
 // Attn from the positional args shared by forward and backward:
-// (q, k, v, out, lse, B, T, Hq, Hkv, D, scale, causal, keyMask, segIds, window, ...)
-Attn parse(const Napi::CallbackInfo& info) {
+// (q, k, v, out, lse, B, T, Hq, Hkv, D, scale, causal, keyMask, segIds, window, ...); segParents
+// is argument `parentsArg` (after the backward's gradients).
+Attn parse(const Napi::CallbackInfo& info, int parentsArg) {
   Attn a;
   a.q = F32(info[0]);
   a.k = F32(info[1]);
@@ -41,63 +45,105 @@ Attn parse(const Napi::CallbackInfo& info) {
   a.keyMask = U8OrNull(info[12]);
   a.segIds = I32OrNull(info[13]);
   a.window = I64(info[14]);
+  a.parents = (int64_t)info.Length() > parentsArg ? I32OrNull(info[parentsArg]) : nullptr;
   return a;
 }
 
-// A diagonal block of one batch row: queries and keys [s0, s0 + n). Packed sequences (segment ids)
-// only attend inside their own block, so scores are computed per block, never across blocks.
+// A block of one batch row: queries and own keys [s0, s0 + n), after the keys [p0, p0 + pn) of its
+// parent segment (a shared prompt; pn = 0 for none). A block's keys, in score-column order, are the
+// parent's then its own, so query t sees columns [0, pn + t] causally.
 struct Block {
-  int64_t s0, n;
+  int64_t s0, n, p0, pn;
 };
 
-struct Task {
+// A root block and the blocks whose parent it is: the units of backward, which accumulate into
+// the root's key gradients from several blocks.
+struct Family {
   int64_t b;
-  Block blk;
+  std::vector<Block> blocks;
 };
 
 // The blocks of batch row b: one per run of equal segment ids, or the whole row when there are no
-// segment ids or an id comes back after another (then the mask alone keeps them apart).
+// segment ids or the runs are not a simple forest (an id comes back, a parent is missing, later or
+// has a parent itself; then the mask alone keeps the segments apart).
 std::vector<Block> blocksOf(const Attn& a, int64_t b) {
   const int64_t T = a.T;
-  if (!a.segIds) return {{0, T}};
+  const std::vector<Block> whole = {{0, T, 0, 0}};
+  if (!a.segIds) return whole;
   const int32_t* sg = a.segIds + b * T;
+  const int32_t* pa = a.parents ? a.parents + b * T : nullptr;
   std::vector<Block> out;
-  std::vector<int32_t> seen;
+  std::vector<int32_t> ids;
   for (int64_t t = 0; t < T;) {
     int64_t e = t;
-    while (e < T && sg[e] == sg[t]) e++;
-    for (int32_t id : seen)
-      if (id == sg[t]) return {{0, T}};
-    seen.push_back(sg[t]);
-    out.push_back({t, e - t});
+    while (e < T && sg[e] == sg[t] && (!pa || pa[e] == pa[t])) e++;
+    for (int32_t id : ids)
+      if (id == sg[t]) return whole;
+    Block blk = {t, e - t, 0, 0};
+    if (pa && pa[t] >= 0 && pa[t] != sg[t]) {
+      size_t r = 0;
+      while (r < ids.size() && ids[r] != pa[t]) r++;
+      if (r == ids.size() || out[r].pn > 0) return whole;
+      blk.p0 = out[r].s0;
+      blk.pn = out[r].n;
+    }
+    ids.push_back(sg[t]);
+    out.push_back(blk);
     t = e;
   }
   return out;
 }
 
-// Every (batch row, block) pair: the units of parallel work.
-std::vector<Task> tasksOf(const Attn& a) {
-  std::vector<Task> out;
-  for (int64_t b = 0; b < a.B; b++)
-    for (const Block& blk : blocksOf(a, b)) out.push_back({b, blk});
+std::vector<Family> familiesOf(const Attn& a) {
+  std::vector<Family> out;
+  for (int64_t b = 0; b < a.B; b++) {
+    const size_t first = out.size();
+    for (const Block& blk : blocksOf(a, b)) {
+      if (blk.pn == 0) {
+        out.push_back({b, {blk}});
+        continue;
+      }
+      for (size_t f = first; f < out.size(); f++)
+        if (out[f].blocks[0].s0 == blk.p0) out[f].blocks.push_back(blk);
+    }
+  }
   return out;
 }
 
-// Masks row t of a block's scores in place (t and keys relative to the block start): keys outside
-// [lo, hi] (causal, sliding window) are left for the caller to zero; inside, padding keys and
-// other packed sequences become −inf.
+// The columns of a block's scores in two parts: the parent's keys, then its own.
+struct Part {
+  int64_t key0, col0, n;  // first key token, first score column, how many
+};
+
+inline int partsOf(const Block& blk, Part* parts) {
+  int np = 0;
+  if (blk.pn > 0) parts[np++] = {blk.p0, 0, blk.pn};
+  parts[np++] = {blk.s0, blk.pn, blk.n};
+  return np;
+}
+
+// Masks row t of a block's scores in place (s has pn + n columns): columns outside [lo, hi]
+// (causal, sliding window) are left for the caller to zero; inside, padding keys and keys of other
+// segments (neither the query's own nor its parent's) become −inf.
 void maskRow(const Attn& a, int64_t b, const Block& blk, int64_t t, float* s, int64_t& lo, int64_t& hi) {
-  hi = a.causal ? t : blk.n - 1;
-  lo = a.window > 0 ? std::max<int64_t>(0, t - a.window + 1) : 0;
-  const uint8_t* km = a.keyMask ? a.keyMask + b * a.T + blk.s0 : nullptr;
-  const int32_t* sg = a.segIds ? a.segIds + b * a.T + blk.s0 : nullptr;
+  hi = a.causal ? blk.pn + t : blk.pn + blk.n - 1;
+  lo = a.window > 0 ? std::max<int64_t>(0, blk.pn + t - a.window + 1) : 0;
+  const uint8_t* km = a.keyMask ? a.keyMask + b * a.T : nullptr;
+  const int32_t* sg = a.segIds ? a.segIds + b * a.T : nullptr;
   if (!km && !sg) return;
   const float NEG = -std::numeric_limits<float>::infinity();
-  const int32_t st = sg ? sg[t] : 0;
+  const int32_t st = sg ? sg[blk.s0 + t] : 0;
+  const int32_t pt = sg && a.parents ? a.parents[b * a.T + blk.s0 + t] : -1;
+  Part parts[2];
+  const int np = partsOf(blk, parts);
+  for (int i = 0; i < np; i++) {
+    const int64_t j0 = std::max(lo, parts[i].col0), j1 = std::min(hi, parts[i].col0 + parts[i].n - 1);
+    const int64_t off = parts[i].key0 - parts[i].col0;  // key token of column j
 #pragma omp simd
-  for (int64_t j = lo; j <= hi; j++) {
-    bool ok = (!km || km[j]) && (!sg || sg[j] == st);
-    s[j] = ok ? s[j] : NEG;
+    for (int64_t j = j0; j <= j1; j++) {
+      bool ok = (!km || km[off + j]) && (!sg || sg[off + j] == st || (pt >= 0 && sg[off + j] == pt));
+      s[j] = ok ? s[j] : NEG;
+    }
   }
 }
 
@@ -131,109 +177,131 @@ void expShift(float* s, int64_t T, float L) {
   for (int64_t j = 0; j < T; j++) s[j] = s[j] == -std::numeric_limits<float>::infinity() ? 0.0f : fast_exp(s[j] - L);
 }
 
-// A block's scores S (n, n) → masked probabilities in place; computes the row lse (n) when
+// A block's scores S (n, pn + n) → masked probabilities in place; computes the row lse (n) when
 // computeLse, else uses the given one (backward). Only each row's visible span is exponentiated.
 void probs(const Attn& a, int64_t b, const Block& blk, float* S, float* lse, bool computeLse) {
-  const int64_t T = blk.n;
+  const int64_t m = blk.pn + blk.n;
   const float NEG = -std::numeric_limits<float>::infinity();
-  for (int64_t t = 0; t < T; t++) {
-    float* s = S + t * T;
+  for (int64_t t = 0; t < blk.n; t++) {
+    float* s = S + t * m;
     int64_t lo, hi;
     maskRow(a, b, blk, t, s, lo, hi);
     float L = NEG;
     if (computeLse) {
       bool nan = false;
-      float m = hi >= lo ? rowMax(s + lo, hi - lo + 1, &nan) : NEG;
-      if (nan) m = NAN;
-      if (m != NEG) L = (float)(m + std::log((double)expSum(s + lo, hi - lo + 1, m)));
+      float mx = hi >= lo ? rowMax(s + lo, hi - lo + 1, &nan) : NEG;
+      if (nan) mx = NAN;
+      if (mx != NEG) L = (float)(mx + std::log((double)expSum(s + lo, hi - lo + 1, mx)));
       lse[t] = L;
     } else {
       L = lse[t];
     }
     if (L == NEG) {
-      std::memset(s, 0, T * sizeof(float));
+      std::memset(s, 0, m * sizeof(float));
       continue;
     }
     if (lo > 0) std::memset(s, 0, lo * sizeof(float));
-    if (hi + 1 < T) std::memset(s + hi + 1, 0, (T - hi - 1) * sizeof(float));
+    if (hi + 1 < m) std::memset(s + hi + 1, 0, (m - hi - 1) * sizeof(float));
     expShift(s + lo, hi - lo + 1, L);
   }
 }
 
+// S (n, pn + n) = scale·Q·[K_parent; K_own]ᵀ for query head h / kv head kh of a block.
+void scores(const Attn& a, int64_t b, const Block& blk, int64_t h, int64_t kh, float* S) {
+  const int64_t ldq = a.Hq * a.D, ldk = a.Hkv * a.D, m = blk.pn + blk.n;
+  Part parts[2];
+  const int np = partsOf(blk, parts);
+  for (int i = 0; i < np; i++)
+    gemm(1, blk.n, parts[i].n, a.D, a.q + (b * a.T + blk.s0) * ldq + h * a.D, ldq, false, 0, a.k + (b * a.T + parts[i].key0) * ldk + kh * a.D,
+         ldk, true, 0, S + parts[i].col0, m, 0, a.scale, 0.0f, false);
+}
+
 }  // namespace
 
-// attention(q, k, v, out, lse, B, T, Hq, Hkv, D, scale, causal, keyMask, segIds, window)
+// attention(q, k, v, out, lse, B, T, Hq, Hkv, D, scale, causal, keyMask, segIds, window, segParents)
 Napi::Value Attention(const Napi::CallbackInfo& info) {
-  Attn a = parse(info);
+  Attn a = parse(info, 15);
   float *out = F32(info[3]), *lse = F32(info[4]);
   const int64_t T = a.T, D = a.D, group = a.Hq / a.Hkv;
   const int64_t ldq = a.Hq * D, ldk = a.Hkv * D;
-  const std::vector<Task> tasks = tasksOf(a);
+  std::vector<std::pair<int64_t, Block>> tasks;
+  for (const Family& f : familiesOf(a))
+    for (const Block& blk : f.blocks) tasks.push_back({f.b, blk});
   const int64_t nt = (int64_t)tasks.size();
 #pragma omp parallel
   {
     std::vector<float> S;
-    // One task per (block, query head).
+    // One task per (block, query head): each writes only its own query rows.
 #pragma omp for schedule(dynamic)
     for (int64_t i = 0; i < nt * a.Hq; i++) {
-      const Task& task = tasks[i / a.Hq];
-      const int64_t b = task.b, h = i % a.Hq, kh = h / group;
-      const Block& blk = task.blk;
-      const int64_t n = blk.n;
-      if ((int64_t)S.size() < n * n) S.resize(n * n);
-      const int64_t qo = (b * T + blk.s0) * ldq + h * D, ko = (b * T + blk.s0) * ldk + kh * D;
-      gemm(1, n, n, D, a.q + qo, ldq, false, 0, a.k + ko, ldk, true, 0, S.data(), n, 0, a.scale, 0.0f, false);
+      const int64_t b = tasks[i / a.Hq].first, h = i % a.Hq, kh = h / group;
+      const Block& blk = tasks[i / a.Hq].second;
+      const int64_t n = blk.n, m = blk.pn + n;
+      if ((int64_t)S.size() < n * m) S.resize(n * m);
+      scores(a, b, blk, h, kh, S.data());
       probs(a, b, blk, S.data(), lse + (b * a.Hq + h) * T + blk.s0, true);
-      gemm(1, n, D, n, S.data(), n, false, 0, a.v + ko, ldk, false, 0, out + qo, ldq, 0, 1.0f, 0.0f, false);
+      Part parts[2];
+      const int np = partsOf(blk, parts);
+      for (int p = 0; p < np; p++)
+        gemm(1, n, D, parts[p].n, S.data() + parts[p].col0, m, false, 0, a.v + (b * T + parts[p].key0) * ldk + kh * D, ldk, false, 0,
+             out + (b * T + blk.s0) * ldq + h * D, ldq, 0, 1.0f, p > 0 ? 1.0f : 0.0f, false);
     }
   }
   return info.Env().Undefined();
 }
 
-// attentionBackward(q, k, v, out, lse, B, T, Hq, Hkv, D, scale, causal, keyMask, segIds, window, gOut, gq, gk, gv)
+// attentionBackward(q, k, v, out, lse, B, T, Hq, Hkv, D, scale, causal, keyMask, segIds, window, gOut, gq, gk, gv, segParents)
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
-  Attn a = parse(info);
+  Attn a = parse(info, 19);
   const float *out = F32(info[3]), *lse = F32(info[4]), *gOut = F32(info[15]);
   float *gq = F32(info[16]), *gk = F32(info[17]), *gv = F32(info[18]);
   const int64_t T = a.T, D = a.D, group = a.Hq / a.Hkv;
   std::memset(gk, 0, sizeof(float) * a.B * T * a.Hkv * D);
   std::memset(gv, 0, sizeof(float) * a.B * T * a.Hkv * D);
   const int64_t ldq = a.Hq * D, ldk = a.Hkv * D;
-  const std::vector<Task> tasks = tasksOf(a);
-  const int64_t nt = (int64_t)tasks.size();
+  const std::vector<Family> fams = familiesOf(a);
+  const int64_t nf = (int64_t)fams.size();
 #pragma omp parallel
   {
     std::vector<float> P, dP;
-    // One task per (block, kv head): the query heads of a group accumulate into the same dK, dV
-    // rows, and blocks share no keys.
+    // One task per (family, kv head): the query heads of a group and the blocks sharing a parent
+    // accumulate into the same dK, dV rows, and families share no keys.
 #pragma omp for schedule(dynamic)
-    for (int64_t i = 0; i < nt * a.Hkv; i++) {
-      const Task& task = tasks[i / a.Hkv];
-      const int64_t b = task.b, kh = i % a.Hkv;
-      const Block& blk = task.blk;
-      for (int64_t h = kh * group; h < (kh + 1) * group; h++) {
-        const int64_t T = blk.n;  // this block's rows and keys
-        if ((int64_t)P.size() < T * T) {
-          P.resize(T * T);
-          dP.resize(T * T);
+    for (int64_t i = 0; i < nf * a.Hkv; i++) {
+      const Family& fam = fams[i / a.Hkv];
+      const int64_t b = fam.b, kh = i % a.Hkv;
+      for (const Block& blk : fam.blocks) {
+        const int64_t n = blk.n, m = blk.pn + n;
+        if ((int64_t)P.size() < n * m) {
+          P.resize(n * m);
+          dP.resize(n * m);
         }
-        const int64_t qo = (b * a.T + blk.s0) * ldq + h * D, ko = (b * a.T + blk.s0) * ldk + kh * D;
-        gemm(1, T, T, D, a.q + qo, ldq, false, 0, a.k + ko, ldk, true, 0, P.data(), T, 0, a.scale, 0.0f, false);
-        probs(a, b, blk, P.data(), const_cast<float*>(lse) + (b * a.Hq + h) * a.T + blk.s0, false);
-        // dV += Pᵀ·dO
-        gemm(1, T, D, T, P.data(), T, true, 0, gOut + qo, ldq, false, 0, gv + ko, ldk, 0, 1.0f, 1.0f, false);
-        // dP = dO·Vᵀ
-        gemm(1, T, T, D, gOut + qo, ldq, false, 0, a.v + ko, ldk, true, 0, dP.data(), T, 0, 1.0f, 0.0f, false);
-        for (int64_t t = 0; t < T; t++) {
-          double di = 0;
-          for (int64_t d = 0; d < D; d++) di += (double)gOut[qo + t * ldq + d] * out[qo + t * ldq + d];
-          float fdi = (float)di;
-          float *p = P.data() + t * T, *dp = dP.data() + t * T;
-          for (int64_t j = 0; j < T; j++) dp[j] = p[j] * (dp[j] - fdi);  // dS
+        Part parts[2];
+        const int np = partsOf(blk, parts);
+        for (int64_t h = kh * group; h < (kh + 1) * group; h++) {
+          const int64_t qo = (b * T + blk.s0) * ldq + h * D;
+          scores(a, b, blk, h, kh, P.data());
+          probs(a, b, blk, P.data(), const_cast<float*>(lse) + (b * a.Hq + h) * T + blk.s0, false);
+          for (int p = 0; p < np; p++) {
+            const int64_t ko = (b * T + parts[p].key0) * ldk + kh * D, c0 = parts[p].col0, w = parts[p].n;
+            // dV += Pᵀ·dO ; dP = dO·Vᵀ
+            gemm(1, w, D, n, P.data() + c0, m, true, 0, gOut + qo, ldq, false, 0, gv + ko, ldk, 0, 1.0f, 1.0f, false);
+            gemm(1, n, w, D, gOut + qo, ldq, false, 0, a.v + ko, ldk, true, 0, dP.data() + c0, m, 0, 1.0f, 0.0f, false);
+          }
+          for (int64_t t = 0; t < n; t++) {
+            double di = 0;
+            for (int64_t d = 0; d < D; d++) di += (double)gOut[qo + t * ldq + d] * out[qo + t * ldq + d];
+            const float fdi = (float)di;
+            float *p = P.data() + t * m, *dp = dP.data() + t * m;
+            for (int64_t j = 0; j < m; j++) dp[j] = p[j] * (dp[j] - fdi);  // dS
+          }
+          for (int p = 0; p < np; p++) {
+            const int64_t ko = (b * T + parts[p].key0) * ldk + kh * D, c0 = parts[p].col0, w = parts[p].n;
+            // dQ = scale·dS·K ; dK += scale·dSᵀ·Q
+            gemm(1, n, D, w, dP.data() + c0, m, false, 0, a.k + ko, ldk, false, 0, gq + qo, ldq, 0, a.scale, p > 0 ? 1.0f : 0.0f, false);
+            gemm(1, w, D, n, dP.data() + c0, m, true, 0, a.q + qo, ldq, false, 0, gk + ko, ldk, 0, a.scale, 1.0f, false);
+          }
         }
-        // dQ = scale·dS·K ; dK += scale·dSᵀ·Q
-        gemm(1, T, D, T, dP.data(), T, false, 0, a.k + ko, ldk, false, 0, gq + qo, ldq, 0, a.scale, 0.0f, false);
-        gemm(1, T, D, T, dP.data(), T, true, 0, a.q + qo, ldq, false, 0, gk + ko, ldk, 0, a.scale, 1.0f, false);
       }
     }
   }

@@ -81,6 +81,11 @@ export interface AttentionArgs {
    * only if segIds are equal. Combined with causal and keyMask.
    */
   segIds: Idx | null;
+  /**
+   * (B, T) with segIds: per token, the id of an earlier segment whose keys it also attends (the
+   * prompt a chosen and a rejected completion share when packed once), −1 for none; null = none.
+   */
+  segParents?: Idx | null;
   /** Sliding window (Mistral): a query at t attends keys in (t - window, t]; 0 = unlimited. */
   window: number;
 }

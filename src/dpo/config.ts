@@ -141,6 +141,7 @@ export class DPOConfig {
   truncationMode = 'keep_start';
   padToMultipleOf: number | null = null;
   paddingFree = false;
+  sharePrompt = true;
   skipInvalidRows = false;
 
   /**

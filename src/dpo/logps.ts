@@ -8,7 +8,7 @@
 import { indexSelect, matmul, reshape, tokenLogprobs } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { CausalLM } from '../models/causal-lm.js';
-import { packRows, packedPositions } from './packing.js';
+import { packRows, packedPositions, type PackedBatch } from './packing.js';
 
 /** A collated preference batch: rows 0..B−1 chosen, B..2B−1 rejected, each (2B, T) row-major. */
 export interface PairBatch {
@@ -97,14 +97,35 @@ function rowWeights(rowOf: Int32Array, shiftedCounts: Int32Array, rows: number, 
   return S;
 }
 
-export function sequenceLogps(model: CausalLM, b: PairBatch, opts: { ldAlpha?: number | null; stats?: boolean; wpo?: boolean; chunk?: number; paddingFree?: boolean } = {}): SequenceLogps {
+export interface SequenceLogpsOptions {
+  ldAlpha?: number | null;
+  /** TRL's logged token statistics (entropy, mean logits, token accuracy). */
+  stats?: boolean;
+  /** WPO's per-row mean weights (use_weighting). */
+  wpo?: boolean;
+  /** Vocabulary chunk of the fused log-prob op. */
+  chunk?: number;
+  /** Pack the rows back to back (padding_free). */
+  paddingFree?: boolean;
+  /** With paddingFree: pack each pair's common prefix once (packing.ts). */
+  sharePrompt?: boolean;
+}
+
+/** Packs a batch; sharing stays off when a sliding window could reach across the packed gap. */
+function pack(model: CausalLM, b: PairBatch, sharePrompt: boolean): PackedBatch {
+  const packed = packRows(b, sharePrompt);
+  const window = model.arch.slidingWindow;
+  return packed.inputs.segParents && window > 0 && window < packed.inputs.T ? packRows(b, false) : packed;
+}
+
+export function sequenceLogps(model: CausalLM, b: PairBatch, opts: SequenceLogpsOptions = {}): SequenceLogps {
   const { sel, labels, rowOf, shiftedCounts, completionCounts } = completionPositions(b);
   const M = sel.length;
   let hs: Tensor;
   if (opts.paddingFree) {
-    const packed = packRows(b);
+    const packed = pack(model, b, !!opts.sharePrompt);
     const h = model.hidden(packed.inputs); // (Σ lengths, C)
-    hs = indexSelect(h, 0, packedPositions(sel, rowOf, b.T, packed.offsets)); // (M, C)
+    hs = indexSelect(h, 0, packedPositions(sel, rowOf, b.T, packed)); // (M, C)
   } else {
     const h = model.hidden({ ids: b.inputIds, B: b.rows, T: b.T, attentionMask: b.attentionMask }); // (2B·T, C)
     hs = indexSelect(h, 0, sel); // (M, C)

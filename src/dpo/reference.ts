@@ -13,7 +13,7 @@ import { architectureFor } from '../models/registry.js';
 import { loraLayers, withAdaptersDisabled } from '../lora/apply.js';
 import { Linear } from '../nn/linear.js';
 import { FrozenBf16Linear } from '../nn/frozen-bf16-linear.js';
-import { sequenceLogps, type PairBatch } from './logps.js';
+import { sequenceLogps, type PairBatch, type SequenceLogpsOptions } from './logps.js';
 
 export type ReferenceKind = 'copy' | 'adapters-off' | 'ref-adapter';
 
@@ -27,10 +27,7 @@ export interface Reference {
   mixup(policy: CausalLM, alpha: number): void;
 }
 
-export interface RefLogpsOptions {
-  ldAlpha: number | null;
-  paddingFree?: boolean;
-}
+export type RefLogpsOptions = Pick<SequenceLogpsOptions, 'ldAlpha' | 'paddingFree' | 'sharePrompt'>;
 
 function run(model: CausalLM, b: PairBatch, opts: RefLogpsOptions): Float64Array {
   return noGrad(() => Float64Array.from(sequenceLogps(model, b, opts).logps.data));

@@ -177,7 +177,7 @@ export class DPOTrainer {
     return scope(() => {
       const ref = this.refLogpsFor(b, mode);
       const run = () => {
-        const pol = sequenceLogps(this.model, b, { ldAlpha: a.ldAlpha, stats: true, wpo: a.useWeighting, paddingFree: a.paddingFree });
+        const pol = sequenceLogps(this.model, b, { ldAlpha: a.ldAlpha, stats: true, wpo: a.useWeighting, ...this.packing() });
         return { pol, loss: computeLoss(pol, ref, b, a) };
       };
       const { pol, loss } = mode === 'train' ? run() : noGrad(run);
@@ -215,7 +215,13 @@ export class DPOTrainer {
   }
 
   private refOptions(): RefLogpsOptions {
-    return { ldAlpha: this.args.ldAlpha, paddingFree: this.args.paddingFree };
+    return { ldAlpha: this.args.ldAlpha, ...this.packing() };
+  }
+
+  /** padding_free, and prompt sharing unless dropout would then share masks between a pair's rows. */
+  private packing(): { paddingFree: boolean; sharePrompt: boolean } {
+    const a = this.args;
+    return { paddingFree: a.paddingFree, sharePrompt: a.paddingFree && a.sharePrompt && !hasDropout(this.model) };
   }
 
   /** Precomputed reference log-probs per pair (chosen, rejected), by position in the prepared split. */
@@ -467,6 +473,12 @@ function countOnes(m: Uint8Array): number {
   let s = 0;
   for (let i = 0; i < m.length; i++) s += m[i];
   return s;
+}
+
+/** Whether any dropout (model or LoRA) is active. */
+export function hasDropout(model: CausalLM): boolean {
+  const arch = model.arch as { residDropout?: number; embdDropout?: number; attnDropout?: number };
+  return !!(arch.residDropout || arch.embdDropout || arch.attnDropout) || loraLayers(model).some(([, l]) => l.cfg.dropout > 0);
 }
 
 /** TRL's disable_dropout_in_model: every dropout probability to 0, LoRA dropout included. */

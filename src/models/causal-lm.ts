@@ -15,6 +15,8 @@ export interface LmInputs {
   positionIds?: Int32Array | null;
   /** (B, T) sequence ids for padding-free packing; null = one sequence per row. */
   segIds?: Int32Array | null;
+  /** (B, T) with segIds: an earlier segment whose keys a token also sees (a shared prompt), −1 none. */
+  segParents?: Int32Array | null;
   /** Generation only (B = 1, under noGrad): append this chunk's keys/values and attend over the cache. */
   cache?: KVCache | null;
 }

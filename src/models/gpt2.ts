@@ -2,7 +2,7 @@
  * GPT-2 (transformers' modeling_gpt2.py). HF stores Conv1D weights as (in, out); `sanitize`
  * transposes them to our Linear layout (out, in) on load and `export` transposes back on save.
  */
-import { add, attention, dropout, geluTanh, linear, reshape, slice } from '../ops/index.js';
+import { add, attention, dropout, geluTanh, linear, reshape, slice, type AttentionOptions } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/rng.js';
 import { Module } from '../nn/module.js';
@@ -25,13 +25,13 @@ export class GPT2Attention extends Module {
     this.c_attn = new Linear(_a.hiddenSize, 3 * _a.hiddenSize, true);
     this.c_proj = new Linear(_a.hiddenSize, _a.hiddenSize, true);
   }
-  forward(x: Tensor, B: number, T: number, keyMask: Uint8Array | null, segIds: Int32Array | null, cache: KVCache | null = null, layer = 0): Tensor {
+  forward(x: Tensor, B: number, T: number, keyMask: Uint8Array | null, segs: Pick<AttentionOptions, 'segIds' | 'segParents'>, cache: KVCache | null = null, layer = 0): Tensor {
     const { hiddenSize: C, numHeads: H, headDim: D } = this._a;
     const qkv = this.c_attn.forward(x); // (B, T, 3C)
     const q = reshape(slice(qkv, 2, 0, C), [B, T, H, D]);
     const k = reshape(slice(qkv, 2, C, 2 * C), [B, T, H, D]);
     const v = reshape(slice(qkv, 2, 2 * C, 3 * C), [B, T, H, D]);
-    const a = cache ? appendAndAttend(cache, layer, q, k, v, 0) : attention(q, k, v, { causal: true, keyMask, segIds });
+    const a = cache ? appendAndAttend(cache, layer, q, k, v, 0) : attention(q, k, v, { causal: true, keyMask, ...segs });
     return this.c_proj.forward(reshape(a, [B, T, C]));
   }
 }
@@ -100,12 +100,12 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
     let h = add(tr.wte.forward(inp.ids, [B, T]), tr.wpe.forward(pos, [B, T]));
     h = dropout(h, a.embdDropout, this._rng, this.training);
     const keyMask = inp.attentionMask ?? null;
-    const segIds = inp.segIds ?? null;
+    const segs = { segIds: inp.segIds ?? null, segParents: inp.segParents ?? null };
     const cache = inp.cache ?? null;
     const mode = { checkpoint: this.gradientCheckpointing, cache: !!cache };
     for (const [i, blk] of tr.h.entries()) {
       const block = (x: Tensor): Tensor => {
-        const at = blk.attn.forward(blk.ln_1.forward(x), B, T, keyMask, segIds, cache, i);
+        const at = blk.attn.forward(blk.ln_1.forward(x), B, T, keyMask, segs, cache, i);
         x = add(x, dropout(at, a.residDropout, this._rng, this.training));
         const m = blk.mlp.forward(blk.ln_2.forward(x));
         return add(x, dropout(m, a.residDropout, this._rng, this.training));

@@ -38,6 +38,7 @@ export interface AttnContext {
   pos: Int32Array;
   keyMask: Uint8Array | null;
   segIds: Int32Array | null;
+  segParents: Int32Array | null;
   cos: Tensor;
   sin: Tensor;
   /** Generation: the KV cache (B = 1) this forward appends to, and the layer index. */
@@ -76,7 +77,7 @@ export class LlamaAttention extends Module {
     q = rope(q, ctx.cos, ctx.sin, ctx.pos);
     k = rope(k, ctx.cos, ctx.sin, ctx.pos);
     if (ctx.cache) return this.o_proj.forward(reshape(appendAndAttend(ctx.cache, ctx.layer!, q, k, v, this._a.slidingWindow), [B, T, H * D]));
-    const a = attention(q, k, v, { causal: true, keyMask: ctx.keyMask, segIds: ctx.segIds, window: this._a.slidingWindow });
+    const a = attention(q, k, v, { causal: true, keyMask: ctx.keyMask, segIds: ctx.segIds, segParents: ctx.segParents, window: this._a.slidingWindow });
     return this.o_proj.forward(reshape(a, [B, T, H * D]));
   }
 }
@@ -145,7 +146,7 @@ export class LlamaForCausalLM extends Module implements CausalLM {
     let maxPos = 0;
     for (let i = 0; i < pos.length; i++) if (pos[i] > maxPos) maxPos = pos[i];
     const { cos, sin } = this._rope.get(maxPos + 1);
-    const ctx: AttnContext = { B, T, pos, keyMask: inp.attentionMask ?? null, segIds: inp.segIds ?? null, cos, sin, cache: inp.cache ?? null };
+    const ctx: AttnContext = { B, T, pos, keyMask: inp.attentionMask ?? null, segIds: inp.segIds ?? null, segParents: inp.segParents ?? null, cos, sin, cache: inp.cache ?? null };
     let h = this.model.embed_tokens.forward(inp.ids, [B, T]); // (B, T, C)
     const mode = { checkpoint: this.gradientCheckpointing, cache: !!ctx.cache };
     this.model.layers.forEach((layer, i) => {

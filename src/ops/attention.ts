@@ -12,6 +12,8 @@ export interface AttentionOptions {
   causal?: boolean;
   keyMask?: Uint8Array | null;
   segIds?: Int32Array | null;
+  /** With segIds: per token the id of an earlier segment whose keys it also sees (−1 none); see AttentionArgs. */
+  segParents?: Int32Array | null;
   window?: number;
   scale?: number;
 }
@@ -29,12 +31,16 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const segIds = opts.segIds ?? null;
   if (keyMask && keyMask.length !== B * T) throw new ShapeError('attention', `keyMask has ${keyMask.length} entries for B·T = ${B * T}`);
   if (segIds && segIds.length !== B * T) throw new ShapeError('attention', `segIds has ${segIds.length} entries for B·T = ${B * T}`);
+  const segParents = opts.segParents ?? null;
+  if (segParents && (!segIds || segParents.length !== B * T)) throw new ShapeError('attention', `segParents needs segIds and B·T = ${B * T} entries, got ${segParents.length}`);
+  // The window counts packed positions, which a shared prompt's keys are not contiguous with.
+  if (segParents && opts.window && opts.window < T) throw new ShapeError('attention', `a sliding window (${opts.window}) cannot be combined with shared-prompt segments (segParents)`);
   if (opts.window !== undefined && !(Number.isInteger(opts.window) && opts.window >= 0)) throw new ShapeError('attention', `window ${opts.window} must be a non-negative integer (0 = unlimited)`);
   const out = Tensor.empty(q.shape, q.dtype);
   const lse = Tensor.empty([B, Hq, T], q.dtype);
   const args = {
     q: q.data, k: k.data, v: v.data, out: out.data, lse: lse.data, B, T, Hq, Hkv, D,
-    scale: opts.scale ?? 1 / Math.sqrt(D), causal: opts.causal ?? true, keyMask, segIds, window: opts.window ?? 0,
+    scale: opts.scale ?? 1 / Math.sqrt(D), causal: opts.causal ?? true, keyMask, segIds, segParents, window: opts.window ?? 0,
   };
   K(q).attention(args);
   return record('attention', out, [q, k, v], (g) => {

@@ -116,15 +116,21 @@ test('embedding, rmsnorm, layernorm, rope', { skip }, () => {
   for (const inv of [false, true]) both(`rope inverse=${inv}`, [new Float32Array(rows * H * D)], (K, [o]) => K.rope(xr, o, cos, sin, pos, rows, H, D, inv));
 });
 
-test('attention forward/backward: GQA, padding, segments (contiguous blocks and a returning id), window, fully masked rows, non-causal', { skip }, () => {
+test('attention forward/backward: GQA, padding, segments (contiguous blocks, a returning id, shared-prompt parents, a later parent), window, fully masked rows, non-causal', { skip }, () => {
   for (const [B, T, Hq, Hkv, D, window] of [[2, 9, 4, 2, 8, 0], [1, 1, 1, 1, 3, 0], [3, 17, 3, 1, 5, 4]]) {
     const q = rand(B * T * Hq * D, 2), k = rand(B * T * Hkv * D, 2), v = rand(B * T * Hkv * D);
     const keyMask = Uint8Array.from({ length: B * T }, (_, i) => (i % T < T - 2 || T < 3 ? 1 : 0));
     const segIds = Int32Array.from({ length: B * T }, (_, i) => Math.floor((i % T) / 5));
     // id 0 again after id 1: the kernel cannot use per-run blocks and must mask instead
     const returning = Int32Array.from({ length: B * T }, (_, i) => Math.floor((i % T) / 3) % 2);
-    for (const [km, sg, causal] of [[null, null, true], [keyMask, null, true], [keyMask, segIds, true], [null, segIds, false], [keyMask, returning, true]] as const) {
-      const args = { q, k, v, B, T, Hq, Hkv, D, scale: 1 / Math.sqrt(D), causal, keyMask: km, segIds: sg, window };
+    // Shared prompts: runs of 5 ids, every odd run the child of the run before it (a tree block);
+    // `orphans` name a parent that comes later, which the kernel must handle by masking.
+    const parents = Int32Array.from({ length: B * T }, (_, i) => (Math.floor((i % T) / 5) % 2 ? Math.floor((i % T) / 5) - 1 : -1));
+    const orphans = Int32Array.from({ length: B * T }, (_, i) => (Math.floor((i % T) / 5) === 0 && T > 5 ? 1 : -1));
+    const cases = [[null, null, true, null], [keyMask, null, true, null], [keyMask, segIds, true, null], [null, segIds, false, null], [keyMask, returning, true, null]] as const;
+    const treeCases = window ? [] : ([[keyMask, segIds, true, parents], [null, segIds, true, orphans]] as const);
+    for (const [km, sg, causal, sp] of [...cases, ...treeCases]) {
+      const args = { q, k, v, B, T, Hq, Hkv, D, scale: 1 / Math.sqrt(D), causal, keyMask: km, segIds: sg, segParents: sp, window };
       both(`attention ${B},${T},${Hq},${Hkv},${D}`, [new Float32Array(q.length), new Float32Array(B * Hq * T)], (K, [out, lse]) => K.attention({ ...args, out, lse }), 1e-4, 1e-5);
       const out = new Float32Array(q.length), lse = new Float32Array(B * Hq * T);
       refKernels.attention({ ...args, out, lse });

@@ -27,7 +27,7 @@ function slowAttention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): Te
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
       for (let j = 0; j < T; j++) {
-        const ok = (!(o.causal ?? true) || j <= t) && (!o.window || j > t - o.window) && (!o.keyMask || o.keyMask[b * T + j]) && (!o.segIds || o.segIds[b * T + j] === o.segIds[b * T + t]);
+        const ok = (!(o.causal ?? true) || j <= t) && (!o.window || j > t - o.window) && (!o.keyMask || o.keyMask[b * T + j]) && (!o.segIds || o.segIds[b * T + j] === o.segIds[b * T + t] || o.segParents?.[b * T + t] === o.segIds[b * T + j]);
         if (!ok) mask.data[(b * T + t) * T + j] = -1e30;
       }
     }
@@ -71,6 +71,37 @@ test('attention gradients: each feature alone, non-causal, custom scale', () => 
   gradcheck('attention non-causal', (q, k, v) => op.attention(q, k, v, { causal: false, keyMask, scale: 0.3 }), [r(B, T, 2, D), r(B, T, 2, D), r(B, T, 2, D)]);
 });
 
+// A packed pair sharing its prompt: prompt (seg 0), chosen (seg 1) and rejected (seg 2) both
+// seeing the prompt, then an unshared sequence (seg 3); batch row 2 has a padded tail.
+const treeSeg = Int32Array.from([0, 0, 0, 1, 1, 2, 2, 2, 3, 3, 0, 0, 1, 1, 1, 2, 5, 5, 5, 5]);
+const treePar = Int32Array.from([-1, -1, -1, 0, 0, 0, 0, 0, -1, -1, -1, -1, 0, 0, 0, 0, -1, -1, -1, -1]);
+
+test('attention gradients: shared-prompt segments (segParents), with GQA and padding', () => {
+  const B = 2, T = 10, D = 3;
+  const keyMask = Uint8Array.from({ length: B * T }, (_, i) => (i < 18 ? 1 : 0));
+  gradcheck('attention tree', (q, k, v) => op.attention(q, k, v, { segIds: treeSeg, segParents: treePar, keyMask }), [r(B, T, 4, D), r(B, T, 2, D), r(B, T, 2, D)]);
+});
+
+test('attention with a shared prompt equals attending the prompt + completion rows separately', () => {
+  // [P C R] packed with C and R seeing P, against the padded rows [P C] and [P R].
+  const P = 3, C = 2, R = 3, H = 2, D = 4;
+  const q = r(1, P + C + R, H, D), k = r(1, P + C + R, 1, D), v = r(1, P + C + R, 1, D);
+  const seg = Int32Array.from([0, 0, 0, 1, 1, 2, 2, 2]), par = Int32Array.from([-1, -1, -1, 0, 0, 0, 0, 0]);
+  const tree = op.attention(q, k, v, { segIds: seg, segParents: par });
+  for (const [start, n] of [[P, C], [P + C, R]]) {
+    const rows = Int32Array.from([...Array(P).keys(), ...Array.from({ length: n }, (_, i) => start + i)]);
+    const sep = op.attention(op.indexSelect(q, 1, rows), op.indexSelect(k, 1, rows), op.indexSelect(v, 1, rows), {});
+    for (let i = 0; i < P + n; i++) {
+      for (let x = 0; x < H * D; x++) {
+        const got = tree.data[rows[i] * H * D + x], want = sep.data[i * H * D + x];
+        assert.ok(Math.abs(got - want) < 1e-12, `row ${rows[i]}: ${got} vs ${want}`);
+      }
+    }
+  }
+  assert.throws(() => op.attention(q, k, v, { segIds: seg, segParents: par, window: 2 }), /sliding window \(2\) cannot be combined/);
+  assert.throws(() => op.attention(q, k, v, { segParents: par }), /segParents needs segIds/);
+});
+
 test('attention: left padding leaves fully masked queries at 0 with no gradient', () => {
   const B = 1, T = 4, D = 2;
   const keyMask = Uint8Array.from([0, 0, 1, 1]);
@@ -86,5 +117,6 @@ test('attention: left padding leaves fully masked queries at 0 with no gradient'
 test('fused attention equals the eager slow twin (values and gradients)', () => {
   compareWithSlow('plain causal', { B: 2, T: 5, Hq: 2, Hkv: 2, D: 4 }, {});
   compareWithSlow('gqa + right pad + window', { B: 2, T: 6, Hq: 6, Hkv: 2, D: 3 }, { keyMask: Uint8Array.from([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0]), window: 3 });
+  compareWithSlow('shared-prompt segments + GQA + padding', { B: 2, T: 10, Hq: 4, Hkv: 2, D: 3 }, { segIds: treeSeg, segParents: treePar, keyMask: Uint8Array.from({ length: 20 }, (_, i) => (i < 18 ? 1 : 0)) });
   compareWithSlow('segments, non-causal', { B: 1, T: 6, Hq: 2, Hkv: 1, D: 4 }, { causal: false, segIds: Int32Array.from([0, 0, 1, 1, 1, 2]) });
 });

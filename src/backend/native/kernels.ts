@@ -29,9 +29,9 @@ export function makeNativeBackend(n: NativeAddon): Backend {
     layernorm: (x, w, b, out, mean, rstd, rows, dim, eps) => void n.layernorm(x, w, b, out, mean, rstd, rows, dim, eps),
     layernormBackward: (x, w, mean, rstd, gy, gx, gw, gb, rows, dim) => void n.layernormBackward(x, w, mean, rstd, gy, gx, gw, gb, rows, dim),
     rope: (x, out, cos, sin, pos, rows, heads, dim, inverse) => void n.rope(x, out, cos, sin, pos, rows, heads, dim, inverse),
-    attention: (p) => void n.attention(p.q, p.k, p.v, p.out, p.lse, p.B, p.T, p.Hq, p.Hkv, p.D, p.scale, p.causal, p.keyMask, p.segIds, p.window),
+    attention: (p) => void n.attention(p.q, p.k, p.v, p.out, p.lse, p.B, p.T, p.Hq, p.Hkv, p.D, p.scale, p.causal, p.keyMask, p.segIds, p.window, p.segParents ?? null),
     attentionBackward: (p) =>
-      void n.attentionBackward(p.q, p.k, p.v, p.out, p.lse, p.B, p.T, p.Hq, p.Hkv, p.D, p.scale, p.causal, p.keyMask, p.segIds, p.window, p.gOut, p.gq, p.gk, p.gv),
+      void n.attentionBackward(p.q, p.k, p.v, p.out, p.lse, p.B, p.T, p.Hq, p.Hkv, p.D, p.scale, p.causal, p.keyMask, p.segIds, p.window, p.gOut, p.gq, p.gk, p.gv, p.segParents ?? null),
     tokenLogprobs: (p) => void n.tokenLogprobs(p.h, p.w, p.targets, p.N, p.C, p.V, p.chunk, p.logp, p.lse, p.entropy, p.logitSum, p.argmax, p.lse2),
     tokenLogprobsBackward: (p) => void n.tokenLogprobsBackward(p.h, p.w, p.targets, p.N, p.C, p.V, p.chunk, p.lse, p.gLogp, p.gh, p.gw, !!p.accumulateGw),
     permute: refKernels.permute,

@@ -10,7 +10,10 @@ export function allowed(p: AttentionArgs, b: number, t: number, j: number): bool
   if (p.causal && j > t) return false;
   if (p.window > 0 && j <= t - p.window) return false;
   if (p.keyMask && !p.keyMask[b * p.T + j]) return false;
-  if (p.segIds && p.segIds[b * p.T + j] !== p.segIds[b * p.T + t]) return false;
+  if (p.segIds) {
+    const sj = p.segIds[b * p.T + j];
+    if (sj !== p.segIds[b * p.T + t] && !(p.segParents && p.segParents[b * p.T + t] === sj)) return false;
+  }
   return true;
 }
 
