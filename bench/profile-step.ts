@@ -2,7 +2,7 @@
  * Where a DPO step's time goes: wraps every kernel of the active backend with a timer, runs a few
  * steps of workload A (bench/workload.ts) and prints time per kernel, plus the rest (TypeScript
  * bookkeeping, allocation, data).
- *   node dist/bench/profile-step.js [--steps 2] [--bf16] [--gradient_checkpointing] [--dir /tmp/dpo-bench]
+ *   node dist/bench/profile-step.js [--steps 2] [--bf16] [--gradient_checkpointing] [--padding_free] [--no-share_prompt] [--dir /tmp/dpo-bench]
  */
 import { performance } from 'node:perf_hooks';
 import { getBackend } from '../src/backend/index.js';
@@ -37,7 +37,8 @@ void (null as unknown as Kernels);
 const { model } = loadCausalLM(modelDir);
 const t = new DPOTrainer({
   model, args: new DPOConfig({ output_dir: '/tmp/dpo-bench/profile', per_device_train_batch_size: 4, max_steps: steps + 1, max_length: 512, save_strategy: 'no', logging_steps: 1,
-    bf16: argv.includes('--bf16'), gradient_checkpointing: argv.includes('--gradient_checkpointing') }),
+    bf16: argv.includes('--bf16'), gradient_checkpointing: argv.includes('--gradient_checkpointing'),
+    padding_free: argv.includes('--padding_free'), share_prompt: !argv.includes('--no-share_prompt') }),
   trainDataset: await Dataset.fromFile(dataPath), processingClass: HfTokenizer.fromDir(modelDir), warn: () => {},
 });
 let t0 = 0;
