@@ -1,8 +1,8 @@
 /**
  * Where a DPO step's time goes: wraps every kernel of the active backend with a timer, runs a few
- * steps of workload A (bench/workload.ts) and prints time per kernel, plus the rest (TypeScript
+ * steps of workload A or B (bench/workload.ts, bench/dpo-step.ts) and prints time per kernel, plus the rest (TypeScript
  * bookkeeping, allocation, data).
- *   node dist/bench/profile-step.js [--steps 2] [--bf16] [--gradient_checkpointing] [--padding_free] [--no-share_prompt] [--dir /tmp/dpo-bench]
+ *   node dist/bench/profile-step.js [--steps 2] [--workload A|B] [--bf16] [--gradient_checkpointing] [--padding_free] [--no-share_prompt] [--dir /tmp/dpo-bench]
  */
 import { performance } from 'node:perf_hooks';
 import { getBackend } from '../src/backend/index.js';
@@ -12,6 +12,7 @@ import { HfTokenizer } from '../src/tokenizer/tokenizer.js';
 import { Dataset } from '../src/data/dataset.js';
 import { DPOConfig } from '../src/dpo/config.js';
 import { DPOTrainer } from '../src/dpo/trainer.js';
+import { LoraConfig } from '../src/lora/config.js';
 import { makeWorkload } from './workload.js';
 
 const argv = process.argv.slice(2);
@@ -35,8 +36,12 @@ for (const name of Object.keys(k)) {
 void (null as unknown as Kernels);
 
 const { model } = loadCausalLM(modelDir);
+// Workload B (the seed's LoRA settings) with --workload B; A otherwise.
+const B = opt('workload', 'A') === 'B';
 const t = new DPOTrainer({
-  model, args: new DPOConfig({ output_dir: '/tmp/dpo-bench/profile', per_device_train_batch_size: 4, max_steps: steps + 1, max_length: 512, save_strategy: 'no', logging_steps: 1,
+  model, peftConfig: B ? new LoraConfig({ r: 64, lora_alpha: 16, lora_dropout: 0.1 }) : null,
+  args: new DPOConfig({ output_dir: '/tmp/dpo-bench/profile', per_device_train_batch_size: B ? 1 : 4, gradient_accumulation_steps: B ? 8 : 1, learning_rate: B ? 2e-4 : 1e-6,
+    max_steps: steps + 1, max_length: 512, save_strategy: 'no', logging_steps: 1,
     bf16: argv.includes('--bf16'), gradient_checkpointing: argv.includes('--gradient_checkpointing'),
     padding_free: argv.includes('--padding_free'), share_prompt: !argv.includes('--no-share_prompt') }),
   trainDataset: await Dataset.fromFile(dataPath), processingClass: HfTokenizer.fromDir(modelDir), warn: () => {},

@@ -35,6 +35,24 @@ void rowSums(const float* l, int64_t n, float m, float* out3) {
   out3[2] = s2;
 }
 
+// rowSums, also overwriting the row with exp(l − m) (the softmax numerators the expected-embedding
+// GEMM multiplies by w).
+__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
+void rowSumsExp(float* l, int64_t n, float m, float* out3) {
+  float s = 0, e = 0, s2 = 0;
+#pragma omp simd reduction(+ : s, e, s2)
+  for (int64_t j = 0; j < n; j++) {
+    float x = fast_exp(l[j] - m);
+    s += x;
+    e += x * l[j];
+    s2 += x * x;
+    l[j] = x;
+  }
+  out3[0] = s;
+  out3[1] = e;
+  out3[2] = s2;
+}
+
 // Max, sum and a NaN flag over one row of a chunk, as vectorisable reductions.
 __attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
 void rowMaxSum(const float* l, int64_t n, float* maxOut, float* sumOut, bool* nanOut) {
@@ -60,7 +78,9 @@ void rowGrad(float* l, int64_t n, float lse, float g) {
 
 }  // namespace
 
-// tokenLogprobs(h, w, targets, N, C, V, chunk, logp, lse, entropy|null, logitSum|null, argmax|null, lse2|null)
+// tokenLogprobs(h, w, targets, N, C, V, chunk, logp, lse, entropy|null, logitSum|null, argmax|null, lse2|null, expected|null)
+// expected (N, C) = softmax(h·wᵀ)·w, accumulated per chunk against the running max (rescaled when
+// it grows, as flash attention rescales its output) and divided by the row sum at the end.
 Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
   const float *h = F32(info[0]), *w = F32(info[1]);
   const int32_t* targets = I32(info[2]);
@@ -68,15 +88,17 @@ Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
   float *logp = F32(info[7]), *lse = F32(info[8]);
   float *entropy = F32OrNull(info[9]), *logitSum = F32OrNull(info[10]), *lse2 = F32OrNull(info[12]);
   int32_t* argmax = I32OrNull(info[11]);
+  float* expected = info.Length() > 13 ? F32OrNull(info[13]) : nullptr;
   chunk = std::max<int64_t>(1, std::min(chunk, V));
   std::vector<float> L((size_t)N * chunk);
   std::vector<RowState> st(N);
+  if (expected) std::memset(expected, 0, sizeof(float) * N * C);
   for (int64_t v0 = 0; v0 < V; v0 += chunk) {
     int64_t n = std::min(chunk, V - v0);
     gemm(1, N, n, C, h, C, false, 0, w + v0 * C, C, true, 0, L.data(), n, 0, 1.0f, 0.0f);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < N; r++) {
-      const float* l = L.data() + r * n;
+      float* l = L.data() + r * n;
       RowState& S = st[r];
       float cm, sum;
       bool nan;
@@ -99,16 +121,21 @@ Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
         S.s *= f;
         S.e *= f;
         S.s2 *= f * f;
+        if (expected && S.m != -std::numeric_limits<float>::infinity())
+          for (int64_t c = 0; c < C; c++) expected[r * C + c] *= (float)f;
         S.m = cm;
       }
+      int32_t t = targets[r];
+      if (t >= v0 && t < v0 + n) S.tgt = l[t - v0];
       float acc[3];
-      rowSums(l, n, S.m, acc);
+      if (expected) rowSumsExp(l, n, S.m, acc);
+      else rowSums(l, n, S.m, acc);
       S.s += acc[0];
       S.e += acc[1];
       S.s2 += acc[2];
-      int32_t t = targets[r];
-      if (t >= v0 && t < v0 + n) S.tgt = l[t - v0];
     }
+    // expected += exp(l − m)·w_chunk
+    if (expected) gemm(1, N, C, n, L.data(), n, false, 0, w + v0 * C, C, false, 0, expected, C, 0, 1.0f, 1.0f);
   }
   for (int64_t r = 0; r < N; r++) {
     const RowState& S = st[r];
@@ -119,6 +146,10 @@ Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
     if (logitSum) logitSum[r] = (float)S.sum;
     if (argmax) argmax[r] = S.best;
     if (lse2) lse2[r] = S.nan ? NAN : (float)(2.0 * S.m + std::log(S.s2));
+    if (expected) {
+      const float inv = S.nan ? NAN : (float)(1.0 / S.s);
+      for (int64_t c = 0; c < C; c++) expected[r * C + c] *= inv;
+    }
   }
   return info.Env().Undefined();
 }

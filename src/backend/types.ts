@@ -124,6 +124,11 @@ export interface TokenLogprobArgs {
   argmax: Idx | null;
   /** Optional (N): logsumexp over the vocab of 2·logits (WPO's weight denominator); null = skip. */
   lse2: F | null;
+  /**
+   * Optional out (N, C): softmax(h·wᵀ)·w, each row's expected output embedding. With a frozen w the
+   * gradient for h is then g·(w[target] − expected), with no second pass over the vocabulary.
+   */
+  expected?: F | null;
 }
 
 export interface TokenLogprobBackwardArgs {

@@ -4,7 +4,7 @@
  * the logits (entropy, Σ logits for the mean logit, argmax for token accuracy).
  */
 import { ShapeError, fmtShape } from '../errors.js';
-import { leafGradSink, record } from '../autograd/tape.js';
+import { isGradEnabled, leafGradSink, record } from '../autograd/tape.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { F } from '../backend/types.js';
 import { K, sameDType } from './util.js';
@@ -42,7 +42,24 @@ export function tokenLogprobs(h: Tensor, w: Tensor, targets: Int32Array, opts: {
   const logitSum = opts.stats ? mk() : null;
   const argmax = opts.stats ? new Int32Array(N) : null;
   const lse2 = opts.wpo ? mk() : null;
-  K(h).tokenLogprobs({ h: h.data, w: w.data, targets, N, C, V, chunk, logp: logp.data, lse: lse.data, entropy, logitSum, argmax, lse2 });
+  const stats = () => ({ entropy: entropy ?? undefined, logitSum: logitSum ?? undefined, argmax: argmax ?? undefined, lse: opts.wpo ? Float64Array.from(lse.data) : undefined, lse2: lse2 ?? undefined });
+  // A frozen lm_head (LoRA) only needs the gradient for h: g·(w[target] − softmax·w), so the forward
+  // also makes softmax·w and backward skips its vocabulary pass (two GEMMs over V become one).
+  const expected = isGradEnabled() && h.requiresGrad && !w.requiresGrad ? Tensor.empty([N, C], h.dtype) : null;
+  K(h).tokenLogprobs({ h: h.data, w: w.data, targets, N, C, V, chunk, logp: logp.data, lse: lse.data, entropy, logitSum, argmax, lse2, expected: expected?.data ?? null });
+  if (expected) {
+    return {
+      ...stats(),
+      logp: record('tokenLogprobs', logp, [h], (g) => {
+        const gh = Tensor.empty(h.shape, h.dtype);
+        for (let r = 0; r < N; r++) {
+          const t = targets[r], gr = t < 0 ? 0 : g.data[r];
+          for (let c = 0; c < C; c++) gh.data[r * C + c] = gr === 0 ? 0 : gr * (w.data[t * C + c] - expected.data[r * C + c]);
+        }
+        return [gh];
+      }),
+    };
+  }
   record('tokenLogprobs', logp, [h, w], (g, needs) => {
     const gh = needs[0] ? Tensor.empty(h.shape, h.dtype) : null;
     const sink = needs[1] ? leafGradSink(w) : null;
@@ -51,5 +68,5 @@ export function tokenLogprobs(h: Tensor, w: Tensor, targets: Int32Array, opts: {
     K(h).tokenLogprobsBackward({ h: h.data, w: w.data, targets, N, C, V, chunk, lse: lse.data, gLogp: g.data, gh: gh ? gh.data : null, gw: gwData, accumulateGw: !!sink });
     return [gh, gw];
   });
-  return { logp, entropy: entropy ?? undefined, logitSum: logitSum ?? undefined, argmax: argmax ?? undefined, lse: opts.wpo ? Float64Array.from(lse.data) : undefined, lse2: lse2 ?? undefined };
+  return { logp, ...stats() };
 }

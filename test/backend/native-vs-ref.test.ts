@@ -140,16 +140,18 @@ test('attention forward/backward: GQA, padding, segments (contiguous blocks, a r
   }
 });
 
-test('tokenLogprobs forward/backward: chunks, ignored targets, ±1e4 logits, NaN', { skip }, () => {
+test('tokenLogprobs forward/backward: chunks, ignored targets, expected embedding, ±1e4 logits, NaN', { skip }, () => {
   for (const [Nr, C, V, chunk] of [[5, 7, 50, 16], [1, 3, 1, 1], [33, 16, 1000, 300]]) {
     const h = rand(Nr * C, Nr === 1 ? 1 : 3), w = rand(V * C, 3), targets = ids(Nr, V);
     targets[0] = -100;
     const outs = () => [new Float32Array(Nr), new Float32Array(Nr), new Float32Array(Nr), new Float32Array(Nr), new Float32Array(Nr)];
     const argA = new Int32Array(Nr), argB = new Int32Array(Nr);
     const a = outs(), b = outs();
-    N.tokenLogprobs({ h, w, targets, N: Nr, C, V, chunk, logp: a[0], lse: a[1], entropy: a[2], logitSum: a[3], argmax: argA, lse2: a[4] });
-    refKernels.tokenLogprobs({ h, w, targets, N: Nr, C, V, chunk, logp: b[0], lse: b[1], entropy: b[2], logitSum: b[3], argmax: argB, lse2: b[4] });
+    const expA = new Float32Array(Nr * C), expB = new Float32Array(Nr * C);
+    N.tokenLogprobs({ h, w, targets, N: Nr, C, V, chunk, logp: a[0], lse: a[1], entropy: a[2], logitSum: a[3], argmax: argA, lse2: a[4], expected: expA });
+    refKernels.tokenLogprobs({ h, w, targets, N: Nr, C, V, chunk, logp: b[0], lse: b[1], entropy: b[2], logitSum: b[3], argmax: argB, lse2: b[4], expected: expB });
     a.forEach((x, i) => close(`tokenLogprobs out ${i}`, x, b[i], 1e-4, 1e-4));
+    close('tokenLogprobs expected (softmax·w)', expA, expB, 1e-4, 1e-4);
     assert.deepEqual(argA, argB);
     const gLogp = rand(Nr);
     both('tokenLogprobsBackward', [new Float32Array(Nr * C), new Float32Array(V * C)], (K, [gh, gw]) => K.tokenLogprobsBackward({ h, w, targets, N: Nr, C, V, chunk, lse: b[1], gLogp, gh, gw }), 1e-4, 1e-4);

@@ -17,6 +17,20 @@ test('tokenLogprobs gradients: chunk not dividing V, chunk 1, chunk ≥ V, a neg
   }
 });
 
+test('tokenLogprobs with a frozen lm_head: gradient for h from softmax·w (no backward vocabulary pass)', () => {
+  const targets = Int32Array.from([3, -100, 0, 6]);
+  const w = r(7, 5); // frozen: requiresGrad stays false
+  for (const chunk of [3, 1, 100]) gradcheck(`tokenLogprobs frozen w, chunk ${chunk}`, (h) => op.tokenLogprobs(h, w, targets, { chunk }).logp, [r(4, 5)]);
+  // The same gradient as the path that differentiates w too.
+  const h = r(4, 5).param(), g = () => Tensor.from([0.5, -1, 2, 0.25], [4], 'float64');
+  backward(op.tokenLogprobs(h, w, targets, { chunk: 3 }).logp, g());
+  const frozen = Float64Array.from(h.grad!.data);
+  h.grad = null;
+  w.requiresGrad = true;
+  backward(op.tokenLogprobs(h, w, targets, { chunk: 3 }).logp, g());
+  frozen.forEach((v, i) => assert.ok(Math.abs(v - h.grad!.data[i]) < 1e-12, `dh[${i}]: ${v} vs ${h.grad!.data[i]}`));
+});
+
 test('tokenLogprobs equals log_softmax(h·wᵀ) gathered, with stats; ignored rows give 0 and no gradient', () => {
   const N = 5, C = 4, V = 11;
   const targets = Int32Array.from([10, 0, -1, 5, 5]);

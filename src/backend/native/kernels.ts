@@ -32,7 +32,7 @@ export function makeNativeBackend(n: NativeAddon): Backend {
     attention: (p) => void n.attention(p.q, p.k, p.v, p.out, p.lse, p.B, p.T, p.Hq, p.Hkv, p.D, p.scale, p.causal, p.keyMask, p.segIds, p.window, p.segParents ?? null),
     attentionBackward: (p) =>
       void n.attentionBackward(p.q, p.k, p.v, p.out, p.lse, p.B, p.T, p.Hq, p.Hkv, p.D, p.scale, p.causal, p.keyMask, p.segIds, p.window, p.gOut, p.gq, p.gk, p.gv, p.segParents ?? null),
-    tokenLogprobs: (p) => void n.tokenLogprobs(p.h, p.w, p.targets, p.N, p.C, p.V, p.chunk, p.logp, p.lse, p.entropy, p.logitSum, p.argmax, p.lse2),
+    tokenLogprobs: (p) => void n.tokenLogprobs(p.h, p.w, p.targets, p.N, p.C, p.V, p.chunk, p.logp, p.lse, p.entropy, p.logitSum, p.argmax, p.lse2, p.expected ?? null),
     tokenLogprobsBackward: (p) => void n.tokenLogprobsBackward(p.h, p.w, p.targets, p.N, p.C, p.V, p.chunk, p.lse, p.gLogp, p.gh, p.gw, !!p.accumulateGw),
     permute: refKernels.permute,
     maskScale: (x, mask, out, cnt, scale) => void n.maskScale(x, mask, out, cnt, scale),

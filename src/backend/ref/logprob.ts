@@ -2,6 +2,8 @@
  * Fused lm_head + log_softmax + gather over vocabulary chunks: logits = h·wᵀ are produced `chunk`
  * columns at a time, with an online max / log-sum-exp (and entropy, logit sum, argmax) per row, so
  * at most N·chunk logits exist. Backward recomputes each chunk: dlogits = g·(onehot − softmax).
+ * Optionally the forward also gives softmax·w (the expected output embedding), from which a frozen
+ * lm_head's backward for h needs no vocabulary pass.
  */
 import type { F, TokenLogprobArgs, TokenLogprobBackwardArgs } from '../types.js';
 import { matmul } from './matmul.js';
@@ -12,6 +14,8 @@ function chunkLogits(h: F, w: F, buf: Float64Array, N: number, C: number, v0: nu
 
 export function tokenLogprobs(p: TokenLogprobArgs): void {
   const { h, w, targets, N, C, V, logp, lse, entropy, logitSum, argmax, lse2 } = p;
+  const expected = p.expected ?? null;
+  const E = expected ? new Float64Array(N * C) : null; // Σ_v exp(l_v − m)·w_v, rescaled with m
   const chunk = Math.max(1, Math.min(p.chunk, V));
   const buf = new Float64Array(N * chunk);
   const m = new Float64Array(N).fill(-Infinity);
@@ -41,6 +45,7 @@ export function tokenLogprobs(p: TokenLogprobArgs): void {
         s[r] *= scale;
         e[r] *= scale;
         s2[r] *= scale * scale;
+        if (E) for (let c = 0; c < C; c++) E[r * C + c] *= scale;
         m[r] = cm;
       }
       const mr = m[r];
@@ -50,6 +55,7 @@ export function tokenLogprobs(p: TokenLogprobArgs): void {
         s[r] += x;
         e[r] += x * l;
         s2[r] += x * x;
+        if (E) for (let c = 0; c < C; c++) E[r * C + c] += x * w[(v0 + j) * C + c];
       }
       const t = targets[r];
       if (t >= v0 && t < v0 + n) tgt[r] = buf[row + (t - v0)];
@@ -64,6 +70,7 @@ export function tokenLogprobs(p: TokenLogprobArgs): void {
     if (logitSum) logitSum[r] = sum[r];
     if (argmax) argmax[r] = nan ? nanAt[r] : best[r];
     if (lse2) lse2[r] = nan ? NaN : 2 * m[r] + Math.log(s2[r]);
+    if (expected && E) for (let c = 0; c < C; c++) expected[r * C + c] = nan ? NaN : E[r * C + c] / s[r];
   }
 }
 
