@@ -2,7 +2,7 @@
  * Where a DPO step's time goes: wraps every kernel of the active backend with a timer, runs a few
  * steps of workload A or B (bench/workload.ts, bench/dpo-step.ts) and prints time per kernel, plus the rest (TypeScript
  * bookkeeping, allocation, data).
- *   node dist/bench/profile-step.js [--steps 2] [--workload A|B] [--bf16] [--gradient_checkpointing] [--padding_free] [--no-share_prompt] [--dir /tmp/dpo-bench]
+ *   node dist/bench/profile-step.js [--steps 2] [--workload A|B] [--bf16] [--gradient_checkpointing] [--padding_free] [--no-share_prompt] [--first] [--dir /tmp/dpo-bench]
  */
 import { performance } from 'node:perf_hooks';
 import { getBackend } from '../src/backend/index.js';
@@ -46,17 +46,28 @@ const t = new DPOTrainer({
     padding_free: argv.includes('--padding_free'), share_prompt: !argv.includes('--no-share_prompt') }),
   trainDataset: await Dataset.fromFile(dataPath), processingClass: HfTokenizer.fromDir(modelDir), warn: () => {},
 });
-let t0 = 0;
+// --first profiles the first step alone (warm-up: allocation, primitive creation); else the steps after it.
+const first = argv.includes('--first');
+let t0 = performance.now();
 let total = 0;
+if (first) on = true;
 t.callbacks.onStep = (p) => {
-  if (p.step === 1) {
+  if (first) {
+    if (p.step === 1) {
+      total = performance.now() - t0;
+      on = false;
+      t.stopRequested = true;
+    }
+  } else if (p.step === 1) {
     on = true;
     t0 = performance.now();
   } else total = performance.now() - t0;
 };
+t0 = performance.now();
 await t.train();
+const perStep = first ? 1 : steps;
 const sum = [...spent.values()].reduce((a, b) => a + b, 0);
 console.log(`| kernel | s/step | share |\n|---|---|---|`);
-for (const [name, ms] of [...spent].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`| ${name} | ${(ms / steps / 1000).toFixed(2)} | ${((100 * ms) / total).toFixed(1)}% |`);
-console.log(`| (everything outside kernels) | ${((total - sum) / steps / 1000).toFixed(2)} | ${((100 * (total - sum)) / total).toFixed(1)}% |`);
-console.log(`| total | ${(total / steps / 1000).toFixed(2)} | 100% |`);
+for (const [name, ms] of [...spent].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`| ${name} | ${(ms / perStep / 1000).toFixed(2)} | ${((100 * ms) / total).toFixed(1)}% |`);
+console.log(`| (everything outside kernels) | ${((total - sum) / perStep / 1000).toFixed(2)} | ${((100 * (total - sum)) / total).toFixed(1)}% |`);
+console.log(`| total | ${(total / perStep / 1000).toFixed(2)} | 100% |`);

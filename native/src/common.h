@@ -25,7 +25,8 @@ void gemm(int64_t batch, int64_t M, int64_t N, int64_t K, const float* A, int64_
           const float* B, int64_t ldb, bool transB, int64_t sb, float* C, int64_t ldc, int64_t sc, float alpha, float beta,
           bool bf16Ok = true, const uint16_t* Bbits = nullptr);
 
-// exp(x) for float, accurate to ~2 ulp, written so `#pragma omp simd` loops vectorise it.
+// exp(x) for float, accurate to ~2 ulp, written so `#pragma omp simd` loops vectorise it. x ≤ −88
+// (−inf included) gives exactly 0: the clamped exponent bits underflow to 0, which callers rely on.
 inline float fast_exp(float x) {
   x = x < -88.0f ? -88.0f : x;
   x = x > 88.0f ? 88.0f : x;
