@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 namespace dpo {
 
@@ -21,9 +22,16 @@ inline bool B(const Napi::Value& v) { return v.As<Napi::Boolean>().Value(); }
 // lda/ldb/ldc are row strides of the stored matrices; sa/sb/sc batch strides (0 broadcasts).
 // In bf16 mode (setMatmulBf16) A and B are rounded to bf16 first unless bf16Ok is false.
 // Bbits: B already stored as bf16 (frozen weights); B is then ignored and the GEMM is bf16.
+// Abits: likewise for A (an operand several GEMMs share, converted once by the caller).
 void gemm(int64_t batch, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, bool transA, int64_t sa,
           const float* B, int64_t ldb, bool transB, int64_t sb, float* C, int64_t ldc, int64_t sc, float alpha, float beta,
-          bool bf16Ok = true, const uint16_t* Bbits = nullptr);
+          bool bf16Ok = true, const uint16_t* Bbits = nullptr, const uint16_t* Abits = nullptr);
+
+// Whether float32 GEMMs currently run on bf16 operands (setMatmulBf16).
+bool matmulBf16();
+
+// n floats rounded to bf16 bits (round to nearest even) into out, resized to fit.
+void toBf16Bits(const float* x, int64_t n, std::vector<uint16_t>& out);
 
 // exp(x) for float, accurate to ~2 ulp, written so `#pragma omp simd` loops vectorise it. x ≤ −88
 // (−inf included) gives exactly 0: the clamped exponent bits underflow to 0, which callers rely on.

@@ -112,8 +112,8 @@ Entry& get(int64_t batch, int64_t M, int64_t N, int64_t K, int64_t lda, bool ta,
 
 void gemm(int64_t batch, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, bool transA, int64_t sa,
           const float* B, int64_t ldb, bool transB, int64_t sb, float* C, int64_t ldc, int64_t sc, float alpha, float beta,
-          bool bf16Ok, const uint16_t* Bbits) {
-  const bool bf16 = (g_bf16 && bf16Ok) || Bbits;
+          bool bf16Ok, const uint16_t* Bbits, const uint16_t* Abits) {
+  const bool bf16 = (g_bf16 && bf16Ok) || Bbits || Abits;
   if (M == 0 || N == 0 || batch == 0) return;
   if (K == 0) {
     for (int64_t bi = 0; bi < batch; bi++)
@@ -130,12 +130,19 @@ void gemm(int64_t batch, int64_t M, int64_t N, int64_t K, const float* A, int64_
     // Element extent of each strided operand (all batches, last row ends at its last column).
     int64_t na = (sa == 0 ? 0 : (batch - 1) * sa) + (transA ? (K - 1) * lda + M : (M - 1) * lda + K);
     int64_t nb = (sb == 0 ? 0 : (batch - 1) * sb) + (transB ? (N - 1) * ldb + K : (K - 1) * ldb + N);
-    pa = const_cast<uint16_t*>(toBf16Buf(A, na, g_bufA));
+    pa = Abits ? const_cast<uint16_t*>(Abits) : const_cast<uint16_t*>(toBf16Buf(A, na, g_bufA));
     pb = Bbits ? const_cast<uint16_t*>(Bbits) : const_cast<uint16_t*>(toBf16Buf(B, nb, g_bufB));
   }
   dnnl::memory am(e.a, eng(), pa), bm(e.b, eng(), pb), cm(e.c, eng(), C);
   e.prim.execute(strm(), {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
   strm().wait();
+}
+
+bool matmulBf16() { return g_bf16; }
+
+void toBf16Bits(const float* x, int64_t n, std::vector<uint16_t>& out) {
+  out.resize(n);
+  toBf16Buf(x, n, out);
 }
 
 // matmul(a, b, c, batch, m, n, k, transA, transB, strideA, strideB, strideC, alpha, beta)

@@ -93,9 +93,13 @@ Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
   std::vector<float> L((size_t)N * chunk);
   std::vector<RowState> st(N);
   if (expected) std::memset(expected, 0, sizeof(float) * N * C);
+  // In bf16 mode h is rounded once, not once per chunk.
+  std::vector<uint16_t> hb;
+  if (matmulBf16()) toBf16Bits(h, N * C, hb);
+  const uint16_t* hbits = hb.empty() ? nullptr : hb.data();
   for (int64_t v0 = 0; v0 < V; v0 += chunk) {
     int64_t n = std::min(chunk, V - v0);
-    gemm(1, N, n, C, h, C, false, 0, w + v0 * C, C, true, 0, L.data(), n, 0, 1.0f, 0.0f);
+    gemm(1, N, n, C, h, C, false, 0, w + v0 * C, C, true, 0, L.data(), n, 0, 1.0f, 0.0f, true, nullptr, hbits);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < N; r++) {
       float* l = L.data() + r * n;
@@ -165,9 +169,12 @@ Napi::Value TokenLogprobsBackward(const Napi::CallbackInfo& info) {
   chunk = std::max<int64_t>(1, std::min(chunk, V));
   std::vector<float> L((size_t)N * chunk);
   if (gh) std::memset(gh, 0, sizeof(float) * N * C);
+  std::vector<uint16_t> hb;
+  if (matmulBf16()) toBf16Bits(h, N * C, hb);
+  const uint16_t* hbits = hb.empty() ? nullptr : hb.data();
   for (int64_t v0 = 0; v0 < V; v0 += chunk) {
     int64_t n = std::min(chunk, V - v0);
-    gemm(1, N, n, C, h, C, false, 0, w + v0 * C, C, true, 0, L.data(), n, 0, 1.0f, 0.0f);
+    gemm(1, N, n, C, h, C, false, 0, w + v0 * C, C, true, 0, L.data(), n, 0, 1.0f, 0.0f, true, nullptr, hbits);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < N; r++) {
       float* l = L.data() + r * n;
@@ -180,7 +187,7 @@ Napi::Value TokenLogprobsBackward(const Napi::CallbackInfo& info) {
       if (t >= v0 && t < v0 + n) l[t - v0] += g[r];
     }
     if (gh) gemm(1, N, C, n, L.data(), n, false, 0, w + v0 * C, C, false, 0, gh, C, 0, 1.0f, 1.0f);
-    if (gw) gemm(1, n, C, N, L.data(), n, true, 0, h, C, false, 0, gw + v0 * C, C, 0, 1.0f, gwBeta);
+    if (gw) gemm(1, n, C, N, L.data(), n, true, 0, h, C, false, 0, gw + v0 * C, C, 0, 1.0f, gwBeta, true, hbits);
   }
   return info.Env().Undefined();
 }
