@@ -9,6 +9,8 @@ import { backward } from '../../src/autograd/tape.js';
 import { getBackend, nativeAvailable, setBackend } from '../../src/backend/index.js';
 import { loadCausalLM } from '../../src/models/load.js';
 import { packRows, packedPositions } from '../../src/dpo/packing.js';
+import { disableDropout, hasDropout } from '../../src/dpo/trainer.js';
+import { applyLora, resolveTargets } from '../../src/lora/apply.js';
 import { completionPositions, sequenceLogps, type PairBatch } from '../../src/dpo/logps.js';
 import { sum } from '../../src/ops/index.js';
 import { scope } from '../../src/tensor/pool.js';
@@ -107,6 +109,17 @@ test('padding_free log-probs and gradients equal the padded batch, with and with
   } finally {
     setBackend(prev);
   }
+});
+
+test('prompt sharing waits for dropout to be off (shared prompts would share dropout masks)', () => {
+  const { model } = loadCausalLM('test/fixtures/models/llama');
+  assert.equal(hasDropout(model), false);
+  applyLora(model, { r: 4, alpha: 8, dropout: 0.1, useRslora: false }, resolveTargets(model, null), 1);
+  assert.equal(hasDropout(model), true, 'LoRA dropout counts');
+  disableDropout(model); // TRL's default disable_dropout=True
+  assert.equal(hasDropout(model), false);
+  (model.arch as { residDropout: number }).residDropout = 0.1;
+  assert.equal(hasDropout(model), true, 'model dropout counts');
 });
 
 for (const name of ['llama-sigmoid', 'mistral-sigmoid', 'gpt2-sft-sigmoid', 'qwen2-lora-continued-conv']) {
