@@ -19,9 +19,11 @@ struct RowState {
   bool nan = false;
 };
 
-// Sum of exp(l − m), of exp(l − m)·l and of exp(l − m)² over one row of a chunk (vectorised).
-__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
-void rowSums(const float* l, int64_t n, float m, float* out3) {
+// Sum of exp(l − m), of exp(l − m)·l and of exp(l − m)² over one row of a chunk; with kStore the
+// row is also overwritten with exp(l − m) (the softmax numerators the expected-embedding GEMM
+// multiplies by w). Inlined into per-ISA clones below, where it vectorises.
+template <bool kStore>
+__attribute__((always_inline)) inline void rowSumsImpl(float* l, int64_t n, float m, float* out3) {
   float s = 0, e = 0, s2 = 0;
 #pragma omp simd reduction(+ : s, e, s2)
   for (int64_t j = 0; j < n; j++) {
@@ -29,29 +31,18 @@ void rowSums(const float* l, int64_t n, float m, float* out3) {
     s += x;
     e += x * l[j];
     s2 += x * x;
+    if constexpr (kStore) l[j] = x;
   }
   out3[0] = s;
   out3[1] = e;
   out3[2] = s2;
 }
 
-// rowSums, also overwriting the row with exp(l − m) (the softmax numerators the expected-embedding
-// GEMM multiplies by w).
 __attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
-void rowSumsExp(float* l, int64_t n, float m, float* out3) {
-  float s = 0, e = 0, s2 = 0;
-#pragma omp simd reduction(+ : s, e, s2)
-  for (int64_t j = 0; j < n; j++) {
-    float x = fast_exp(l[j] - m);
-    s += x;
-    e += x * l[j];
-    s2 += x * x;
-    l[j] = x;
-  }
-  out3[0] = s;
-  out3[1] = e;
-  out3[2] = s2;
-}
+void rowSums(const float* l, int64_t n, float m, float* out3) { rowSumsImpl<false>(const_cast<float*>(l), n, m, out3); }
+
+__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
+void rowSumsExp(float* l, int64_t n, float m, float* out3) { rowSumsImpl<true>(l, n, m, out3); }
 
 // Max, sum and a NaN flag over one row of a chunk, as vectorisable reductions.
 __attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
