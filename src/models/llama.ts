@@ -74,8 +74,13 @@ export class LlamaAttention extends Module {
       q = this.q_norm.forward(q);
       k = this.k_norm.forward(k);
     }
-    q = rope(q, ctx.cos, ctx.sin, ctx.pos);
-    k = rope(k, ctx.cos, ctx.sin, ctx.pos);
+    // RoPE's backward reads no input, and nothing else reads the un-rotated q, k: free them now
+    // (~8% of a layer's activations) instead of at the end of the step.
+    const [q0, k0] = [q, k];
+    q = rope(q0, ctx.cos, ctx.sin, ctx.pos);
+    k = rope(k0, ctx.cos, ctx.sin, ctx.pos);
+    q0.releaseEarly();
+    k0.releaseEarly();
     if (ctx.cache) return this.o_proj.forward(reshape(appendAndAttend(ctx.cache, ctx.layer!, q, k, v, this._a.slidingWindow), [B, T, H * D]));
     const a = attention(q, k, v, { causal: true, keyMask: ctx.keyMask, segIds: ctx.segIds, segParents: ctx.segParents, window: this._a.slidingWindow });
     return this.o_proj.forward(reshape(a, [B, T, H * D]));
@@ -110,9 +115,15 @@ export class LlamaDecoderLayer extends Module {
     this.input_layernorm = new RMSNorm(a.hiddenSize, a.normEps);
     this.post_attention_layernorm = new RMSNorm(a.hiddenSize, a.normEps);
   }
+  /** The residual adds' backward reads neither input: the branch outputs are freed once added. */
   forward(h: Tensor, ctx: AttnContext): Tensor {
-    h = add(h, this.self_attn.forward(this.input_layernorm.forward(h), ctx));
-    return add(h, this.mlp.forward(this.post_attention_layernorm.forward(h)));
+    const a = this.self_attn.forward(this.input_layernorm.forward(h), ctx);
+    h = add(h, a);
+    a.releaseEarly();
+    const m = this.mlp.forward(this.post_attention_layernorm.forward(h));
+    const out = add(h, m);
+    m.releaseEarly();
+    return out;
   }
 }
 

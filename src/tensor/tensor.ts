@@ -97,6 +97,16 @@ export class Tensor {
     this.data = this.dtype === 'float64' ? new Float64Array(0) : new Float32Array(0);
   }
 
+  /**
+   * Returns this tensor's storage (its base's, for a view) to the pool before the scope ends: for
+   * an intermediate that nothing reads any more, forward or backward (the caller's promise; the
+   * autograd graph keeps only its shape). Kept tensors are left alone.
+   */
+  releaseEarly(): void {
+    const owner = this.base ?? this;
+    if (!this.kept && !owner.kept) owner.release();
+  }
+
   item(): number {
     if (this.size !== 1) throw new ShapeError('item', `tensor of shape ${fmtShape(this.shape)} is not a scalar`);
     return this.data[0];
