@@ -4,6 +4,8 @@
 
 namespace dpo {
 Napi::Value Matmul(const Napi::CallbackInfo&);
+Napi::Value Swiglu(const Napi::CallbackInfo&);
+Napi::Value SwigluBackward(const Napi::CallbackInfo&);
 Napi::Value MatmulCeiling(const Napi::CallbackInfo&);
 Napi::Value SetMatmulBf16(const Napi::CallbackInfo&);
 Napi::Value Unary(const Napi::CallbackInfo&);
@@ -42,6 +44,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add("unary", Unary);
   add("unaryBackward", UnaryBackward);
   add("binary", Binary);
+  add("swiglu", Swiglu);
+  add("swigluBackward", SwigluBackward);
   add("axpy", Axpy);
   add("maskScale", MaskScale);
   add("sumAxis", SumAxis);

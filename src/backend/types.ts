@@ -183,6 +183,15 @@ export interface Kernels {
    */
   unaryBackward(op: UnaryOp, x: F, y: F, gy: F, gx: F, n: number, alpha: number): void;
 
+  /** SwiGLU: out[i] = silu(g[i])·u[i] = g·σ(g)·u. */
+  swiglu(g: F, u: F, out: F, n: number): void;
+
+  /**
+   * SwiGLU backward from the inputs alone: gg = gy·u·σ(g)·(1 + g·(1 − σ(g))), gu = gy·silu(g); a
+   * null gradient buffer is skipped.
+   */
+  swigluBackward(g: F, u: F, gy: F, gg: F | null, gu: F | null, n: number): void;
+
   /** y[i] += alpha·x[i] */
   axpy(y: F, x: F, n: number, alpha: number): void;
 

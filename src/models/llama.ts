@@ -2,7 +2,7 @@
  * Llama-family decoder (llama, mistral, qwen2, qwen3 by flags in ArchConfig), mirroring
  * transformers' modeling_llama.py; property names equal the HF weight keys.
  */
-import { add, attention, mul, reshape, rope, ropeTables, silu, linear } from '../ops/index.js';
+import { add, attention, reshape, rope, ropeTables, swiglu, linear } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Module } from '../nn/module.js';
 import { Linear, type LinearLike } from '../nn/linear.js';
@@ -97,9 +97,9 @@ export class LlamaMLP extends Module {
     this.up_proj = new Linear(a.hiddenSize, a.intermediateSize, a.mlpBias);
     this.down_proj = new Linear(a.intermediateSize, a.hiddenSize, a.mlpBias);
   }
-  /** down(silu(gate(x)) · up(x)) */
+  /** down(silu(gate(x)) · up(x)), the gate fused (swiglu keeps no silu(gate) for backward) */
   forward(x: Tensor): Tensor {
-    return this.down_proj.forward(mul(silu(this.gate_proj.forward(x)), this.up_proj.forward(x)));
+    return this.down_proj.forward(swiglu(this.gate_proj.forward(x), this.up_proj.forward(x)));
   }
 }
 

@@ -65,6 +65,16 @@ test('unary and unaryBackward, all ops, with NaN', { skip }, () => {
   }
 });
 
+test('swiglu forward/backward (large |gate|, a NaN, one gradient skipped), across thread blocks', { skip }, () => {
+  for (const n of [1001, 40000]) {
+    const g = rand(n, 30), u = rand(n), gy = rand(n);
+    g[5] = NaN;
+    both(`swiglu ${n}`, [new Float32Array(n)], (K, [o]) => K.swiglu(g, u, o, n), 2e-5, 1e-6);
+    both(`swigluBackward ${n}`, [new Float32Array(n), new Float32Array(n)], (K, [a, b]) => K.swigluBackward(g, u, gy, a, b, n), 2e-5, 1e-6);
+    both(`swigluBackward gate only ${n}`, [new Float32Array(n)], (K, [a]) => K.swigluBackward(g, u, gy, a, null, n), 2e-5, 1e-6);
+  }
+});
+
 test('binary broadcasting, axpy, maskScale, sumAxis, sumSquares', { skip }, () => {
   for (const op of ['add', 'sub', 'mul', 'div'] as const) {
     const a = rand(3 * 5 * 7), b = rand(5 * 1);

@@ -17,6 +17,8 @@ export function makeNativeBackend(n: NativeAddon): Backend {
     binary: (op, a, b, out, shape, as, bs) => void n.binary(BIN[op], a, b, out, shape, as, bs),
     unary: (op, x, out, cnt, alpha) => void n.unary(op, x, out, cnt, alpha),
     unaryBackward: (op, x, y, gy, gx, cnt, alpha) => void n.unaryBackward(op, x, y, gy, gx, cnt, alpha),
+    swiglu: (g, u, out, cnt) => void n.swiglu(g, u, out, cnt),
+    swigluBackward: (g, u, gy, gg, gu, cnt) => void n.swigluBackward(g, u, gy, gg, gu, cnt),
     axpy: (y, x, cnt, alpha) => void n.axpy(y, x, cnt, alpha),
     sumAxis: (x, out, outer, dim, inner) => void n.sumAxis(x, out, outer, dim, inner),
     sumSquares: (x, cnt) => n.sumSquares(x, cnt) as number,

@@ -94,3 +94,17 @@ export function axpy(y: F, x: F, n: number, alpha: number): void {
 export function maskScale(x: F, mask: Uint8Array, out: F, n: number, s: number): void {
   for (let i = 0; i < n; i++) out[i] = x[i] * mask[i] * s;
 }
+
+/** silu(g)·u */
+export function swiglu(g: F, u: F, out: F, n: number): void {
+  const silu = unaryFn('silu', 0);
+  for (let i = 0; i < n; i++) out[i] = silu(g[i]) * u[i];
+}
+
+export function swigluBackward(g: F, u: F, gy: F, gg: F | null, gu: F | null, n: number): void {
+  const silu = unaryFn('silu', 0), dsilu = derivative('silu', 0);
+  for (let i = 0; i < n; i++) {
+    if (gg) gg[i] = gy[i] * u[i] * dsilu(g[i], 0);
+    if (gu) gu[i] = gy[i] * silu(g[i]);
+  }
+}

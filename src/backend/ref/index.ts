@@ -1,7 +1,7 @@
 /** The reference backend: plain TypeScript kernels, float32 and float64; the oracle for tests. */
 import type { Backend, KernelTable } from '../types.js';
 import { matmul, setMatmulPrecision } from './matmul.js';
-import { axpy, binary, maskScale, unary, unaryBackward } from './elementwise.js';
+import { axpy, binary, maskScale, swiglu, swigluBackward, unary, unaryBackward } from './elementwise.js';
 import { sumAxis, sumSquares } from './reduce.js';
 import { softmax, softmaxBackward } from './softmax.js';
 import { embedding, embeddingBackward } from './embedding.js';
@@ -13,7 +13,7 @@ import { permute } from './permute.js';
 import { adamw } from './adamw.js';
 
 export const refKernels: KernelTable = {
-  matmul, binary, unary, unaryBackward, axpy, sumAxis, sumSquares, softmax, softmaxBackward,
+  matmul, binary, unary, unaryBackward, swiglu, swigluBackward, axpy, sumAxis, sumSquares, softmax, softmaxBackward,
   embedding, embeddingBackward, rmsnorm, rmsnormBackward, layernorm, layernormBackward, rope,
   attention, attentionBackward, tokenLogprobs, tokenLogprobsBackward, permute, maskScale, adamw,
 };
