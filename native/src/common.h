@@ -27,11 +27,9 @@ void gemm(int64_t batch, int64_t M, int64_t N, int64_t K, const float* A, int64_
           const float* B, int64_t ldb, bool transB, int64_t sb, float* C, int64_t ldc, int64_t sc, float alpha, float beta,
           bool bf16Ok = true, const uint16_t* Bbits = nullptr, const uint16_t* Abits = nullptr);
 
-// Whether float32 GEMMs currently run on bf16 operands (setMatmulBf16).
-bool matmulBf16();
-
-// n floats rounded to bf16 bits (round to nearest even) into out, resized to fit.
-void toBf16Bits(const float* x, int64_t n, std::vector<uint16_t>& out);
+// In bf16 mode (setMatmulBf16): n floats rounded to bf16 bits into buf, for an operand several
+// GEMMs share (pass it as Abits / Bbits); nullptr when GEMMs run in float32.
+const uint16_t* bf16OperandOnce(const float* x, int64_t n, std::vector<uint16_t>& buf);
 
 // exp(x) for float, accurate to ~2 ulp, written so `#pragma omp simd` loops vectorise it. x ≤ −88
 // (−inf included) gives exactly 0: the clamped exponent bits underflow to 0, which callers rely on.

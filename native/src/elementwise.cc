@@ -63,25 +63,28 @@ inline float deriv(Op op, float x, float y, float a) {
   }
 }
 
-// SiLU, the MLP activation of every llama layer, gets its own vectorised loops (the generic ones
-// call libm's exp per element): s = σ(x) from e = exp(−|x|), forward x·s, derivative s·(1 + x·(1 − s)).
+// SiLU, the MLP activation of every llama layer, and the fused SwiGLU get their own vectorised
+// loops (the generic ones call libm's exp per element).
+
+// σ(v) from e = exp(−|v|) (finite on both sides), as a select so the loops vectorise.
+inline float sigmoidSel(float v) {
+  const float e = fast_exp(-std::fabs(v)), r = 1.0f / (1.0f + e);
+  return v >= 0 ? r : e * r;
+}
+
+// d silu(v)/dv from s = σ(v).
+inline float siluDeriv(float v, float s) { return s * (1.0f + v * (1.0f - s)); }
+
 __attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
 void siluForward(const float* x, float* out, int64_t n) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; i++) {
-    float v = x[i], e = fast_exp(-std::fabs(v)), r = 1.0f / (1.0f + e);
-    out[i] = v * (v >= 0 ? r : e * r);  // a select, not a branch, so the loop vectorises
-  }
+  for (int64_t i = 0; i < n; i++) out[i] = x[i] * sigmoidSel(x[i]);
 }
 
 __attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
 void siluBackward(const float* x, const float* gy, float* gx, int64_t n) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; i++) {
-    float v = x[i], e = fast_exp(-std::fabs(v)), r = 1.0f / (1.0f + e);
-    float sg = v >= 0 ? r : e * r;
-    gx[i] = gy[i] * (sg * (1.0f + v * (1.0f - sg)));
-  }
+  for (int64_t i = 0; i < n; i++) gx[i] = gy[i] * siluDeriv(x[i], sigmoidSel(x[i]));
 }
 
 // SwiGLU (silu(g)·u) fused: one pass, and backward needs only g and u, so silu(g) is never stored.
@@ -89,21 +92,16 @@ void siluBackward(const float* x, const float* gy, float* gx, int64_t n) {
 __attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
 void swigluForward(const float* g, const float* u, float* out, int64_t n) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; i++) {
-    float v = g[i], e = fast_exp(-std::fabs(v)), r = 1.0f / (1.0f + e);
-    float s = v * (v >= 0 ? r : e * r);
-    out[i] = s * u[i];
-  }
+  for (int64_t i = 0; i < n; i++) out[i] = (g[i] * sigmoidSel(g[i])) * u[i];
 }
 
 __attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
 void swigluGrads(const float* g, const float* u, const float* gy, float* gg, float* gu, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; i++) {
-    float v = g[i], e = fast_exp(-std::fabs(v)), r = 1.0f / (1.0f + e);
-    float sg = v >= 0 ? r : e * r;
-    gg[i] = (gy[i] * u[i]) * (sg * (1.0f + v * (1.0f - sg)));
-    gu[i] = gy[i] * (v * sg);
+    const float v = g[i], s = sigmoidSel(v);
+    gg[i] = (gy[i] * u[i]) * siluDeriv(v, s);
+    gu[i] = gy[i] * (v * s);
   }
 }
 

@@ -138,11 +138,8 @@ void gemm(int64_t batch, int64_t M, int64_t N, int64_t K, const float* A, int64_
   strm().wait();
 }
 
-bool matmulBf16() { return g_bf16; }
-
-void toBf16Bits(const float* x, int64_t n, std::vector<uint16_t>& out) {
-  out.resize(n);
-  toBf16Buf(x, n, out);
+const uint16_t* bf16OperandOnce(const float* x, int64_t n, std::vector<uint16_t>& buf) {
+  return g_bf16 ? toBf16Buf(x, n, buf) : nullptr;
 }
 
 // matmul(a, b, c, batch, m, n, k, transA, transB, strideA, strideB, strideC, alpha, beta)

@@ -86,8 +86,7 @@ Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
   if (expected) std::memset(expected, 0, sizeof(float) * N * C);
   // In bf16 mode h is rounded once, not once per chunk.
   std::vector<uint16_t> hb;
-  if (matmulBf16()) toBf16Bits(h, N * C, hb);
-  const uint16_t* hbits = hb.empty() ? nullptr : hb.data();
+  const uint16_t* hbits = bf16OperandOnce(h, N * C, hb);
   for (int64_t v0 = 0; v0 < V; v0 += chunk) {
     int64_t n = std::min(chunk, V - v0);
     gemm(1, N, n, C, h, C, false, 0, w + v0 * C, C, true, 0, L.data(), n, 0, 1.0f, 0.0f, true, nullptr, hbits);
@@ -161,8 +160,7 @@ Napi::Value TokenLogprobsBackward(const Napi::CallbackInfo& info) {
   std::vector<float> L((size_t)N * chunk);
   if (gh) std::memset(gh, 0, sizeof(float) * N * C);
   std::vector<uint16_t> hb;
-  if (matmulBf16()) toBf16Bits(h, N * C, hb);
-  const uint16_t* hbits = hb.empty() ? nullptr : hb.data();
+  const uint16_t* hbits = bf16OperandOnce(h, N * C, hb);
   for (int64_t v0 = 0; v0 < V; v0 += chunk) {
     int64_t n = std::min(chunk, V - v0);
     gemm(1, N, n, C, h, C, false, 0, w + v0 * C, C, true, 0, L.data(), n, 0, 1.0f, 0.0f, true, nullptr, hbits);
