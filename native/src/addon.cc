@@ -1,6 +1,14 @@
-// The native core's entry point: one export per kernel family, plus thread control.
+// The native core's entry point: one export per kernel family, plus thread control and CPU facts.
+// Every export runs behind guard(): no C++ or oneDNN exception ever reaches N-API (which would
+// abort the process); it becomes a JS error naming the kernel, its arguments and the CPU ISA.
 #include <omp.h>
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+#include <string>
 #include "common.h"
+#include "cpu.h"
+#include "dnnl.hpp"
 
 namespace dpo {
 Napi::Value Matmul(const Napi::CallbackInfo&);
@@ -36,8 +44,75 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
 }
 Napi::Value GetNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), omp_get_max_threads()); }
 
+// cpuInfo() → { kernelIsa, onednnIsa, bf16Units }: what cpu.cc decided at start-up.
+Napi::Value CpuInfo(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("kernelIsa", isaName(kernelIsa()));
+  o.Set("onednnIsa", onednnIsaName());
+  o.Set("bf16Units", bf16Units());
+  return o;
+}
+
+namespace {
+
+// "f32[4608], i32[12], 64, true, null": the arguments' types and sizes, for error messages.
+std::string describeArgs(const Napi::CallbackInfo& info) {
+  std::string s;
+  for (size_t i = 0; i < info.Length(); i++) {
+    const Napi::Value v = info[i];
+    if (i) s += ", ";
+    if (v.IsTypedArray()) {
+      const auto t = v.As<Napi::TypedArray>();
+      const char* k = t.TypedArrayType() == napi_float32_array ? "f32" : t.TypedArrayType() == napi_int32_array ? "i32"
+                    : t.TypedArrayType() == napi_uint16_array ? "u16" : t.TypedArrayType() == napi_uint8_array ? "u8" : "typed";
+      s += std::string(k) + "[" + std::to_string(t.ElementLength()) + "]";
+    } else if (v.IsNumber()) {
+      const double d = v.As<Napi::Number>().DoubleValue();
+      s += d == (double)(int64_t)d ? std::to_string((int64_t)d) : std::to_string(d);
+    } else if (v.IsBoolean()) {
+      s += v.As<Napi::Boolean>().Value() ? "true" : "false";
+    } else if (v.IsNull() || v.IsUndefined()) {
+      s += "null";
+    } else {
+      s += "?";
+    }
+  }
+  return s;
+}
+
+// DPO_FAIL_KERNEL=name makes that kernel throw a oneDNN error, so tests can prove the guard end to end.
+const std::string& failKernel() {
+  static const std::string k = std::getenv("DPO_FAIL_KERNEL") ? std::getenv("DPO_FAIL_KERNEL") : "";
+  return k;
+}
+
+Napi::Value fail(const Napi::CallbackInfo& info, const std::string& name, const std::string& what) {
+  const std::string msg = "native kernel " + name + " failed: " + what + " [arguments: " + describeArgs(info) + "; CPU: " + cpuSummary() + "]";
+  Napi::Error::New(info.Env(), msg).ThrowAsJavaScriptException();
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  auto add = [&](const char* name, Napi::Value (*fn)(const Napi::CallbackInfo&)) { exports.Set(name, Napi::Function::New(env, fn, name)); };
+  auto add = [&](const char* name, Napi::Value (*fn)(const Napi::CallbackInfo&)) {
+    const std::string kernel = name;
+    auto guard = [fn, kernel](const Napi::CallbackInfo& info) -> Napi::Value {
+      try {
+        if (!failKernel().empty() && failKernel() == kernel) throw dnnl::error(dnnl_runtime_error, "failure injected by DPO_FAIL_KERNEL");
+        return fn(info);
+      } catch (const dnnl::error& e) {
+        return fail(info, kernel, std::string("oneDNN: ") + e.what() + " (status " + std::to_string((int)e.status) + ")");
+      } catch (const std::bad_alloc&) {
+        return fail(info, kernel, "out of memory");
+      } catch (const std::exception& e) {
+        return fail(info, kernel, e.what());
+      } catch (...) {
+        return fail(info, kernel, "unknown C++ exception");
+      }
+    };
+    exports.Set(name, Napi::Function::New(env, guard, name));
+  };
   add("matmul", Matmul);
   add("matmulCeiling", MatmulCeiling);
   add("setMatmulBf16", SetMatmulBf16);
@@ -66,6 +141,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add("tokenLogprobsBackward", TokenLogprobsBackward);
   add("setNumThreads", SetNumThreads);
   add("getNumThreads", GetNumThreads);
+  add("cpuInfo", CpuInfo);
   return exports;
 }
 

@@ -13,6 +13,7 @@
 #include <limits>
 #include <vector>
 #include "common.h"
+#include "cpu.h"
 #include "dnnl.h"
 
 namespace dpo {
@@ -165,8 +166,7 @@ void maskRow(const Attn& a, int64_t b, const Block& blk, int64_t t, float* s, in
 }
 
 // Max over a row and whether it holds a NaN, as vectorisable reductions.
-__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
-float rowMax(const float* s, int64_t n, bool* nan) {
+DPO_ISA_CLONES(float, rowMax, (const float* s, int64_t n, bool* nan), (s, n, nan)) {
   float m = -std::numeric_limits<float>::infinity();
   int bad = 0;
 #pragma omp simd reduction(max : m) reduction(| : bad)
@@ -181,8 +181,7 @@ float rowMax(const float* s, int64_t n, bool* nan) {
 // Σ_j exp(s_j − m) over one row; masked entries are −inf, which fast_exp maps to exactly 0 (it
 // clamps at −88, where its exponent bits underflow to 0), so no select is needed: the select
 // kept GCC's vectorised loop ~7× slower.
-__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
-float expSum(const float* s, int64_t T, float m) {
+DPO_ISA_CLONES(float, expSum, (const float* s, int64_t T, float m), (s, T, m)) {
   float acc = 0;
 #pragma omp simd reduction(+ : acc)
   for (int64_t j = 0; j < T; j++) acc += fast_exp(s[j] - m);
@@ -190,8 +189,7 @@ float expSum(const float* s, int64_t T, float m) {
 }
 
 // s_j ← exp(s_j − L) in place (−inf → 0, as above).
-__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
-void expShift(float* s, int64_t T, float L) {
+DPO_ISA_CLONES(void, expShift, (float* s, int64_t T, float L), (s, T, L)) {
 #pragma omp simd
   for (int64_t j = 0; j < T; j++) s[j] = fast_exp(s[j] - L);
 }

@@ -18,22 +18,35 @@ inline int64_t I64(const Napi::Value& v) { return v.As<Napi::Number>().Int64Valu
 inline double F64(const Napi::Value& v) { return v.As<Napi::Number>().DoubleValue(); }
 inline bool B(const Napi::Value& v) { return v.As<Napi::Boolean>().Value(); }
 
+// An operand several GEMMs share, rounded to bf16 once by the caller in bf16 mode: bf16 bits for
+// the CPU's bf16 units, or the same values as floats for the float32 route (no bf16 units).
+// Both null in float32 mode.
+struct RoundedOperand {
+  const uint16_t* bits = nullptr;
+  const float* vals = nullptr;
+  std::vector<uint16_t> b16;
+  std::vector<float> f32;
+};
+
 // C (batch × M×N, ldc) = alpha·op(A)·op(B) + beta·C through a cached oneDNN matmul primitive.
 // lda/ldb/ldc are row strides of the stored matrices; sa/sb/sc batch strides (0 broadcasts).
-// In bf16 mode (setMatmulBf16) A and B are rounded to bf16 first unless bf16Ok is false.
-// Bbits: B already stored as bf16 (frozen weights); B is then ignored and the GEMM is bf16.
-// Abits: likewise for A (an operand several GEMMs share, converted once by the caller).
+// In bf16 mode (setMatmulBf16) A and B are rounded to bf16 first unless bf16Ok is false, and
+// multiplied on the bf16 units, or as bf16-valued floats by a float32 GEMM where there are none
+// (bf16·bf16 products are exact in float32, so only the summation order differs).
+// Ar / Br: the operand already rounded (roundOnce, or a frozen weight stored as bf16 bits): A / B
+// is then ignored and the GEMM is bf16. An empty one (float32 mode) leaves A / B in use.
+// oneDNN failures throw std::runtime_error naming the GEMM's shape and dtypes.
 void gemm(int64_t batch, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, bool transA, int64_t sa,
           const float* B, int64_t ldb, bool transB, int64_t sb, float* C, int64_t ldc, int64_t sc, float alpha, float beta,
-          bool bf16Ok = true, const uint16_t* Bbits = nullptr, const uint16_t* Abits = nullptr);
+          bool bf16Ok = true, const RoundedOperand* Ar = nullptr, const RoundedOperand* Br = nullptr);
 
-// In bf16 mode (setMatmulBf16): n floats rounded to bf16 bits into buf, for an operand several
-// GEMMs share (pass it as Abits / Bbits); nullptr when GEMMs run in float32.
-const uint16_t* bf16OperandOnce(const float* x, int64_t n, std::vector<uint16_t>& buf);
+// In bf16 mode (setMatmulBf16): the n floats of x rounded once into out (pass it as gemm's Ar);
+// in float32 mode out stays empty and gemm uses A itself.
+void roundOnce(const float* x, int64_t n, RoundedOperand& out);
 
 // exp(x) for float, accurate to ~2 ulp, written so `#pragma omp simd` loops vectorise it. x ≤ −88
 // (−inf included) gives exactly 0: the clamped exponent bits underflow to 0, which callers rely on.
-inline float fast_exp(float x) {
+__attribute__((always_inline)) inline float fast_exp(float x) {
   x = x < -88.0f ? -88.0f : x;
   x = x > 88.0f ? 88.0f : x;
   const float log2e = 1.44269504088896341f;

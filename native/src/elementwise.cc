@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 #include "common.h"
+#include "cpu.h"
 
 namespace dpo {
 namespace {
@@ -67,36 +68,32 @@ inline float deriv(Op op, float x, float y, float a) {
 // loops (the generic ones call libm's exp per element).
 
 // σ(v) from e = exp(−|v|) (finite on both sides), as a select so the loops vectorise.
-inline float sigmoidSel(float v) {
+__attribute__((always_inline)) inline float sigmoidSel(float v) {
   const float e = fast_exp(-std::fabs(v)), r = 1.0f / (1.0f + e);
   return v >= 0 ? r : e * r;
 }
 
 // d silu(v)/dv from s = σ(v).
-inline float siluDeriv(float v, float s) { return s * (1.0f + v * (1.0f - s)); }
+__attribute__((always_inline)) inline float siluDeriv(float v, float s) { return s * (1.0f + v * (1.0f - s)); }
 
-__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
-void siluForward(const float* x, float* out, int64_t n) {
+DPO_ISA_CLONES(void, siluForward, (const float* x, float* out, int64_t n), (x, out, n)) {
 #pragma omp simd
   for (int64_t i = 0; i < n; i++) out[i] = x[i] * sigmoidSel(x[i]);
 }
 
-__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
-void siluBackward(const float* x, const float* gy, float* gx, int64_t n) {
+DPO_ISA_CLONES(void, siluBackward, (const float* x, const float* gy, float* gx, int64_t n), (x, gy, gx, n)) {
 #pragma omp simd
   for (int64_t i = 0; i < n; i++) gx[i] = gy[i] * siluDeriv(x[i], sigmoidSel(x[i]));
 }
 
 // SwiGLU (silu(g)·u) fused: one pass, and backward needs only g and u, so silu(g) is never stored.
 // Rounded as silu then the product, so the values equal the unfused ops'.
-__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
-void swigluForward(const float* g, const float* u, float* out, int64_t n) {
+DPO_ISA_CLONES(void, swigluForward, (const float* g, const float* u, float* out, int64_t n), (g, u, out, n)) {
 #pragma omp simd
   for (int64_t i = 0; i < n; i++) out[i] = (g[i] * sigmoidSel(g[i])) * u[i];
 }
 
-__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
-void swigluGrads(const float* g, const float* u, const float* gy, float* gg, float* gu, int64_t n) {
+DPO_ISA_CLONES(void, swigluGrads, (const float* g, const float* u, const float* gy, float* gg, float* gu, int64_t n), (g, u, gy, gg, gu, n)) {
 #pragma omp simd
   for (int64_t i = 0; i < n; i++) {
     const float v = g[i], s = sigmoidSel(v);

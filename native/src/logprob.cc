@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 #include "common.h"
+#include "cpu.h"
 
 namespace dpo {
 namespace {
@@ -38,15 +39,12 @@ __attribute__((always_inline)) inline void rowSumsImpl(float* l, int64_t n, floa
   out3[2] = s2;
 }
 
-__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
-void rowSums(const float* l, int64_t n, float m, float* out3) { rowSumsImpl<false>(const_cast<float*>(l), n, m, out3); }
+DPO_ISA_CLONES(void, rowSums, (const float* l, int64_t n, float m, float* out3), (l, n, m, out3)) { rowSumsImpl<false>(const_cast<float*>(l), n, m, out3); }
 
-__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
-void rowSumsExp(float* l, int64_t n, float m, float* out3) { rowSumsImpl<true>(l, n, m, out3); }
+DPO_ISA_CLONES(void, rowSumsExp, (float* l, int64_t n, float m, float* out3), (l, n, m, out3)) { rowSumsImpl<true>(l, n, m, out3); }
 
 // Max, sum and a NaN flag over one row of a chunk, as vectorisable reductions.
-__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
-void rowMaxSum(const float* l, int64_t n, float* maxOut, float* sumOut, bool* nanOut) {
+DPO_ISA_CLONES(void, rowMaxSum, (const float* l, int64_t n, float* maxOut, float* sumOut, bool* nanOut), (l, n, maxOut, sumOut, nanOut)) {
   float m = -std::numeric_limits<float>::infinity(), s = 0;
   int bad = 0;
 #pragma omp simd reduction(max : m) reduction(+ : s) reduction(| : bad)
@@ -61,8 +59,7 @@ void rowMaxSum(const float* l, int64_t n, float* maxOut, float* sumOut, bool* na
   *nanOut = bad != 0;
 }
 
-__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
-void rowGrad(float* l, int64_t n, float lse, float g) {
+DPO_ISA_CLONES(void, rowGrad, (float* l, int64_t n, float lse, float g), (l, n, lse, g)) {
 #pragma omp simd
   for (int64_t j = 0; j < n; j++) l[j] = -g * fast_exp(l[j] - lse);
 }
@@ -85,11 +82,11 @@ Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
   std::vector<RowState> st(N);
   if (expected) std::memset(expected, 0, sizeof(float) * N * C);
   // In bf16 mode h is rounded once, not once per chunk.
-  std::vector<uint16_t> hb;
-  const uint16_t* hbits = bf16OperandOnce(h, N * C, hb);
+  RoundedOperand hr;
+  roundOnce(h, N * C, hr);
   for (int64_t v0 = 0; v0 < V; v0 += chunk) {
     int64_t n = std::min(chunk, V - v0);
-    gemm(1, N, n, C, h, C, false, 0, w + v0 * C, C, true, 0, L.data(), n, 0, 1.0f, 0.0f, true, nullptr, hbits);
+    gemm(1, N, n, C, h, C, false, 0, w + v0 * C, C, true, 0, L.data(), n, 0, 1.0f, 0.0f, true, &hr);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < N; r++) {
       float* l = L.data() + r * n;
@@ -159,11 +156,11 @@ Napi::Value TokenLogprobsBackward(const Napi::CallbackInfo& info) {
   chunk = std::max<int64_t>(1, std::min(chunk, V));
   std::vector<float> L((size_t)N * chunk);
   if (gh) std::memset(gh, 0, sizeof(float) * N * C);
-  std::vector<uint16_t> hb;
-  const uint16_t* hbits = bf16OperandOnce(h, N * C, hb);
+  RoundedOperand hr;
+  roundOnce(h, N * C, hr);
   for (int64_t v0 = 0; v0 < V; v0 += chunk) {
     int64_t n = std::min(chunk, V - v0);
-    gemm(1, N, n, C, h, C, false, 0, w + v0 * C, C, true, 0, L.data(), n, 0, 1.0f, 0.0f, true, nullptr, hbits);
+    gemm(1, N, n, C, h, C, false, 0, w + v0 * C, C, true, 0, L.data(), n, 0, 1.0f, 0.0f, true, &hr);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < N; r++) {
       float* l = L.data() + r * n;
@@ -176,7 +173,7 @@ Napi::Value TokenLogprobsBackward(const Napi::CallbackInfo& info) {
       if (t >= v0 && t < v0 + n) l[t - v0] += g[r];
     }
     if (gh) gemm(1, N, C, n, L.data(), n, false, 0, w + v0 * C, C, false, 0, gh, C, 0, 1.0f, 1.0f);
-    if (gw) gemm(1, n, C, N, L.data(), n, true, 0, h, C, false, 0, gw + v0 * C, C, 0, 1.0f, gwBeta, true, hbits);
+    if (gw) gemm(1, n, C, N, L.data(), n, true, 0, h, C, false, 0, gw + v0 * C, C, 0, 1.0f, gwBeta, true, nullptr, &hr);
   }
   return info.Env().Undefined();
 }

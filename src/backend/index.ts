@@ -1,13 +1,15 @@
 /**
  * Backend selection. The native backend is used when its addon is built; otherwise the reference
  * backend runs, with one warning. `DPO_BACKEND=ref|native` (or `setBackend`) forces either;
- * `DPO_NUM_THREADS` sets the native thread count. float64 always runs on ref (native is float32).
+ * `DPO_NUM_THREADS` sets the native thread count (default: the CPUs this process may use, see
+ * threads.ts). float64 always runs on ref (native is float32).
  */
 import { DpoError } from '../errors.js';
 import type { DType } from '../tensor/dtype.js';
 import { refBackend } from './ref/index.js';
 import { loadNativeBackend } from './native/index.js';
-import type { Backend, Kernels, MatmulPrecision } from './types.js';
+import { defaultThreadCount } from './threads.js';
+import type { Backend, BackendInfo, Kernels, MatmulPrecision } from './types.js';
 
 let current: Backend | null = null;
 let warned = false;
@@ -18,8 +20,7 @@ function pick(): Backend {
   if (want === 'ref') return refBackend;
   const native = loadNativeBackend();
   if (native.backend) {
-    const threads = Number(process.env.DPO_NUM_THREADS);
-    if (threads > 0) native.backend.setNumThreads(threads);
+    native.backend.setNumThreads(defaultThreadCount());
     return native.backend;
   }
   if (want === 'native') {
@@ -63,6 +64,19 @@ export function getMatmulPrecision(): MatmulPrecision {
   return precision;
 }
 
+/** "native: kernels avx2, oneDNN avx2, 2 threads": what runs the math, for the start of a run. */
+export function describeCompute(info: BackendInfo = getBackend().describe()): string {
+  if (info.name === 'ref') return 'compute: TypeScript reference backend (1 thread; the native core is not built)';
+  return `compute: native core, kernels ${info.kernelIsa}, oneDNN ${info.onednnIsa}, ${info.threads} thread${info.threads === 1 ? '' : 's'}`;
+}
+
+/** One line on how `--bf16` runs on this CPU: on bf16 units (faster), or emulated (memory only). */
+export function describeBf16(info: BackendInfo = getBackend().describe()): string {
+  if (info.bf16Units) return `bf16: GEMMs on the CPU's bf16 units (oneDNN ${info.onednnIsa}), float32 accumulation`;
+  const where = info.name === 'ref' ? 'the TypeScript backend' : `this CPU has no bf16 units (oneDNN ${info.onednnIsa})`;
+  return `bf16: ${where}, so operands are rounded to bf16 and multiplied by float32 GEMMs: the same numerics; here bf16 saves memory, not time`;
+}
+
 /** Whether the native addon loaded. */
 export function nativeAvailable(): boolean {
   return loadNativeBackend().backend !== null;
@@ -74,4 +88,4 @@ export function kernelsFor(dtype: DType): Kernels {
   return dtype === 'float64' || !b.dtypes.includes(dtype) ? refBackend.kernels : b.kernels;
 }
 
-export type { Backend, Kernels, MatmulPrecision } from './types.js';
+export type { Backend, BackendInfo, Kernels, MatmulPrecision } from './types.js';

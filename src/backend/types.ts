@@ -259,6 +259,19 @@ export interface Backend {
   getNumThreads(): number;
   /** Switches every float32 GEMM (linear layers and the fused log-prob) to bf16 operands or back. */
   setMatmulPrecision(p: MatmulPrecision): void;
+  /** What runs the math on this CPU (decided once at start-up). */
+  describe(): BackendInfo;
+}
+
+export interface BackendInfo {
+  name: 'ref' | 'native';
+  threads: number;
+  /** The vector ISA of the project's own kernels (after DPO_MAX_CPU_ISA): avx512 | avx2 | generic | ts. */
+  kernelIsa: string;
+  /** oneDNN's effective ISA (after ONEDNN_MAX_CPU_ISA), or 'none' on the reference backend. */
+  onednnIsa: string;
+  /** Whether bf16 GEMMs run on bf16 units; otherwise bf16-rounded operands go through float32 GEMMs. */
+  bf16Units: boolean;
 }
 
 /** Mapped type: a record with exactly one implementation per kernel name. */

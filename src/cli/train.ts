@@ -7,6 +7,7 @@ import { Dataset } from '../data/dataset.js';
 import { loadPolicy } from './load-policy.js';
 import { helpText, resolveOptions, spec, type Spec } from './args.js';
 import { runTraining } from './run-training.js';
+import { describeBf16, describeCompute } from '../backend/index.js';
 
 export const TRAIN_SPECS: Spec[] = [
   spec('model_name_or_path', 'string?', null, 'model directory or Hugging Face model id (resolved offline from the HF cache)'),
@@ -45,6 +46,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
   };
   log(`model ${policy.base}${policy.adapter ? ` + adapter ${policy.adapter}` : ''} (${policy.model.arch.modelType}, ${(policy.model.parameters().reduce((a, p) => a + p.size, 0) / 1e6).toFixed(1)}M parameters)`);
   log(`data ${o.dataset_name}: ${train.length} training pairs${evalDs ? `, ${evalDs.length} eval pairs` : ''}`);
+  log(describeCompute());
+  if (args.bf16) log(describeBf16());
   const { trainer, output, reportPath } = await runTraining(
     {
       model: policy.model, args, trainDataset: train, evalDataset: evalDs, processingClass: policy.tokenizer, peftConfig,

@@ -80,7 +80,7 @@ export const TRAINING_OPTIONS: readonly OptionSpec[] = [
   o('discopop_tau', 'float', 0.05, 'dpo', 'temperature of the discopop loss'),
   o('disable_dropout', 'bool', true, 'dpo', 'turn off dropout in the model'),
   o('precompute_ref_log_probs', 'bool', false, 'dpo', 'compute reference log-probs once before training (cached on disk)'),
-  o('precompute_ref_batch_size', 'int?', null, 'dpo', 'batch size of the reference pass (default: per_device_train_batch_size)'),
+  o('precompute_ref_batch_size', 'int?', null, 'dpo', 'accepted as in TRL, where it only sets speed; the reference pass runs in the training / eval batches, so step 1 matches bit for bit'),
   o('sync_ref_model', 'bool', false, 'dpo', 'TR-DPO: mix the policy into the reference every ref_model_sync_steps'),
   o('ref_model_mixup_alpha', 'float', 0.6, 'dpo', 'TR-DPO mixup weight of the policy'),
   o('ref_model_sync_steps', 'int', 512, 'dpo', 'TR-DPO sync period in steps'),

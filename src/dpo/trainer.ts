@@ -231,38 +231,49 @@ export class DPOTrainer {
    * Reference log-probs for a split, cached on disk under output_dir keyed by a hash of the
    * reference weights, the tokenised data and the settings that change them, so a rerun skips it.
    */
-  cachedRefLogps(pairs: TokenizedPair[], name: string): Float64Array {
+  cachedRefLogps(pairs: TokenizedPair[], split: 'train' | 'eval'): Float64Array {
     const h = createHash('sha256');
     for (const [n, p] of this.model.namedParameters()) {
       h.update(n);
       h.update(new Uint8Array(p.data.buffer, p.data.byteOffset, p.data.byteLength));
     }
-    h.update(JSON.stringify({ pairs: pairs.map((p) => [p.promptIds, p.chosenIds, p.rejectedIds]), c: this.data.collate, ld: this.args.ldAlpha, ref: this.reference?.kind }));
-    const file = join(this.args.outputDir, `ref_logps-${name}-${h.digest('hex').slice(0, 16)}.f64`);
+    const a = this.args;
+    // The batch composition (seed, batch sizes) and packing decide the last bits: part of the key.
+    const batching = { seed: a.seed, bs: split === 'train' ? a.perDeviceTrainBatchSize : a.perDeviceEvalBatchSize, ...this.packing(), bf16: a.bf16 };
+    h.update(JSON.stringify({ pairs: pairs.map((p) => [p.promptIds, p.chosenIds, p.rejectedIds]), c: this.data.collate, ld: a.ldAlpha, ref: this.reference?.kind, batching }));
+    const file = join(a.outputDir, `ref_logps-${split}-${h.digest('hex').slice(0, 16)}.f64`);
     if (existsSync(file)) {
       const buf = readFileSync(file);
       if (buf.byteLength === pairs.length * 16) return new Float64Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
     }
-    const out = this.computeRefLogps(pairs, this.callbacks.onRefProgress);
+    const out = this.computeRefLogps(pairs, split, this.callbacks.onRefProgress);
     mkdirSync(this.args.outputDir, { recursive: true });
     writeFileSync(`${file}.tmp`, new Uint8Array(out.buffer));
     renameSync(`${file}.tmp`, file);
     return out;
   }
 
-  /** One no-grad pass of the reference over a split (precompute_ref_log_probs). */
-  computeRefLogps(pairs: TokenizedPair[], onProgress?: (done: number, total: number, tokens: number) => void): Float64Array {
-    const bs = this.args.precomputeRefBatchSize ?? this.args.perDeviceTrainBatchSize;
+  /**
+   * One no-grad pass of the reference over a split (precompute_ref_log_probs), in the batches the
+   * split is later consumed in: the training micro-batches of epoch 0 (its seeded order) or the
+   * eval batches. Same batch, same shapes, same kernels, so where the policy still equals the
+   * reference (step 1) its log-probs equal these bit for bit and TRL's exact zeros stay exact on
+   * every CPU (GEMM summation order can depend on the batch's shape).
+   */
+  computeRefLogps(pairs: TokenizedPair[], split: 'train' | 'eval', onProgress?: (done: number, total: number, tokens: number) => void): Float64Array {
+    const a = this.args;
+    const bs = split === 'train' ? a.perDeviceTrainBatchSize : a.perDeviceEvalBatchSize;
+    const order = split === 'train' ? epochOrder(pairs.length, a.seed, 0) : Int32Array.from(pairs.keys());
     const out = new Float64Array(pairs.length * 2);
     for (let s = 0; s < pairs.length; s += bs) {
-      const chunk = pairs.slice(s, s + bs).map((p, i) => ({ ...p, index: s + i }));
-      const b = collate(chunk, this.data.collate);
+      const idx = Array.from(order.subarray(s, s + bs));
+      const b = collate(idx.map((i) => pairs[i]), this.data.collate);
       const r = scope(() => this.reference!.logps(b, this.refOptions()));
-      const B = chunk.length;
-      for (let i = 0; i < B; i++) {
-        out[2 * (s + i)] = r[i];
-        out[2 * (s + i) + 1] = r[i + B];
-      }
+      const B = idx.length;
+      idx.forEach((pairIdx, i) => {
+        out[2 * pairIdx] = r[i];
+        out[2 * pairIdx + 1] = r[i + B];
+      });
       onProgress?.(Math.min(s + bs, pairs.length), pairs.length, countOnes(b.attentionMask));
     }
     return out;
@@ -302,8 +313,13 @@ export class DPOTrainer {
     const start = performance.now();
     let startStep = 0;
     const resume = opts.resumeFromCheckpoint ?? a.resumeFromCheckpoint;
+    // The reference pass runs on the initial weights, before a resume restores trained ones (TRL
+    // computes both splits before any update too).
+    if (a.precomputeRefLogProbs) {
+      this.refCache.train ??= this.cachedRefLogps(this.data.train, 'train');
+      if (this.data.eval) this.refCache.eval ??= this.cachedRefLogps(this.data.eval, 'eval');
+    }
     if (resume) startStep = this.restore(resolveCheckpoint(a.outputDir, resume));
-    if (a.precomputeRefLogProbs && !this.refCache.train) this.refCache.train = this.cachedRefLogps(this.data.train, 'train');
     this.model.train();
     const ga = a.gradientAccumulationSteps;
     let lastGradNorm = 0;

@@ -19,7 +19,8 @@ import { Rng } from '../../src/tensor/rng.js';
 // The argmax of a random model's near-uniform logits flips under any rounding; allow 5 points.
 const TOL: Record<string, number> = { mean_token_accuracy: 0.05 };
 
-for (const name of ['llama-sigmoid', 'qwen2-lora-continued-conv', 'gpt2-sft-sigmoid']) {
+// One pinned run per architecture the tests load (llama, qwen2, gpt2, mistral, qwen3).
+for (const name of ['llama-sigmoid', 'qwen2-lora-continued-conv', 'gpt2-sft-sigmoid', 'mistral-sigmoid', 'qwen3-sigmoid-ipo-weighted']) {
   test(`bf16 stays within 2e-2 of TRL's f32 run: ${name}`, async () => {
     const { run, ours } = await replayTrlRun(name, { bf16: true });
     assert.equal(getMatmulPrecision(), 'float32', 'train() restores float32 GEMMs');

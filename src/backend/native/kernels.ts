@@ -3,15 +3,40 @@
  * arguments, caller-owned Float32Arrays, no copies). Kernels with no native twin yet (permute)
  * run the reference implementation on the same arrays.
  */
-import type { Backend, BinaryOp, KernelTable } from '../types.js';
+import { DpoError } from '../../errors.js';
+import type { Backend, BackendInfo, BinaryOp, KernelTable } from '../types.js';
 import { refKernels } from '../ref/index.js';
 
 type Fn = (...args: unknown[]) => unknown;
 export type NativeAddon = Record<string, Fn>;
 
+/** A native kernel failed (the addon names the kernel, its arguments and the CPU's ISA). */
+export class NativeKernelError extends DpoError {
+  constructor(message: string) {
+    super(`${message}; this is a bug in dpo-ts, please report this line (DPO_BACKEND=ref runs the slower TypeScript backend meanwhile)`);
+    this.name = 'NativeKernelError';
+  }
+}
+
+/** The addon with every export's JS error (C++ exceptions caught in addon.cc) turned into a NativeKernelError. */
+function guarded(addon: NativeAddon): NativeAddon {
+  const out: NativeAddon = {};
+  for (const [name, fn] of Object.entries(addon)) {
+    out[name] = (...args: unknown[]) => {
+      try {
+        return fn(...args);
+      } catch (e) {
+        throw new NativeKernelError((e as Error).message);
+      }
+    };
+  }
+  return out;
+}
+
 const BIN: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3 };
 
-export function makeNativeBackend(n: NativeAddon): Backend {
+export function makeNativeBackend(addon: NativeAddon): Backend {
+  const n = guarded(addon);
   const k: KernelTable = {
     matmul: (p) => void n.matmul(p.a, p.b, p.c, p.batch, p.m, p.n, p.k, p.transA, p.transB, p.strideA, p.strideB, p.strideC, p.alpha, p.beta),
     binary: (op, a, b, out, shape, as, bs) => void n.binary(BIN[op], a, b, out, shape, as, bs),
@@ -47,6 +72,10 @@ export function makeNativeBackend(n: NativeAddon): Backend {
     setNumThreads: (t) => void n.setNumThreads(t),
     getNumThreads: () => n.getNumThreads() as number,
     setMatmulPrecision: (p) => void n.setMatmulBf16(p === 'bfloat16'),
+    describe: (): BackendInfo => {
+      const c = n.cpuInfo() as { kernelIsa: string; onednnIsa: string; bf16Units: boolean };
+      return { name: 'native', threads: n.getNumThreads() as number, ...c };
+    },
   };
 }
 

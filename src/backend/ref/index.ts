@@ -25,4 +25,6 @@ export const refBackend: Backend = {
   setNumThreads() {},
   getNumThreads: () => 1,
   setMatmulPrecision,
+  // Plain TypeScript: no vector ISA, bf16 emulated by rounding operands (the oracle's numerics).
+  describe: () => ({ name: 'ref', threads: 1, kernelIsa: 'ts', onednnIsa: 'none', bf16Units: false }),
 };
