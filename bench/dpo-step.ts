@@ -12,7 +12,6 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadCausalLM } from '../src/models/load.js';
@@ -22,6 +21,7 @@ import { DPOConfig } from '../src/dpo/config.js';
 import { DPOTrainer } from '../src/dpo/trainer.js';
 import { LoraConfig } from '../src/lora/config.js';
 import { makeWorkload } from './workload.js';
+import { printMachine } from './machine.js';
 
 const argv = process.argv.slice(2);
 const opt = (k: string, d: string) => (argv.includes(`--${k}`) ? argv[argv.indexOf(`--${k}`) + 1] : d);
@@ -113,9 +113,8 @@ async function main(): Promise<void> {
     console.log(`RESULT ${JSON.stringify(r)}`);
     return;
   }
-  const addon = createRequire(import.meta.url)(join(process.cwd(), 'native/build/Release/dpo_native.node')) as { matmulCeiling(m: number, n: number, k: number, it: number, bf16: boolean): number };
-  const ceilingOf = (bf16: boolean) => (2 * 2048 * 1536 * 576) / addon.matmulCeiling(2048, 1536, 576, 20, bf16) / 1e9;
-  const ceiling = { f32: ceilingOf(false), bf16: ceilingOf(true) };
+  const legs = printMachine();
+  const ceiling = legs[0] ?? { f32: NaN, bf16: NaN };
   const results: Result[] = [];
   for (const w of ['A', 'B'] as const) {
     if (!workloads.includes(w)) continue;

@@ -9,6 +9,9 @@ import { matmulCeiling, type NativeAddon } from '../src/backend/native/kernels.j
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Rng } from '../src/tensor/rng.js';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { AVX2_CAP, printMachine } from './machine.js';
 
 const nb = loadNativeBackend();
 if (!nb.backend) {
@@ -33,7 +36,11 @@ function time(fn: () => void, minS = 1, minIters = 3): number {
   return ts[Math.floor(ts.length / 2)];
 }
 
-console.log(`threads: ${nb.backend.getNumThreads()}`);
+// The whole table twice: as this CPU runs it, then in a child under the AVX2 cap (--leg avx2).
+const leg = process.argv.includes('--leg') ? process.argv[process.argv.indexOf('--leg') + 1] : 'native';
+if (leg === 'native') printMachine();
+const info = nb.backend.describe();
+console.log(`\n## leg: ${leg} (kernels ${info.kernelIsa}, oneDNN ${info.onednnIsa}, bf16 ${info.bf16Units ? 'on bf16 units' : 'via f32 GEMMs'}, ${info.threads} threads)`);
 console.log('\n| matmul (M×N×K, B transposed) | precision | addon GFLOPS | oneDNN ceiling GFLOPS | ratio |');
 console.log('|---|---|---|---|---|');
 for (const [m, n, k] of [[1024, 1024, 1024], [2048, 576, 576], [2048, 1536, 576], [2048, 576, 1536], [1024, 128256, 576]]) {
@@ -89,3 +96,6 @@ console.log('|---|---|---|---|');
   console.log(`| softmax | 64×4096 | ${(time(() => K.softmax(sx, so, 64, 4096, false)) * 1e3).toFixed(2)} | |`);
 }
 console.log(`\npeak RSS: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
+if (leg === 'native' && !process.argv.includes('--no-avx2-leg')) {
+  spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--leg', 'avx2'], { stdio: 'inherit', env: { ...process.env, ...AVX2_CAP } });
+}

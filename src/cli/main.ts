@@ -7,6 +7,7 @@ import { evalCommand } from './eval.js';
 import { mergeCommand } from './merge.js';
 import { dataCommand } from './data.js';
 import { demoCommand } from './demo.js';
+import { cpuCommand } from './cpu.js';
 
 const USAGE = `dpo — Direct Preference Optimization for causal language models (TRL-compatible)
 
@@ -18,7 +19,8 @@ Commands:
   eval       DPO metrics of a model / adapter on a data set
   merge      merge a LoRA adapter into its base model
   data       validate and describe a preference data set
-  demo       train a small built-in model on the example data (no downloads)`;
+  demo       train a small built-in model on the example data (no downloads)
+  cpu        what runs the math here: CPU, vector ISA, bf16 route, threads`;
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -29,11 +31,12 @@ async function main(argv: string[]): Promise<number> {
     case 'merge': await mergeCommand(rest); return 0;
     case 'data': return dataCommand(rest);
     case 'demo': await demoCommand(rest); return 0;
+    case 'cpu': cpuCommand(); return 0;
     case undefined: case '--help': case '-h': case 'help':
       console.log(USAGE);
       return cmd === undefined ? 2 : 0;
     default:
-      throw new DpoError(`unknown command "${cmd}"; commands: train, generate, eval, merge, data, demo (dpo --help)`);
+      throw new DpoError(`unknown command "${cmd}"; commands: train, generate, eval, merge, data, demo, cpu (dpo --help)`);
   }
 }
 

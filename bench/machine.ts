@@ -1,0 +1,63 @@
+/**
+ * Where a benchmark ran: the CPU model and, for the native ISA and the AVX2 cap, what runs the
+ * math and oneDNN's f32 / bf16 GEMM ceilings, each measured in a fresh process (the ISA is fixed
+ * at start-up) during this run. `node dist/bench/machine.js` prints the table alone.
+ */
+import { spawnSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { getBackend } from '../src/backend/index.js';
+import { loadNativeBackend } from '../src/backend/native/index.js';
+import { matmulCeiling, type NativeAddon } from '../src/backend/native/kernels.js';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+export const AVX2_CAP = { ONEDNN_MAX_CPU_ISA: 'AVX2', DPO_MAX_CPU_ISA: 'avx2' };
+const M = 2048, N = 1536, K = 576;
+
+export interface Leg {
+  leg: string;
+  kernelIsa: string;
+  onednnIsa: string;
+  bf16Units: boolean;
+  threads: number;
+  f32: number;
+  bf16: number;
+}
+
+/** Ceilings in this process (GFLOPS at 2048×1536×576; bf16 is the route --bf16 takes here). */
+function measure(leg: string): Leg {
+  const addon = createRequire(import.meta.url)(join(process.cwd(), 'native/build/Release/dpo_native.node')) as NativeAddon;
+  const g = (bf16: boolean) => (2 * M * N * K) / matmulCeiling(addon, M, N, K, 20, bf16) / 1e9;
+  return { leg, ...getBackend().describe(), f32: g(false), bf16: g(true) };
+}
+
+/** The legs measured in child processes: as this process runs, and under the AVX2 cap. */
+export function machineLegs(): Leg[] {
+  const legs: Leg[] = [];
+  for (const [leg, env] of [['native', {}], ['AVX2 cap', AVX2_CAP]] as const) {
+    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', leg], { encoding: 'utf8', env: { ...process.env, ...env } });
+    const line = r.stdout?.split('\n').find((l) => l.startsWith('LEG '));
+    if (line) legs.push(JSON.parse(line.slice(4)) as Leg);
+    else process.stderr.write(`ceiling leg ${leg} failed (exit ${r.status}): ${r.stderr}\n`);
+  }
+  return legs;
+}
+
+export function printMachine(): Leg[] {
+  const c = cpus();
+  console.log(`CPU: ${c[0]?.model?.trim() ?? 'unknown'} (${process.arch}, ${c.length} logical CPUs)`);
+  const legs = machineLegs();
+  console.log(`\n| leg | kernels | oneDNN ISA | bf16 route | threads | f32 ceiling GFLOPS | bf16 ceiling GFLOPS (${M}×${N}×${K}) |`);
+  console.log('|---|---|---|---|---|---|---|');
+  for (const l of legs) console.log(`| ${l.leg} | ${l.kernelIsa} | ${l.onednnIsa} | ${l.bf16Units ? 'bf16 units' : 'f32 GEMMs on bf16-rounded operands'} | ${l.threads} | ${l.f32.toFixed(0)} | ${l.bf16.toFixed(0)} |`);
+  return legs;
+}
+
+const argv = process.argv.slice(2);
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  if (argv[0] === '--child') {
+    if (!loadNativeBackend().backend) process.exit(1);
+    console.log(`LEG ${JSON.stringify(measure(argv[1]))}`);
+  } else printMachine();
+}
