@@ -86,6 +86,15 @@ const std::string& failKernel() {
   return k;
 }
 
+}  // namespace
+
+bool failInRegion() {
+  static const bool on = failKernel() == "region";
+  return on;
+}
+
+namespace {
+
 Napi::Value fail(const Napi::CallbackInfo& info, const std::string& name, const std::string& what) {
   const std::string msg = "native kernel " + name + " failed: " + what + " [arguments: " + describeArgs(info) + "; CPU: " + cpuSummary() + "]";
   Napi::Error::New(info.Env(), msg).ThrowAsJavaScriptException();

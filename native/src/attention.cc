@@ -12,6 +12,8 @@
 #include <cstring>
 #include <limits>
 #include <vector>
+#include <stdexcept>
+#include <string>
 #include "common.h"
 #include "cpu.h"
 #include "dnnl.h"
@@ -137,7 +139,9 @@ inline int64_t tileWidth(const Attn& a, const Block& blk, int64_t r1) { return a
 inline void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
                   float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
-  dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  const dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (st != dnnl_success)
+    throw std::runtime_error("attention sgemm " + std::to_string(M) + "×" + std::to_string(K) + " · " + std::to_string(K) + "×" + std::to_string(N) + ": oneDNN status " + std::to_string((int)st));
 }
 
 // Masks row t of a block's scores in place (s has pn + n columns): columns outside [lo, hi]
@@ -245,12 +249,13 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   for (const Family& f : familiesOf(a))
     for (const Block& blk : f.blocks) tasks.push_back({f.b, blk});
   const int64_t nt = (int64_t)tasks.size();
+  RegionErrors errors;
 #pragma omp parallel
   {
     std::vector<float> S;
     // One task per (block, query head): each writes only its own query rows.
 #pragma omp for schedule(dynamic)
-    for (int64_t i = 0; i < nt * a.Hq; i++) {
+    for (int64_t i = 0; i < nt * a.Hq; i++) errors.guard([&] {
       const int64_t b = tasks[i / a.Hq].first, h = i % a.Hq, kh = h / group;
       const Block& blk = tasks[i / a.Hq].second;
       const int64_t m = blk.pn + blk.n;
@@ -265,8 +270,9 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
           sgemm(false, false, r1 - r0, D, parts[p].n, 1.0f, S.data() + parts[p].col0, w, a.v + (b * T + parts[p].key0) * ldk + kh * D, ldk,
                 p > 0 ? 1.0f : 0.0f, out + (b * T + blk.s0 + r0) * ldq + h * D, ldq);
       }
-    }
+    });
   }
+  errors.rethrow();
   return info.Env().Undefined();
 }
 
@@ -281,13 +287,14 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   const int64_t ldq = a.Hq * D, ldk = a.Hkv * D;
   const std::vector<Family> fams = familiesOf(a);
   const int64_t nf = (int64_t)fams.size();
+  RegionErrors errors;
 #pragma omp parallel
   {
     std::vector<float> P, dP;
     // One task per (family, kv head): the query heads of a group and the blocks sharing a parent
     // accumulate into the same dK, dV rows, and families share no keys.
 #pragma omp for schedule(dynamic)
-    for (int64_t i = 0; i < nf * a.Hkv; i++) {
+    for (int64_t i = 0; i < nf * a.Hkv; i++) errors.guard([&] {
       const Family& fam = fams[i / a.Hkv];
       const int64_t b = fam.b, kh = i % a.Hkv;
       for (const Block& blk : fam.blocks) {
@@ -327,8 +334,9 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
           }
         }
       }
-    }
+    });
   }
+  errors.rethrow();
   return info.Env().Undefined();
 }
 

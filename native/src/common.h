@@ -3,7 +3,10 @@
 #include <napi.h>
 #include <cmath>
 #include <cstdint>
+#include <exception>
 #include <limits>
+#include <mutex>
+#include <stdexcept>
 #include <vector>
 
 namespace dpo {
@@ -17,6 +20,33 @@ inline uint8_t* U8OrNull(const Napi::Value& v) { return v.IsNull() || v.IsUndefi
 inline int64_t I64(const Napi::Value& v) { return v.As<Napi::Number>().Int64Value(); }
 inline double F64(const Napi::Value& v) { return v.As<Napi::Number>().DoubleValue(); }
 inline bool B(const Napi::Value& v) { return v.As<Napi::Boolean>().Value(); }
+
+// An exception must never leave an OpenMP region (the runtime then terminates the process):
+// work inside a region runs through guard(), which keeps the first exception, and rethrow()
+// raises it after the region, where the N-API guard in addon.cc turns it into a JS error.
+// DPO_FAIL_KERNEL=region makes guard() throw, so a test can prove the path without a real fault.
+bool failInRegion();
+
+class RegionErrors {
+ public:
+  template <typename F>
+  void guard(F&& fn) {
+    try {
+      if (failInRegion()) throw std::runtime_error("failure injected inside an OpenMP region by DPO_FAIL_KERNEL=region");
+      fn();
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!first_) first_ = std::current_exception();
+    }
+  }
+  void rethrow() const {
+    if (first_) std::rethrow_exception(first_);
+  }
+
+ private:
+  std::mutex mu_;
+  std::exception_ptr first_;
+};
 
 // An operand several GEMMs share, rounded to bf16 once by the caller in bf16 mode: bf16 bits for
 // the CPU's bf16 units, or the same values as floats for the float32 route (no bf16 units).

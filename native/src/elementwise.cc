@@ -106,8 +106,10 @@ DPO_ISA_CLONES(void, swigluGrads, (const float* g, const float* u, const float* 
 template <typename F>
 void blocks(int64_t n, F fn) {
   const int64_t block = 1 << 14;
+  RegionErrors errors;  // fn may allocate scratch
 #pragma omp parallel for schedule(static) if (n > 2 * block)
-  for (int64_t i = 0; i < n; i += block) fn(i, std::min(block, n - i));
+  for (int64_t i = 0; i < n; i += block) errors.guard([&] { fn(i, std::min(block, n - i)); });
+  errors.rethrow();
 }
 
 }  // namespace

@@ -50,6 +50,12 @@ main(argv.filter((a) => a !== '--debug')).then(
       if (debug) process.stderr.write(`${e.stack}\n`);
       process.exit(e.exitCode);
     }
+    if (e instanceof RangeError && /Array buffer allocation failed|Invalid typed array length/.test(e.message)) {
+      // A buffer larger than the memory left: say so and what shrinks it, instead of an internal error.
+      process.stderr.write(`dpo: out of memory (${e.message}); try --use_peft (LoRA), --bf16, a smaller --max_length or --per_device_train_batch_size, or --gradient_checkpointing\n`);
+      if (debug) process.stderr.write(`${e.stack}\n`);
+      process.exit(2);
+    }
     process.stderr.write(`dpo: internal error: ${(e as Error)?.message ?? String(e)}${debug ? `\n${(e as Error)?.stack}` : ' (run with --debug for the stack trace)'}\n`);
     process.exit(1);
   },

@@ -96,6 +96,18 @@ test('the CLI prints a native failure as one line and exits 2 (DPO_FAIL_KERNEL i
   assert.match(lines[0], /^dpo: native kernel attention failed: oneDNN: failure injected by DPO_FAIL_KERNEL .*\[arguments: f32\[\d+\], .*CPU: kernels /);
 });
 
+test('an exception inside an OpenMP region (attention, SwiGLU backward) is rethrown after it, not a terminate', { skip: !native && 'native core not built' }, () => {
+  const r = inChild({ DPO_FAIL_KERNEL: 'region' }, `
+    const B = 1, T = 4, H = 2, D = 8, n = B * T * H * D;
+    const q = new Float32Array(n).fill(0.1), o = new Float32Array(n), lse = new Float32Array(B * H * T);
+    try { nb.kernels.attention({ q, k: q, v: q, out: o, lse, B, T, Hq: H, Hkv: H, D, scale: 0.3, causal: true, keyMask: null, segIds: null, window: 0 }); }
+    catch (e) { out.attention = e.message; }
+    const g = new Float32Array(100000);
+    try { nb.kernels.swigluBackward(g, g, g, new Float32Array(100000), null, 100000); } catch (e) { out.swiglu = e.message; }`);
+  assert.match(String(r.attention), /^native kernel attention failed: failure injected inside an OpenMP region/);
+  assert.match(String(r.swiglu), /^native kernel swigluBackward failed: failure injected inside an OpenMP region/);
+});
+
 test('threads: DPO_NUM_THREADS wins and is validated; otherwise the affinity mask capped by a cgroup quota', () => {
   assert.equal(defaultThreadCount({ DPO_NUM_THREADS: '3' }), 3);
   assert.throws(() => defaultThreadCount({ DPO_NUM_THREADS: 'lots' }), /DPO_NUM_THREADS=lots is not a thread count/);
