@@ -11,6 +11,8 @@ import { resolveModelDir } from '../io/model-source.js';
 import { openCheckpointWeights } from '../io/checkpoint-files.js';
 import { writeSafetensors, type STDType } from '../io/safetensors.js';
 import { archFromConfig } from './arch.js';
+import { checkCheckpoint } from './check-checkpoint.js';
+import { WEIGHTS_INDEX_NAME, WEIGHTS_NAME } from '../io/sharded.js';
 import type { CausalLM } from './causal-lm.js';
 import { buildModel, exportWeights } from './registry.js';
 
@@ -42,6 +44,9 @@ export function loadCausalLM(nameOrPath: string): LoadedModel {
   const arch = { ...archFromConfig(raw, join(dir, 'config.json')), floatPaths };
   const w = openCheckpointWeights(dir);
   try {
+    // Headers against config.json first: a wrong size fails here, before a layer or buffer exists.
+    const weights = w.sharded ? { path: join(dir, WEIGHTS_INDEX_NAME), label: `the shards of ${WEIGHTS_INDEX_NAME}` } : { path: join(dir, WEIGHTS_NAME), label: WEIGHTS_NAME };
+    checkCheckpoint(arch, w.entries.map(([name, info]) => ({ name, dtype: info.dtype, shape: info.shape, file: w.pathOf(name) })), join(dir, 'config.json'), weights);
     const model = buildModel(arch, w.entries.map(([name, info, load]) => [name, () => ({ shape: info.shape, data: load() })]), dir);
     model._nameOrPath = nameOrPath;
     return { model, dir, nameOrPath };
