@@ -7,6 +7,7 @@ import { DpoError } from '../../src/errors.js';
 import { archFromConfig } from '../../src/models/arch.js';
 import { architectureFor } from '../../src/models/registry.js';
 import { loadCausalLM } from '../../src/models/load.js';
+import { loadAdapter } from '../../src/lora/peft-io.js';
 import { tempDir } from '../io/helpers.js';
 
 const FIXTURES = 'test/fixtures/models';
@@ -95,4 +96,23 @@ test('dtype and layer gaps in the header are named', () => {
   const i32 = Buffer.from(header.replace('"dtype":"F32"', '"dtype":"I32"'), 'utf8');
   writeFileSync(p, Buffer.concat([buf.subarray(0, 8), i32, buf.subarray(8 + n)]));
   fails(d, /has dtype I32; only F32, BF16 and F16 weights can be loaded/);
+});
+
+test('a PEFT adapter is checked against adapter_config.json (r, alpha, target_modules) before LoRA layers exist', () => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ r: 1e9 }, /adapter_config\.json: r is 1000000000 but .*adapter_model\.safetensors has base_model\.model\..*lora_A\.weight of shape \[4, (32|64)\]; expected 4$/],
+    [{ r: 0 }, /"r" must be a whole number ≥ 1, got 0/],
+    [{ r: '4' }, /"r" must be a whole number ≥ 1, got "4"/],
+    [{ lora_alpha: null }, /"lora_alpha" must be a number, got null/],
+    [{ lora_dropout: 2 }, /"lora_dropout" must be a number in \[0, 1\)/],
+    [{ target_modules: ['q_proj'] }, /target_modules \["q_proj"\] does not cover "model\.layers\.0\.mlp\.down_proj"/],
+  ];
+  for (const [patch, pattern] of cases) {
+    const d = tempDir('dpo-adapter-');
+    cpSync('test/fixtures/peft-roundtrip/llama', d, { recursive: true });
+    const cfg = JSON.parse(readFileSync(join(d, 'adapter_config.json'), 'utf8'));
+    writeFileSync(join(d, 'adapter_config.json'), JSON.stringify({ ...cfg, ...patch }));
+    const { model } = loadCausalLM(join(FIXTURES, 'llama'));
+    assert.throws(() => loadAdapter(model, d), (e: unknown) => e instanceof DpoError && pattern.test(e.message) && !e.message.includes('\n'), JSON.stringify(patch));
+  }
 });
