@@ -12,7 +12,7 @@ import { join } from 'node:path';
 
 const WORKER = join(process.cwd(), 'dist/test/io/fuzz-cases.js');
 const RSS_CAP_KB = 2 * 1024 * 1024;
-const TIME_LIMIT_MS = 60_000;
+const TIME_LIMIT_MS = 30_000;
 
 function rssKb(pid: number): number {
   try {
