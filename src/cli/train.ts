@@ -8,6 +8,7 @@ import { loadPolicy } from './load-policy.js';
 import { helpText, resolveOptions, spec, type Spec } from './args.js';
 import { runTraining } from './run-training.js';
 import { describeBf16, describeCompute } from '../backend/index.js';
+import { assertRunFits, estimateTraining } from '../models/memory-estimate.js';
 
 export const TRAIN_SPECS: Spec[] = [
   spec('model_name_or_path', 'string?', null, 'model directory or Hugging Face model id (resolved offline from the HF cache)'),
@@ -34,7 +35,9 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const args = new DPOConfig(cfg, 'dpo train');
   if (o.use_peft && o.adapter_name_or_path) throw new DpoError('dpo train: --use_peft creates a new adapter and --adapter_name_or_path continues one; pass only one of them');
   if (args.evalStrategy !== 'no' && !o.dataset_test_split) throw new DpoError('dpo train: --eval_strategy needs --dataset_test_split (the split to evaluate on)');
-  const policy = loadPolicy(o.model_name_or_path as string, (o.adapter_name_or_path as string | null) ?? null);
+  // Weights and optimizer state must fit before anything is built (activations are checked once the data is tokenized).
+  const lora = (adapter: boolean) => (o.use_peft || adapter ? { r: o.lora_r as number, targetModules: (o.lora_target_modules as string[] | null) ?? null } : null);
+  const policy = loadPolicy(o.model_name_or_path as string, (o.adapter_name_or_path as string | null) ?? null, (arch, adapter) => assertRunFits(estimateTraining(arch, args, { lora: lora(adapter), seqLen: 0 })));
   const train = await Dataset.fromFile(o.dataset_name as string, { split: o.dataset_train_split as string });
   const evalDs = o.dataset_test_split ? await Dataset.fromFile(o.dataset_name as string, { split: o.dataset_test_split as string }) : null;
   const peftConfig = o.use_peft

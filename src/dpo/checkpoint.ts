@@ -14,6 +14,7 @@ import { Rng } from '../tensor/rng.js';
 import { loraLayers } from '../lora/apply.js';
 import { adapterConfig, adapterTensors } from '../lora/peft-io.js';
 import { exportWeights, loadWeightsInto } from '../models/registry.js';
+import { checkCheckpoint } from '../models/check-checkpoint.js';
 import type { CausalLM } from '../models/causal-lm.js';
 import type { DPOTrainer } from './trainer.js';
 
@@ -91,8 +92,20 @@ export function resolveCheckpoint(outputDir: string, spec: string): string {
   return dir;
 }
 
+/** A checkpoint's JSON file as an object; a damaged one is a one-line error. */
+function readCheckpointJson(path: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new DpoError(`${path}: ${existsSync(path) ? `not valid JSON (${(e as Error).message})` : 'missing'}; the checkpoint is damaged, resume from another one`);
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new DpoError(`${path}: must be a JSON object; the checkpoint is damaged, resume from another one`);
+  return v as Record<string, unknown>;
+}
+
 export function restoreTrainerCheckpoint(t: DPOTrainer, dir: string): { totalTrainTokens: number; trLoss: number; totalLossScalar: number; lastLoggedStep: number } {
-  const state = JSON.parse(readFileSync(join(dir, 'trainer_state.json'), 'utf8'));
+  const state = readCheckpointJson(join(dir, 'trainer_state.json'));
   // Weights: the adapter or the full model, into the existing parameters.
   const weightsFile = existsSync(join(dir, 'adapter_model.safetensors')) ? 'adapter_model.safetensors' : 'model.safetensors';
   const st = new SafetensorsFile(join(dir, weightsFile));
@@ -105,6 +118,8 @@ export function restoreTrainerCheckpoint(t: DPOTrainer, dir: string): { totalTra
         st.read(`base_model.model.${name}.lora_B.weight`, l.lora_B.weight.data as Float32Array);
       }
     } else {
+      // Headers against the run's config first, so a wrong tensor fails before it is read.
+      checkCheckpoint(t.model.arch, [...st.tensors.values()].map((i) => ({ ...i, file: st.path })), join(dir, 'config.json'), { path: st.path, label: weightsFile });
       loadWeightsInto(t.model, [...st.tensors.values()].map((info) => [info.name, () => ({ shape: info.shape, data: st.read(info.name) })]), dir);
     }
   } finally {
@@ -130,7 +145,7 @@ export function restoreTrainerCheckpoint(t: DPOTrainer, dir: string): { totalTra
       rf.close();
     }
   }
-  const rng = JSON.parse(readFileSync(join(dir, 'rng_state.json'), 'utf8')).modules as Record<string, number[]>;
+  const rng = (readCheckpointJson(join(dir, 'rng_state.json')).modules ?? {}) as Record<string, number[]>;
   for (const [name, m] of t.model.namedModules()) {
     const r = (m as unknown as { _rng?: unknown })._rng;
     const s = rng[name || '.'];
@@ -138,5 +153,5 @@ export function restoreTrainerCheckpoint(t: DPOTrainer, dir: string): { totalTra
   }
   const { dpo_ts: counters, ...rest } = state;
   Object.assign(t.state, rest);
-  return counters;
+  return counters as ReturnType<typeof restoreTrainerCheckpoint>;
 }

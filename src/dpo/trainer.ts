@@ -30,6 +30,8 @@ import { adaptersOffReference, copyReference, fixedReference, refAdapterReferenc
 import { microBatchesOf, runLayout, type RunLayout } from './schedule.js';
 import { computeLoss } from './loss-step.js';
 import { AdamW, clipGradNorm, learningRateAt } from '../optim/index.js';
+import { assertRunFits } from '../models/memory-estimate.js';
+import { trainingEstimate } from './memory-check.js';
 
 export interface LogEntry {
   [k: string]: number;
@@ -131,6 +133,7 @@ export class DPOTrainer {
     if (maxId >= vocab) throw new DpoError(`the tokenizer produces token id ${maxId} but the model's vocabulary has ${vocab} entries; the tokenizer does not belong to this model`);
     const a = this.args;
     const hadAdapter = loraLayers(this.model).length > 0;
+    assertRunFits(trainingEstimate(this.model, a, this.data.train, init.peftConfig ?? null, !!init.refModel));
     if (init.peftConfig) {
       if (hadAdapter) throw new DpoError('the model already carries a LoRA adapter and a peft_config was given; merge the adapter first, or drop peft_config to continue training it');
       const p = init.peftConfig;

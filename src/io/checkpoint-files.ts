@@ -18,6 +18,8 @@ export interface CheckpointWeights {
   sharded: boolean;
   has(name: string): boolean;
   info(name: string): TensorInfo;
+  /** The file holding a tensor (for error messages). */
+  pathOf(name: string): string;
   /** Reads a tensor as float32, into `out` when given. */
   read(name: string, out?: Float32Array): Float32Array;
   /** Raw bits of a BF16 tensor. */
@@ -74,6 +76,7 @@ export function openCheckpointWeights(dir: string): CheckpointWeights {
     sharded: !existsSync(single),
     has: (name) => owner.has(name),
     info: (name) => fileOf(name).info(name),
+    pathOf: (name) => fileOf(name).path,
     read: (name, out) => fileOf(name).read(name, out),
     readRawBf16: (name, out) => fileOf(name).readRawBf16(name, out),
     close: () => files.forEach((f) => f.close()),

@@ -9,7 +9,7 @@ import { DpoError } from '../errors.js';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import type { CausalLM } from '../models/causal-lm.js';
 import { Linear } from '../nn/linear.js';
-import { applyLora, loraLayers } from './apply.js';
+import { applyLora, loraLayers, targetMatches } from './apply.js';
 import type { LoraLinear } from './lora-linear.js';
 
 const PREFIX = 'base_model.model.';
@@ -61,6 +61,7 @@ export function readAdapterConfig(dir: string): AdapterInfo {
   } catch (e) {
     throw new DpoError(`${p}: not valid JSON (${(e as Error).message})`);
   }
+  if (!config || typeof config !== 'object' || Array.isArray(config)) throw new DpoError(`${p}: must be a JSON object`);
   if (config.peft_type !== 'LORA') throw new DpoError(`${p}: peft_type ${String(config.peft_type)} is not supported (only LORA)`);
   return { config, baseModel: typeof config.base_model_name_or_path === 'string' ? config.base_model_name_or_path : null };
 }
@@ -82,11 +83,25 @@ export function loadAdapter(model: CausalLM, dir: string, seed = 0): Map<string,
       if (!m) throw new DpoError(`${file}: unexpected tensor "${name}" (expected base_model.model.<module>.lora_A.weight / lora_B.weight)`);
       modules.add(m[1]);
     }
+    if (!modules.size) throw new DpoError(`${file}: holds no LoRA weights`);
     const all = new Map(model.namedModules());
     for (const name of modules) {
       if (!(all.get(name) instanceof Linear)) throw new DpoError(`${file}: adapter targets "${name}", which is not a linear layer of this ${model.arch.modelType} model; is the adapter for another base model?`);
     }
-    const r = Number(config.r);
+    const r = checkAdapterConfig(config, join(dir, 'adapter_config.json'), [...modules]);
+    // Header shapes against r and the base layers before any LoRA buffer exists.
+    for (const name of modules) {
+      const base = all.get(name) as Linear;
+      for (const [ab, want] of [['A', [r, base.inFeatures]], ['B', [base.outFeatures, r]]] as const) {
+        const key = [`${PREFIX}${name}.lora_${ab}.weight`, `${PREFIX}${name}.lora_${ab}.default.weight`].find((k) => st.tensors.has(k));
+        if (!key) throw new DpoError(`${file}: missing lora_${ab} for ${name}`);
+        const got = st.tensors.get(key)!.shape;
+        if (got.join() === want.join()) continue;
+        const rAxis = ab === 'A' ? 0 : 1;
+        if (got.length === 2 && got[1 - rAxis] === want[1 - rAxis]) throw new DpoError(`${join(dir, 'adapter_config.json')}: r is ${r} but ${file} has ${key} of shape [${got.join(', ')}]; expected ${got[rAxis]}`);
+        throw new DpoError(`${file}: ${key} has shape [${got.join(', ')}] but r=${r} on ${name} (${base.inFeatures} → ${base.outFeatures}) needs [${want.join(', ')}]; is the adapter for another base model?`);
+      }
+    }
     const layers = applyLora(model, { r, alpha: Number(config.lora_alpha), dropout: Number(config.lora_dropout ?? 0), useRslora: config.use_rslora === true }, [...modules], seed);
     for (const [name, l] of layers) {
       for (const ab of ['A', 'B'] as const) {
@@ -102,6 +117,21 @@ export function loadAdapter(model: CausalLM, dir: string, seed = 0): Map<string,
   } finally {
     st.close();
   }
+}
+
+/** r, lora_alpha, lora_dropout and target_modules of adapter_config.json, checked against the adapter's modules; returns r. */
+function checkAdapterConfig(config: Record<string, unknown>, path: string, modules: string[]): number {
+  const r = config.r;
+  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1) throw new DpoError(`${path}: "r" must be a whole number ≥ 1, got ${JSON.stringify(r)}`);
+  if (typeof config.lora_alpha !== 'number' || !Number.isFinite(config.lora_alpha)) throw new DpoError(`${path}: "lora_alpha" must be a number, got ${JSON.stringify(config.lora_alpha)}`);
+  const drop = config.lora_dropout ?? 0;
+  if (typeof drop !== 'number' || !(drop >= 0 && drop < 1)) throw new DpoError(`${path}: "lora_dropout" must be a number in [0, 1), got ${JSON.stringify(drop)}`);
+  const tm = config.target_modules;
+  if (Array.isArray(tm) && tm.every((t) => typeof t === 'string')) {
+    const stray = modules.filter((m) => !targetMatches(tm as string[], m));
+    if (stray.length) throw new DpoError(`${path}: target_modules ${JSON.stringify(tm)} does not cover "${stray[0]}", which the adapter's weights hold; is adapter_config.json from this adapter?`);
+  }
+  return r;
 }
 
 /** Merges every LoRA layer into its base weight and unwraps it (PEFT's merge_and_unload). */

@@ -57,7 +57,37 @@ function num(raw: Raw, key: string, where: string, fallback?: number): number {
     if (fallback !== undefined) return fallback;
     throw new DpoError(`${where}: config.json has no "${key}"; it is required for model_type "${raw.model_type}"`);
   }
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new DpoError(`${where}: config.json "${key}" must be a number, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new DpoError(`${where}: "${key}" must be a number, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** Largest size accepted for one dimension: typed-array lengths and int32 token ids stay exact. */
+const MAX_DIM = 2 ** 31 - 1;
+
+/** A size (layers, heads, widths): a whole number ≥ 1; absurd ones are caught here, before any buffer exists. */
+function size(raw: Raw, key: string, where: string, fallback?: number): number {
+  const v = num(raw, key, where, fallback);
+  if (!Number.isInteger(v) || v < 1 || v > MAX_DIM) throw new DpoError(`${where}: "${key}" must be a whole number from 1 to ${MAX_DIM}, got ${v}`);
+  return v;
+}
+
+/** A number in [lo, hi] (dropouts, epsilons). */
+function inRange(raw: Raw, key: string, where: string, fallback: number, lo: number, hi: number): number {
+  const v = num(raw, key, where, fallback);
+  if (v < lo || v > hi) throw new DpoError(`${where}: "${key}" must be between ${lo} and ${hi}, got ${v}`);
+  return v;
+}
+
+/** head_dim = hidden / heads unless given; either way a whole number. */
+function headDim(raw: Raw, C: number, H: number, keys: { hidden: string; heads: string }, where: string): number {
+  if (raw.head_dim !== undefined && raw.head_dim !== null) return size(raw, 'head_dim', where);
+  if (C % H !== 0) throw new DpoError(`${where}: "${keys.heads}" ${H} does not divide "${keys.hidden}" ${C}; expected a divisor of ${C} (or set head_dim)`);
+  return C / H;
+}
+
+function positive(raw: Raw, key: string, where: string): number {
+  const v = num(raw, key, where);
+  if (v <= 0) throw new DpoError(`${where}: "${key}" must be a positive number, got ${v}`);
   return v;
 }
 
@@ -66,7 +96,9 @@ function rope(raw: Raw, where: string): { theta: number; scaling: RopeScaling | 
   const params = (raw.rope_parameters ?? null) as Raw | null;
   const scalingRaw = (raw.rope_scaling ?? params ?? null) as Raw | null;
   const theta = Number(params?.rope_theta ?? raw.rope_theta ?? 10000);
+  if (!Number.isFinite(theta) || theta <= 0) throw new DpoError(`${where}: "rope_theta" must be a positive number, got ${JSON.stringify(params?.rope_theta ?? raw.rope_theta)}`);
   if (!scalingRaw) return { theta, scaling: null };
+  if (typeof scalingRaw !== 'object' || Array.isArray(scalingRaw)) throw new DpoError(`${where}: "${raw.rope_scaling !== undefined && raw.rope_scaling !== null ? 'rope_scaling' : 'rope_parameters'}" must be an object, got ${JSON.stringify(scalingRaw)}`);
   const type = String(scalingRaw.rope_type ?? scalingRaw.type ?? 'default');
   if (type === 'default') return { theta, scaling: null };
   if (type !== 'llama3') {
@@ -76,10 +108,10 @@ function rope(raw: Raw, where: string): { theta: number; scaling: RopeScaling | 
     theta,
     scaling: {
       type: 'llama3',
-      factor: num(scalingRaw, 'factor', where),
-      low_freq_factor: num(scalingRaw, 'low_freq_factor', where),
-      high_freq_factor: num(scalingRaw, 'high_freq_factor', where),
-      original_max_position_embeddings: num(scalingRaw, 'original_max_position_embeddings', where),
+      factor: positive(scalingRaw, 'factor', where),
+      low_freq_factor: positive(scalingRaw, 'low_freq_factor', where),
+      high_freq_factor: positive(scalingRaw, 'high_freq_factor', where),
+      original_max_position_embeddings: size(scalingRaw, 'original_max_position_embeddings', where),
     },
   };
 }
@@ -93,37 +125,38 @@ export function archFromConfig(raw: Raw, where = 'config.json'): ArchConfig {
     throw new DpoError(`${where}: model_type "${modelType}" is not supported; supported: ${SUPPORTED_MODEL_TYPES.join(', ')}`);
   }
   if (modelType === 'gpt2') {
-    const C = num(raw, 'n_embd', where);
-    const H = num(raw, 'n_head', where);
+    const C = size(raw, 'n_embd', where);
+    const H = size(raw, 'n_head', where);
+    if (C % H !== 0) throw new DpoError(`${where}: "n_head" ${H} does not divide "n_embd" ${C}; expected a divisor of ${C}`);
     return {
       modelType, family: 'gpt2', raw,
-      vocabSize: num(raw, 'vocab_size', where),
-      hiddenSize: C, numLayers: num(raw, 'n_layer', where), numHeads: H, numKvHeads: H, headDim: C / H,
-      intermediateSize: num(raw, 'n_inner', where, 4 * C),
-      maxPositions: num(raw, 'n_positions', where),
-      normEps: num(raw, 'layer_norm_epsilon', where, 1e-5),
+      vocabSize: size(raw, 'vocab_size', where),
+      hiddenSize: C, numLayers: size(raw, 'n_layer', where), numHeads: H, numKvHeads: H, headDim: C / H,
+      intermediateSize: size(raw, 'n_inner', where, Math.min(4 * C, MAX_DIM)),
+      maxPositions: size(raw, 'n_positions', where),
+      normEps: inRange(raw, 'layer_norm_epsilon', where, 1e-5, 0, 1),
       ropeTheta: 0, ropeScaling: null, qkvBias: true, oBias: true, mlpBias: true, qkNorm: false,
       tieEmbeddings: raw.tie_word_embeddings !== false, slidingWindow: 0,
       hiddenAct: String(raw.activation_function ?? 'gelu_new'),
-      residDropout: num(raw, 'resid_pdrop', where, 0.1), embdDropout: num(raw, 'embd_pdrop', where, 0.1),
-      attnDropout: num(raw, 'attn_pdrop', where, 0.1),
+      residDropout: inRange(raw, 'resid_pdrop', where, 0.1, 0, 1), embdDropout: inRange(raw, 'embd_pdrop', where, 0.1, 0, 1),
+      attnDropout: inRange(raw, 'attn_pdrop', where, 0.1, 0, 1),
     };
   }
-  const C = num(raw, 'hidden_size', where);
-  const H = num(raw, 'num_attention_heads', where);
+  const C = size(raw, 'hidden_size', where);
+  const H = size(raw, 'num_attention_heads', where);
   const { theta, scaling } = rope(raw, where);
   const attentionBias = raw.attention_bias === true;
   const useSliding = modelType === 'mistral' || (modelType !== 'qwen3' && raw.use_sliding_window === true);
-  const sliding = useSliding && typeof raw.sliding_window === 'number' ? raw.sliding_window : 0;
+  const sliding = useSliding && raw.sliding_window !== null && raw.sliding_window !== undefined ? size(raw, 'sliding_window', where) : 0;
   const arch: ArchConfig = {
     modelType, family: 'llama', raw,
-    vocabSize: num(raw, 'vocab_size', where),
-    hiddenSize: C, numLayers: num(raw, 'num_hidden_layers', where), numHeads: H,
-    numKvHeads: num(raw, 'num_key_value_heads', where, H),
-    headDim: num(raw, 'head_dim', where, C / H),
-    intermediateSize: num(raw, 'intermediate_size', where),
-    maxPositions: num(raw, 'max_position_embeddings', where, 2048),
-    normEps: num(raw, 'rms_norm_eps', where, 1e-6),
+    vocabSize: size(raw, 'vocab_size', where),
+    hiddenSize: C, numLayers: size(raw, 'num_hidden_layers', where), numHeads: H,
+    numKvHeads: size(raw, 'num_key_value_heads', where, H),
+    headDim: headDim(raw, C, H, { hidden: 'hidden_size', heads: 'num_attention_heads' }, where),
+    intermediateSize: size(raw, 'intermediate_size', where),
+    maxPositions: size(raw, 'max_position_embeddings', where, 2048),
+    normEps: inRange(raw, 'rms_norm_eps', where, 1e-6, 0, 1),
     ropeTheta: theta, ropeScaling: scaling,
     qkvBias: modelType === 'qwen2' || attentionBias,
     oBias: modelType !== 'qwen2' && attentionBias,
@@ -132,9 +165,9 @@ export function archFromConfig(raw: Raw, where = 'config.json'): ArchConfig {
     tieEmbeddings: raw.tie_word_embeddings === true,
     slidingWindow: sliding,
     hiddenAct: String(raw.hidden_act ?? 'silu'),
-    residDropout: 0, embdDropout: 0, attnDropout: num(raw, 'attention_dropout', where, 0),
+    residDropout: 0, embdDropout: 0, attnDropout: inRange(raw, 'attention_dropout', where, 0, 0, 1),
   };
   if (arch.hiddenAct !== 'silu') throw new DpoError(`${where}: hidden_act "${arch.hiddenAct}" is not supported for ${modelType} (only silu)`);
-  if (H % arch.numKvHeads !== 0) throw new DpoError(`${where}: num_attention_heads ${H} is not a multiple of num_key_value_heads ${arch.numKvHeads}`);
+  if (H % arch.numKvHeads !== 0) throw new DpoError(`${where}: num_attention_heads ${H} is not a multiple of num_key_value_heads ${arch.numKvHeads}; expected a divisor of ${H}`);
   return arch;
 }

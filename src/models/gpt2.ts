@@ -13,6 +13,7 @@ import type { ArchConfig } from './arch.js';
 import { appendAndAttend, type KVCache } from '../generate/kv-cache.js';
 import { defaultPositions, type CausalLM, type LmInputs } from './causal-lm.js';
 import { runLayer } from './run-layer.js';
+import { dim, linearWeights, type ExpectedWeight, type WeightTable } from './weight-shapes.js';
 
 /** The Conv1D weights of a GPT-2 block, stored transposed in HF checkpoints. */
 export const GPT2_CONV1D = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'];
@@ -123,4 +124,37 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
   logits(inp: LmInputs): Tensor {
     return reshape(linear(this.hidden(inp), this.lmHeadWeight()), [inp.B, inp.T, this.arch.vocabSize]);
   }
+}
+
+/**
+ * The weights GPT2LMHeadModel(a) has, in module layout (Conv1D weights are stored transposed in
+ * checkpoints; the registry maps the layouts), by config.json key.
+ */
+export function gpt2WeightShapes(a: ArchConfig): WeightTable {
+  const C = dim(['n_embd', a.hiddenSize]);
+  const C3 = dim(['3', 3], ['n_embd', a.hiddenSize]);
+  const V = dim(['vocab_size', a.vocabSize]);
+  const P = dim(['n_positions', a.maxPositions]);
+  const I = dim([a.raw.n_inner === undefined || a.raw.n_inner === null ? '4 × n_embd' : 'n_inner', a.intermediateSize]);
+  const norm = (name: string): ExpectedWeight[] => [{ name: `${name}.weight`, shape: [C] }, { name: `${name}.bias`, shape: [C] }];
+  const layer = (i: number) => {
+    const p = `transformer.h.${i}.`;
+    return [
+      ...norm(`${p}ln_1`),
+      ...linearWeights(`${p}attn.c_attn`, C, C3, true),
+      ...linearWeights(`${p}attn.c_proj`, C, C, true),
+      ...norm(`${p}ln_2`),
+      ...linearWeights(`${p}mlp.c_fc`, C, I, true),
+      ...linearWeights(`${p}mlp.c_proj`, I, C, true),
+    ];
+  };
+  return {
+    global: [
+      { name: 'transformer.wte.weight', shape: [V, C] },
+      { name: 'transformer.wpe.weight', shape: [P, C] },
+      ...norm('transformer.ln_f'),
+      ...(a.tieEmbeddings ? [] : linearWeights('lm_head', C, V, false)),
+    ],
+    layer, layerPrefix: 'transformer.h.', layersKey: 'n_layer', numLayers: a.numLayers,
+  };
 }

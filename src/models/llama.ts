@@ -12,6 +12,7 @@ import type { ArchConfig } from './arch.js';
 import { appendAndAttend, type KVCache } from '../generate/kv-cache.js';
 import { defaultPositions, type CausalLM, type LmInputs } from './causal-lm.js';
 import { runLayer } from './run-layer.js';
+import { dim, linearWeights, type Dim, type WeightTable } from './weight-shapes.js';
 
 /** cos/sin tables grown on demand to the longest position seen. */
 export class RopeCache {
@@ -175,4 +176,38 @@ export class LlamaForCausalLM extends Module implements CausalLM {
   logits(inp: LmInputs): Tensor {
     return reshape(linear(this.hidden(inp), this.lmHeadWeight()), [inp.B, inp.T, this.arch.vocabSize]);
   }
+}
+
+/** The weights LlamaForCausalLM(a) has, by config.json key (held equal to its parameters by a test). */
+export function llamaWeightShapes(a: ArchConfig): WeightTable {
+  const C = dim(['hidden_size', a.hiddenSize]);
+  const V = dim(['vocab_size', a.vocabSize]);
+  const I = dim(['intermediate_size', a.intermediateSize]);
+  const explicitD = a.raw.head_dim !== undefined && a.raw.head_dim !== null;
+  const D: [string, number] = [explicitD ? 'head_dim' : 'hidden_size / num_attention_heads', a.headDim];
+  const HD: Dim = explicitD ? dim(['num_attention_heads', a.numHeads], D) : C;
+  const KVD = dim(['num_key_value_heads', a.numKvHeads], D);
+  const layer = (i: number) => {
+    const p = `model.layers.${i}.`;
+    return [
+      ...linearWeights(`${p}self_attn.q_proj`, C, HD, a.qkvBias),
+      ...linearWeights(`${p}self_attn.k_proj`, C, KVD, a.qkvBias),
+      ...linearWeights(`${p}self_attn.v_proj`, C, KVD, a.qkvBias),
+      ...linearWeights(`${p}self_attn.o_proj`, HD, C, a.oBias),
+      ...(a.qkNorm ? [{ name: `${p}self_attn.q_norm.weight`, shape: [dim(D)] }, { name: `${p}self_attn.k_norm.weight`, shape: [dim(D)] }] : []),
+      ...linearWeights(`${p}mlp.gate_proj`, C, I, a.mlpBias),
+      ...linearWeights(`${p}mlp.up_proj`, C, I, a.mlpBias),
+      ...linearWeights(`${p}mlp.down_proj`, I, C, a.mlpBias),
+      { name: `${p}input_layernorm.weight`, shape: [C] },
+      { name: `${p}post_attention_layernorm.weight`, shape: [C] },
+    ];
+  };
+  return {
+    global: [
+      { name: 'model.embed_tokens.weight', shape: [V, C] },
+      { name: 'model.norm.weight', shape: [C] },
+      ...(a.tieEmbeddings ? [] : linearWeights('lm_head', C, V, false)),
+    ],
+    layer, layerPrefix: 'model.layers.', layersKey: 'num_hidden_layers', numLayers: a.numLayers,
+  };
 }

@@ -10,7 +10,9 @@ import { DpoError } from '../errors.js';
 import { resolveModelDir } from '../io/model-source.js';
 import { openCheckpointWeights } from '../io/checkpoint-files.js';
 import { writeSafetensors, type STDType } from '../io/safetensors.js';
-import { archFromConfig } from './arch.js';
+import { archFromConfig, type ArchConfig } from './arch.js';
+import { checkCheckpoint } from './check-checkpoint.js';
+import { WEIGHTS_INDEX_NAME, WEIGHTS_NAME } from '../io/sharded.js';
 import type { CausalLM } from './causal-lm.js';
 import { buildModel, exportWeights } from './registry.js';
 
@@ -35,13 +37,20 @@ export function readConfig(dir: string): { raw: Record<string, unknown>; floatPa
   return { raw: raw as Record<string, unknown>, floatPaths: parsed.floatPaths };
 }
 
-/** Loads a causal LM from a local directory or an HF-cache model id. */
-export function loadCausalLM(nameOrPath: string): LoadedModel {
+/**
+ * Loads a causal LM from a local directory or an HF-cache model id. `beforeBuild` sees the checked
+ * architecture before any layer exists (e.g. to refuse a run that cannot fit in memory).
+ */
+export function loadCausalLM(nameOrPath: string, opts: { beforeBuild?: (arch: ArchConfig) => void } = {}): LoadedModel {
   const dir = resolveModelDir(nameOrPath);
   const { raw, floatPaths } = readConfig(dir);
   const arch = { ...archFromConfig(raw, join(dir, 'config.json')), floatPaths };
   const w = openCheckpointWeights(dir);
   try {
+    // Headers against config.json first: a wrong size fails here, before a layer or buffer exists.
+    const weights = w.sharded ? { path: join(dir, WEIGHTS_INDEX_NAME), label: `the shards of ${WEIGHTS_INDEX_NAME}` } : { path: join(dir, WEIGHTS_NAME), label: WEIGHTS_NAME };
+    checkCheckpoint(arch, w.entries.map(([name, info]) => ({ name, dtype: info.dtype, shape: info.shape, file: w.pathOf(name) })), join(dir, 'config.json'), weights);
+    opts.beforeBuild?.(arch);
     const model = buildModel(arch, w.entries.map(([name, info, load]) => [name, () => ({ shape: info.shape, data: load() })]), dir);
     model._nameOrPath = nameOrPath;
     return { model, dir, nameOrPath };

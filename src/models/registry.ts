@@ -5,8 +5,9 @@
 import { DpoError, fmtShape } from '../errors.js';
 import type { ArchConfig } from './arch.js';
 import type { CausalLM } from './causal-lm.js';
-import { LlamaForCausalLM } from './llama.js';
-import { GPT2LMHeadModel, GPT2_CONV1D } from './gpt2.js';
+import { LlamaForCausalLM, llamaWeightShapes } from './llama.js';
+import { GPT2LMHeadModel, GPT2_CONV1D, gpt2WeightShapes } from './gpt2.js';
+import type { WeightTable } from './weight-shapes.js';
 
 /** A checkpoint tensor in our layout: float32, row-major. */
 export interface RawTensor {
@@ -16,6 +17,12 @@ export interface RawTensor {
 
 interface Architecture {
   build(arch: ArchConfig): CausalLM;
+  /** The parameters build(arch) will have, by config.json key, computed without allocating. */
+  weightShapes(arch: ArchConfig): WeightTable;
+  /** A checkpoint key's module key, or null for what loading drops (buffers, a tied lm_head). */
+  rename(name: string, arch: ArchConfig): string | null;
+  /** A module parameter's shape as the checkpoint stores it (GPT-2's Conv1D: transposed). */
+  storedShape(moduleName: string, shape: number[]): number[];
   /** Maps checkpoint keys to module keys, dropping buffers and fixing layouts. */
   sanitize(name: string, t: RawTensor, arch: ArchConfig): [string, RawTensor] | null;
   /** The inverse of sanitize, for saving a checkpoint transformers loads. */
@@ -24,10 +31,16 @@ interface Architecture {
 
 const llamaArch: Architecture = {
   build: (a) => new LlamaForCausalLM(a),
-  sanitize(name, t, a) {
+  weightShapes: llamaWeightShapes,
+  rename(name, a) {
     if (name.includes('rotary_emb.inv_freq')) return null;
     if (a.tieEmbeddings && name === 'lm_head.weight') return null;
-    return [name, t];
+    return name;
+  },
+  storedShape: (_name, shape) => shape,
+  sanitize(name, t, a) {
+    const n = llamaArch.rename(name, a);
+    return n === null ? null : [n, t];
   },
   export: (name, t) => [name, t],
 };
@@ -43,12 +56,18 @@ const isConv1D = (name: string) => name.endsWith('.weight') && GPT2_CONV1D.some(
 
 const gpt2Arch: Architecture = {
   build: (a) => new GPT2LMHeadModel(a),
-  sanitize(name, t, a) {
+  weightShapes: gpt2WeightShapes,
+  rename(name, a) {
     // Old GPT-2 checkpoints omit the "transformer." prefix.
     if (!name.startsWith('transformer.') && !name.startsWith('lm_head.')) name = `transformer.${name}`;
     if (name.endsWith('.attn.bias') || name.endsWith('.attn.masked_bias')) return null;
     if (a.tieEmbeddings && name === 'lm_head.weight') return null;
-    return [name, isConv1D(name) ? transpose2d(t) : t];
+    return name;
+  },
+  storedShape: (name, shape) => (isConv1D(name) ? shape.slice().reverse() : shape),
+  sanitize(name, t, a) {
+    const n = gpt2Arch.rename(name, a);
+    return n === null ? null : [n, isConv1D(n) ? transpose2d(t) : t];
   },
   export: (name, t) => [name, isConv1D(name) ? transpose2d(t) : t],
 };

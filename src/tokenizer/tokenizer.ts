@@ -55,6 +55,8 @@ export class HfTokenizer {
   constructor(readonly tokenizerJson: Json, readonly config: Json, chatTemplate: string | null = null, sourceDir: string | null = null) {
     try {
       this.tok = new Tokenizer(tokenizerJson, config);
+      // A broken pipeline (post_processor, normalizer) fails only when used: probe it once here.
+      this.tok.encode('a b', { add_special_tokens: true });
     } catch (e) {
       throw new DpoError(`tokenizer.json${sourceDir ? ` in ${sourceDir}` : ''} could not be loaded: ${(e as Error).message}`);
     }
@@ -120,7 +122,11 @@ export class HfTokenizer {
     if (!this.chatTemplate) {
       throw new DpoError(`the tokenizer${this.sourceDir ? ` in ${this.sourceDir}` : ''} has no chat_template; conversational data needs one (add "chat_template" to tokenizer_config.json) or use plain-text prompt/chosen/rejected`);
     }
-    this.template ??= new Template(this.chatTemplate);
+    try {
+      this.template ??= new Template(this.chatTemplate);
+    } catch (e) {
+      throw new DpoError(`the chat template${this.sourceDir ? ` in ${this.sourceDir}` : ''} does not parse: ${(e as Error).message}`);
+    }
     const special: Record<string, unknown> = {};
     for (const k of ['bos_token', 'eos_token', 'unk_token', 'pad_token', 'sep_token', 'cls_token', 'mask_token']) {
       const v = tokenString(this.config[k]);

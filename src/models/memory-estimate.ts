@@ -1,0 +1,190 @@
+/**
+ * What a training run will need, estimated from the architecture before anything is built, and a
+ * one-line stop with what to try when it cannot fit in the memory this process may use. The
+ * figures are deliberately rough and on the low side (calibrated on bench/workload.ts's workload A:
+ * estimate 5.0 GB, measured peak RSS 5.1 GB), so a refusal means the run would surely not fit.
+ *
+ * @example
+ * assertRunFits(estimateRunMemory({ arch, lora: null, bf16: false, gradientCheckpointing: false, refCopy: true, rows: 16, seqLen: 1024 }));
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { freemem } from 'node:os';
+import { DpoError } from '../errors.js';
+import { targetMatches, DEFAULT_TARGETS } from '../lora/apply.js';
+import type { ArchConfig } from './arch.js';
+import { architectureFor } from './registry.js';
+import type { ExpectedWeight } from './weight-shapes.js';
+
+export interface RunShape {
+  arch: ArchConfig;
+  /** LoRA (new or continued adapter): rank and target_modules; null = full fine-tuning. */
+  lora: { r: number; targetModules: string[] | string | null } | null;
+  bf16: boolean;
+  gradientCheckpointing: boolean;
+  /** A frozen copy of the model is the reference (full fine-tuning, reference not precomputed). */
+  refCopy: boolean;
+  /** Rows of the largest micro-batch (2 × per_device_train_batch_size: chosen and rejected). */
+  rows: number;
+  /** Tokens of its longest row (after truncation). */
+  seqLen: number;
+}
+
+export interface MemoryEstimate {
+  bytes: number;
+  /** [what, bytes], for the message. */
+  parts: [string, number][];
+  shape: RunShape;
+}
+
+const numel = (e: ExpectedWeight) => e.shape.reduce((a, d) => a * d.size, 1);
+
+/** Bytes the run needs: weights, gradients and AdamW state of what trains, reference copy, activations. */
+export function estimateRunMemory(s: RunShape): MemoryEstimate {
+  const a = s.arch;
+  const table = architectureFor(a).weightShapes(a);
+  // Layers are alike: one layer's table times the count (never a list of numLayers entries).
+  const layer = table.layer(0);
+  const globalParams = table.global.reduce((n, e) => n + numel(e), 0);
+  const layerParams = layer.reduce((n, e) => n + numel(e), 0) * a.numLayers;
+  const params = globalParams + layerParams;
+  let trainable = params;
+  if (s.lora) {
+    const targets = s.lora.targetModules ?? DEFAULT_TARGETS[a.modelType] ?? [];
+    const all = typeof targets === 'string' && targets.toLowerCase() === 'all-linear';
+    let perLayer = 0;
+    for (const e of layer) {
+      if (e.shape.length !== 2 || !e.name.endsWith('.weight')) continue;
+      const module = e.name.slice(0, -'.weight'.length);
+      if (all || safeMatches(targets, module)) perLayer += s.lora.r * (e.shape[0].size + e.shape[1].size);
+    }
+    trainable = perLayer * a.numLayers;
+  }
+  // Per token and layer, what backward keeps (float32): norm inputs/outputs, q/k/v, attention out, the MLP's gate/up/product.
+  const C = a.hiddenSize;
+  const qkv = (a.numHeads + 2 * a.numKvHeads) * a.headDim;
+  const perTokenLayer = 4 * (a.family === 'gpt2' ? 7 * C + 2 * a.intermediateSize : 3 * C + qkv + 2 * a.intermediateSize);
+  const tokens = s.rows * s.seqLen;
+  const activations = s.gradientCheckpointing ? tokens * (4 * C * a.numLayers + perTokenLayer) : tokens * perTokenLayer * a.numLayers;
+  // The reference copy under bf16 keeps its decoder linears as bf16 bits.
+  const ref = !s.refCopy ? 0 : s.bf16 ? 4 * globalParams + 2 * layerParams : 4 * params;
+  const parts: [string, number][] = [
+    ['weights', 4 * params + (s.lora ? 4 * trainable : 0)],
+    ['gradients', 4 * trainable],
+    ['AdamW state', 8 * trainable],
+    ['reference copy', ref],
+    [`activations for ${s.rows} rows × ${s.seqLen} tokens`, activations],
+  ];
+  return { bytes: parts.reduce((n, [, b]) => n + b, 0), parts, shape: s };
+}
+
+/** The trainer's options that size a run (DPOConfig's fields). */
+export interface TrainingOptions {
+  perDeviceTrainBatchSize: number;
+  bf16: boolean;
+  gradientCheckpointing: boolean;
+  precomputeRefLogProbs: boolean;
+  maxLength: number | null;
+}
+
+/**
+ * The estimate for training `arch` with these options: `lora` for a new or continued adapter,
+ * `refModelGiven` when an explicit reference model exists already, `seqLen` the longest row once
+ * the data is tokenized (0 before: weights and optimizer state only).
+ */
+export function estimateTraining(arch: ArchConfig, o: TrainingOptions, opts: { lora: RunShape['lora']; seqLen: number; rows?: number; refModelGiven?: boolean }): MemoryEstimate {
+  const seqLen = o.maxLength === null ? opts.seqLen : Math.min(opts.seqLen, o.maxLength);
+  return estimateRunMemory({
+    arch, lora: opts.lora, bf16: o.bf16, gradientCheckpointing: o.gradientCheckpointing,
+    refCopy: !opts.lora && !opts.refModelGiven && !o.precomputeRefLogProbs,
+    rows: 2 * Math.max(1, opts.rows ?? o.perDeviceTrainBatchSize), seqLen,
+  });
+}
+
+function safeMatches(target: string | string[], name: string): boolean {
+  try {
+    return targetMatches(target, name);
+  } catch {
+    return false; // a bad regex is reported where LoRA is applied
+  }
+}
+
+const readNum = (path: string): number | null => {
+  try {
+    const t = readFileSync(path, 'utf8').trim();
+    return /^\d+$/.test(t) ? Number(t) : null;
+  } catch {
+    return null;
+  }
+};
+
+/** The cgroup (v2, else v1) memory limit and usage of this process, if a limit is set. */
+function cgroupRoom(): number | null {
+  let rel = '/';
+  try {
+    const lines = readFileSync('/proc/self/cgroup', 'utf8').split('\n');
+    rel = lines.find((l) => l.startsWith('0::'))?.slice(3) ?? lines.find((l) => /^\d+:memory:/.test(l))?.split(':')[2] ?? '/';
+  } catch { /* not Linux */ }
+  const candidates: [string, string, string][] = [];
+  for (const base of [`/sys/fs/cgroup${rel}`, '/sys/fs/cgroup']) candidates.push([`${base}/memory.max`, `${base}/memory.current`, `${base}/memory.stat`]);
+  for (const base of [`/sys/fs/cgroup/memory${rel}`, '/sys/fs/cgroup/memory']) candidates.push([`${base}/memory.limit_in_bytes`, `${base}/memory.usage_in_bytes`, `${base}/memory.stat`]);
+  for (const [maxP, curP, statP] of candidates) {
+    if (!existsSync(maxP)) continue;
+    const max = readNum(maxP);
+    if (max === null || max >= 2 ** 60) return null; // "max" or v1's "unlimited"
+    const cur = readNum(curP) ?? 0;
+    // Page cache the kernel can drop does not count as used.
+    let reclaimable = 0;
+    try {
+      const m = /^(?:total_)?inactive_file (\d+)$/m.exec(readFileSync(statP, 'utf8'));
+      if (m) reclaimable = Number(m[1]);
+    } catch { /* no stat */ }
+    return Math.max(0, max - Math.max(0, cur - reclaimable));
+  }
+  return null;
+}
+
+/** Memory this run may use in all: DPO_MEMORY_LIMIT, else what is available plus what it already holds. */
+export function availableMemory(env: NodeJS.ProcessEnv = process.env): { bytes: number; source: string } {
+  const o = env.DPO_MEMORY_LIMIT;
+  if (o !== undefined && o !== '') {
+    const n = Number(o);
+    if (!Number.isFinite(n) || n <= 0) throw new DpoError(`DPO_MEMORY_LIMIT must be a number of bytes, got "${o}"`);
+    return { bytes: n, source: 'DPO_MEMORY_LIMIT' };
+  }
+  let avail = freemem();
+  let source = 'free memory';
+  try {
+    const m = /^MemAvailable:\s+(\d+) kB$/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+    if (m) {
+      avail = Number(m[1]) * 1024;
+      source = 'MemAvailable';
+    }
+  } catch { /* not Linux */ }
+  const cg = cgroupRoom();
+  if (cg !== null && cg < avail) {
+    avail = cg;
+    source = 'the cgroup memory limit';
+  }
+  const rss = process.memoryUsage.rss();
+  return { bytes: avail + rss, source: `${source} ${gb(avail)} + this process ${gb(rss)}` };
+}
+
+const gb = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(1)} GB` : b >= 1e6 ? `${(b / 1e6).toFixed(1)} MB` : `${(b / 1e3).toFixed(1)} kB`);
+
+/** Throws a DpoError (exit code 2) saying what the run needs, what is available and what to try. */
+export function assertRunFits(est: MemoryEstimate, env: NodeJS.ProcessEnv = process.env): void {
+  const avail = availableMemory(env);
+  if (est.bytes <= avail.bytes) return;
+  const s = est.shape;
+  const tries: string[] = [];
+  if (!s.lora) tries.push('LoRA (--use_peft)');
+  if (!s.bf16 && s.refCopy) tries.push('--bf16');
+  const acts = est.parts[est.parts.length - 1][1];
+  if (acts > est.bytes / 10) {
+    tries.push('a shorter --max_length');
+    if (!s.gradientCheckpointing) tries.push('--gradient_checkpointing');
+    if (s.rows > 2) tries.push('a smaller --per_device_train_batch_size (with --gradient_accumulation_steps)');
+  }
+  const parts = est.parts.filter(([, b]) => b > 0).map(([w, b]) => `${w} ${gb(b)}`).join(', ');
+  throw new DpoError(`this run needs about ${gb(est.bytes)} of memory (${parts}) but ${gb(avail.bytes)} is available (${avail.source}); ${tries.length ? `try ${tries.join(', ')}` : 'the model alone does not fit; use a machine with more memory'}`);
+}
