@@ -140,7 +140,7 @@ export async function demoCommand(argv: string[]): Promise<void> {
   say(`\nDPO: full fine-tuning, ${args.maxSteps} steps, lr ${args.learningRate}, beta ${args.beta}, loss sigmoid`);
   const { trainer, reportPath } = await runTraining(
     { model: policy.model, args, trainDataset: ds, processingClass: policy.tokenizer, modelNameOrPath: baseDir, warn: () => {} },
-    { title: 'dpo demo: the seed example', settings: { model: baseDir, dataset: 'examples/dpo_example.json' }, quiet },
+    { title: 'dpo demo: the seed example', settings: { model: baseDir, dataset: 'examples/dpo_example.json' }, quiet, resumeHint: () => 'dpo demo does not resume; rerun it to start over' },
   );
   const after = snapshot(trainer.model, policy.tokenizer, ds, prompts);
   const last = [...trainer.state.log_history].reverse().find((e) => 'rewards/accuracies' in e && 'loss' in e)!;

@@ -1,5 +1,8 @@
 #!/usr/bin/env node
-/** The `dpo` command: train, generate, eval, merge, data, demo. Errors: one line, exit code 2. */
+/**
+ * The `dpo` command: train, generate, eval, merge, data, demo. Errors: one line, exit code 2; a
+ * training run a signal stopped: 128 + its number (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
+ */
 import { DpoError } from '../errors.js';
 import { trainCommand } from './train.js';
 import { generateCommand } from './generate.js';

@@ -1,6 +1,7 @@
 /**
  * What a person sees during `dpo train` / `dpo demo`: a progress bar (or plain lines off a TTY),
- * output_dir/metrics.jsonl, the HTML report, Ctrl-C saving a checkpoint, and a clear stop on NaN.
+ * output_dir/metrics.jsonl, the HTML report, a stop signal (Ctrl-C, kill, hang-up) saving a
+ * checkpoint and exiting 128 + n with the resume hint, and a clear stop on NaN.
  */
 import { appendFileSync, mkdirSync, writeFileSync, accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { DpoError } from '../errors.js';
 import { DPOTrainer, type DPOTrainerInit, type LogEntry, type TrainOutput } from '../dpo/trainer.js';
 import { Progress } from '../report/progress.js';
 import { writeReport } from '../report/html-report.js';
+import { InterruptedError, watchStopSignals, type StopSignal } from './stop-signals.js';
 
 export function ensureWritableDir(dir: string): void {
   try {
@@ -26,7 +28,21 @@ export interface RunResult {
   reportPath: string;
 }
 
-export async function runTraining(init: DPOTrainerInit, opts: { title: string; settings: Record<string, unknown>; quiet?: boolean; resumeFromCheckpoint?: string | null }): Promise<RunResult> {
+export interface RunOptions {
+  title: string;
+  settings: Record<string, unknown>;
+  quiet?: boolean;
+  resumeFromCheckpoint?: string | null;
+  /** How to continue from a checkpoint, for the interrupt message; default: the --resume_from_checkpoint flag. */
+  resumeHint?: (checkpoint: string) => string;
+}
+
+/**
+ * Trains with progress, metrics and report. A stop signal ends it with an InterruptedError (exit
+ * code 128 + n) after the checkpoint is saved; a signal during data preparation (before this
+ * listens) ends the process at once by the signal's default action: no step taken, nothing lost.
+ */
+export async function runTraining(init: DPOTrainerInit, opts: RunOptions): Promise<RunResult> {
   const outDir = init.args!.outputDir;
   ensureWritableDir(outDir);
   const metricsPath = join(outDir, 'metrics.jsonl');
@@ -58,24 +74,32 @@ export async function runTraining(init: DPOTrainerInit, opts: { title: string; s
       },
     },
   });
-  let interrupts = 0;
-  const onSigint = () => {
-    interrupts++;
-    if (interrupts > 1) process.exit(130);
+  const signals = watchStopSignals((sig) => {
     trainer.stopRequested = true;
-    out.write('\ninterrupt: finishing this step and saving a checkpoint (Ctrl-C again to quit at once)\n');
-  };
-  process.on('SIGINT', onSigint);
+    const again = sig === 'SIGINT' ? 'Ctrl-C again' : `send ${sig} again`;
+    out.write(`\n${sig}: stopping after this step to save a checkpoint (${again} to quit at once, without one)\n`);
+  });
   const reportPath = join(outDir, 'report.html');
   const writeRep = () => writeReport(reportPath, { title: opts.title, history: trainer.state.log_history, settings: { ...opts.settings, ...trainer.args.toJSON() } });
+  let output: TrainOutput;
   try {
-    const output = await trainer.train({ resumeFromCheckpoint: opts.resumeFromCheckpoint });
-    writeRep();
-    return { trainer, output, reportPath };
+    output = await trainer.train({ resumeFromCheckpoint: opts.resumeFromCheckpoint });
   } catch (e) {
     if (trainer.state.log_history.length) writeRep();
     throw e;
   } finally {
-    process.off('SIGINT', onSigint);
+    signals.release();
   }
+  writeRep();
+  const sig = signals.signal ?? 'SIGINT';
+  if (output.interrupted) throw new InterruptedError(interruptMessage(sig, output, trainer.state.max_steps, opts.resumeHint), sig);
+  if (signals.signal && !opts.quiet) out.write(`${sig} came after the last step: training finished\n`);
+  return { trainer, output, reportPath };
+}
+
+function interruptMessage(sig: StopSignal, o: TrainOutput, maxSteps: number, hint = (dir: string) => `continue with --resume_from_checkpoint ${dir}`): string {
+  const at = `interrupted by ${sig} at step ${o.globalStep}/${maxSteps}`;
+  if (o.saved) return `${at}; checkpoint saved: ${o.checkpoint}; ${hint(o.checkpoint!)}`;
+  if (o.checkpoint) return `${at}, before this run's first step (no new checkpoint written); ${hint(o.checkpoint)}`;
+  return `interrupted by ${sig} before the first training step: no checkpoint written (nothing to save); rerun to start over`;
 }

@@ -58,10 +58,6 @@ export async function trainCommand(argv: string[]): Promise<void> {
     },
     { title: `DPO: ${policy.base} on ${o.dataset_name}`, settings: { model_name_or_path: policy.base, dataset_name: o.dataset_name }, quiet, resumeFromCheckpoint: args.resumeFromCheckpoint },
   );
-  if (output.interrupted) {
-    log(`stopped at step ${output.globalStep}; resume with --resume_from_checkpoint ${output.checkpoint}`);
-    return;
-  }
   const last = [...trainer.state.log_history].reverse().find((e) => 'rewards/accuracies' in e && 'loss' in e);
   log(`done: ${output.globalStep} steps, train_loss ${output.trainingLoss.toFixed(4)}${last ? `, rewards/accuracies ${last['rewards/accuracies'].toFixed(3)}, rewards/margins ${last['rewards/margins'].toFixed(4)}` : ''}`);
   log(`saved ${trainer.args.outputDir} (${peftConfig || policy.adapter ? 'adapter_model.safetensors' : 'model.safetensors'}, trainer_state.json, metrics.jsonl)`);

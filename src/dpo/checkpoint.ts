@@ -46,10 +46,34 @@ export function checkpointDirs(outputDir: string): string[] {
     .map((d) => join(outputDir, d));
 }
 
+/**
+ * Removes what a save killed half-way left behind: checkpoint-N.tmp-PID dirs (never renamed, so never
+ * trusted, but as large as a checkpoint) of this process or of one that is gone, and .old-PID dirs
+ * whose checkpoint-N is back in place.
+ */
+function removeStaleTemps(outputDir: string): void {
+  for (const d of readdirSync(outputDir)) {
+    const m = /^(checkpoint-\d+)\.(tmp|old)-(\d+)$/.exec(d);
+    if (!m || (m[2] === 'old' && !existsSync(join(outputDir, m[1])))) continue;
+    const pid = Number(m[3]);
+    if (pid === process.pid || !processAlive(pid)) rmSync(join(outputDir, d), { recursive: true, force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export function saveTrainerCheckpoint(t: DPOTrainer): string {
   const a = t.args;
   const dir = join(a.outputDir, `checkpoint-${t.state.global_step}`);
   mkdirSync(a.outputDir, { recursive: true });
+  removeStaleTemps(a.outputDir);
   writeDirAtomically(dir, (tmp) => {
     writeModelFiles(t.model, tmp, t.modelNameOrPath);
     const opt = t.optimizer;
@@ -83,9 +107,10 @@ function sortKeys<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).sort(([x], [y]) => (x < y ? -1 : 1))) as T;
 }
 
-/** Resolves "latest"/a path to a checkpoint directory with a trainer_state.json. */
+/** Resolves "latest" (the newest checkpoint-N with a trainer_state.json) or a path to a checkpoint directory. */
 export function resolveCheckpoint(outputDir: string, spec: string): string {
-  const dir = spec === 'latest' || spec === 'true' ? checkpointDirs(outputDir).pop() : spec;
+  const latest = () => checkpointDirs(outputDir).reverse().find((d) => existsSync(join(d, 'trainer_state.json')));
+  const dir = spec === 'latest' || spec === 'true' ? latest() : spec;
   if (!dir || !existsSync(join(dir, 'trainer_state.json'))) {
     throw new DpoError(`resume_from_checkpoint: ${dir ?? `no checkpoint-N directory in ${outputDir}`} is not a checkpoint (no trainer_state.json)`);
   }

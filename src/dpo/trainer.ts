@@ -99,7 +99,7 @@ export class DPOTrainer {
   reference: Reference | null = null;
   optimizer: AdamW | null = null;
   callbacks: TrainerCallbacks;
-  /** Set by a SIGINT handler: the loop saves a checkpoint and stops after the current step. */
+  /** Set by a stop-signal handler: the loop stops after the current step (or reference batch) and saves a checkpoint. */
   stopRequested = false;
   private totalTrainTokens = 0;
   private trLoss = 0;
@@ -235,6 +235,11 @@ export class DPOTrainer {
    * reference weights, the tokenised data and the settings that change them, so a rerun skips it.
    */
   cachedRefLogps(pairs: TokenizedPair[], split: 'train' | 'eval'): Float64Array {
+    return drain(this.cachedRefLogpsPass(pairs, split));
+  }
+
+  /** cachedRefLogps batch by batch: it yields after each batch, so a caller can let signals in. */
+  *cachedRefLogpsPass(pairs: TokenizedPair[], split: 'train' | 'eval'): Generator<void, Float64Array> {
     const h = createHash('sha256');
     for (const [n, p] of this.model.namedParameters()) {
       h.update(n);
@@ -249,7 +254,7 @@ export class DPOTrainer {
       const buf = readFileSync(file);
       if (buf.byteLength === pairs.length * 16) return new Float64Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
     }
-    const out = this.computeRefLogps(pairs, split, this.callbacks.onRefProgress);
+    const out = yield* this.refLogpsPass(pairs, split, this.callbacks.onRefProgress);
     mkdirSync(this.args.outputDir, { recursive: true });
     writeFileSync(`${file}.tmp`, new Uint8Array(out.buffer));
     renameSync(`${file}.tmp`, file);
@@ -264,6 +269,10 @@ export class DPOTrainer {
    * every CPU (GEMM summation order can depend on the batch's shape).
    */
   computeRefLogps(pairs: TokenizedPair[], split: 'train' | 'eval', onProgress?: (done: number, total: number, tokens: number) => void): Float64Array {
+    return drain(this.refLogpsPass(pairs, split, onProgress));
+  }
+
+  private *refLogpsPass(pairs: TokenizedPair[], split: 'train' | 'eval', onProgress?: (done: number, total: number, tokens: number) => void): Generator<void, Float64Array> {
     const a = this.args;
     const bs = split === 'train' ? a.perDeviceTrainBatchSize : a.perDeviceEvalBatchSize;
     const order = split === 'train' ? epochOrder(pairs.length, a.seed, 0) : Int32Array.from(pairs.keys());
@@ -278,8 +287,19 @@ export class DPOTrainer {
         out[2 * pairIdx + 1] = r[i + B];
       });
       onProgress?.(Math.min(s + bs, pairs.length), pairs.length, countOnes(b.attentionMask));
+      yield;
     }
     return out;
+  }
+
+  /** cachedRefLogps with a turn of the event loop after each batch, so a stop signal ends this long pass promptly (null then). */
+  private async cachedRefLogpsYielding(pairs: TokenizedPair[], split: 'train' | 'eval'): Promise<Float64Array | null> {
+    const pass = this.cachedRefLogpsPass(pairs, split);
+    for (let r = pass.next(); !this.stopRequested; r = pass.next()) {
+      if (r.done) return r.value;
+      await new Promise((res) => setImmediate(res));
+    }
+    return null;
   }
 
   /** Optimizer over the trainable parameters (created on first use). */
@@ -316,13 +336,14 @@ export class DPOTrainer {
     const start = performance.now();
     let startStep = 0;
     const resume = opts.resumeFromCheckpoint ?? a.resumeFromCheckpoint;
+    const resumedFrom = resume ? resolveCheckpoint(a.outputDir, resume) : null;
     // The reference pass runs on the initial weights, before a resume restores trained ones (TRL
     // computes both splits before any update too).
     if (a.precomputeRefLogProbs) {
-      this.refCache.train ??= this.cachedRefLogps(this.data.train, 'train');
-      if (this.data.eval) this.refCache.eval ??= this.cachedRefLogps(this.data.eval, 'eval');
+      this.refCache.train ??= await this.cachedRefLogpsYielding(this.data.train, 'train');
+      if (this.data.eval && !this.stopRequested) this.refCache.eval ??= await this.cachedRefLogpsYielding(this.data.eval, 'eval');
     }
-    if (resume) startStep = this.restore(resolveCheckpoint(a.outputDir, resume));
+    if (resumedFrom) startStep = this.restore(resumedFrom);
     this.model.train();
     const ga = a.gradientAccumulationSteps;
     let lastGradNorm = 0;
@@ -367,9 +388,15 @@ export class DPOTrainer {
       await new Promise((r) => setImmediate(r));
     }
     const runtime = (performance.now() - start) / 1000;
-    if (this.stopRequested) {
-      const dir = this.saveCheckpoint();
-      return { globalStep: this.state.global_step, trainingLoss: NaN, metrics: {}, interrupted: true, checkpoint: dir };
+    // A stop after the last step changes nothing: the run finishes and saves its final model.
+    if (this.stopRequested && this.state.global_step < total) {
+      const interrupted = { globalStep: this.state.global_step, trainingLoss: NaN, metrics: {}, interrupted: true };
+      // No step taken (stopped in the reference pass): nothing new to save; resume where this run did.
+      if (this.state.global_step === startStep) return { ...interrupted, checkpoint: resumedFrom, saved: false };
+      // One more turn of the event loop before the (synchronous) save, so a second signal that came
+      // with the first is seen now and quits without a checkpoint.
+      await new Promise((r) => setImmediate(r));
+      return { ...interrupted, checkpoint: this.saveCheckpoint(), saved: true };
     }
     // transformers' _finalize_training: speed metrics + the average loss over the run.
     this.totalLossScalar += this.trLoss;
@@ -381,7 +408,7 @@ export class DPOTrainer {
     };
     this.log(final, 'train');
     this.saveModel(a.outputDir);
-    return { globalStep: this.state.global_step, trainingLoss: trainLoss, metrics: final, interrupted: false, checkpoint: null };
+    return { globalStep: this.state.global_step, trainingLoss: trainLoss, metrics: final, interrupted: false, checkpoint: null, saved: false };
   }
 
   private logStep(gradNorm: number, lr: number): void {
@@ -468,14 +495,26 @@ export interface TrainOutput {
   globalStep: number;
   trainingLoss: number;
   metrics: LogEntry;
+  /** Stopped early (stopRequested) before the last step. */
   interrupted: boolean;
+  /** When interrupted: the checkpoint to resume from (null: none, no step was taken). */
   checkpoint: string | null;
+  /** When interrupted: whether `checkpoint` was written by this run (false: it is the one it resumed from). */
+  saved: boolean;
 }
 
 /** A NaN / Inf loss or gradient norm: training stops, the last good checkpoint stays. */
 export class NonFiniteLossError extends DpoError {
   constructor(value: number, step: number, what = 'loss') {
     super(`${what} became ${value} at step ${step}; training stopped (the last checkpoint is kept). Lower learning_rate or check the data`);
+  }
+}
+
+/** Runs a generator to its end and returns its result. */
+function drain<T>(g: Generator<void, T>): T {
+  for (;;) {
+    const r = g.next();
+    if (r.done) return r.value;
   }
 }
 

@@ -106,10 +106,11 @@ test('resume from a checkpoint gives bitwise the same weights as an uninterrupte
   assert.deepEqual(lb.filter((e: Record<string, number>) => 'loss' in e).map((e: Record<string, number>) => e.loss), la.filter((e: Record<string, number>) => 'loss' in e).map((e: Record<string, number>) => e.loss));
 });
 
-test('Ctrl-C saves a checkpoint and exits cleanly; rerunning with --resume_from_checkpoint continues', async () => {
+test('Ctrl-C saves a checkpoint and exits 130; rerunning with --resume_from_checkpoint continues', async () => {
   const out = tmp();
   const child = spawn(process.execPath, [CLI, ...trainArgs(out, '--max_steps', '2000', '--save_steps', '100000')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let text = '';
+  let text = '', err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   await new Promise<void>((resolve) => {
     child.stdout.on('data', (d: Buffer) => {
       text += d.toString();
@@ -117,10 +118,10 @@ test('Ctrl-C saves a checkpoint and exits cleanly; rerunning with --resume_from_
     });
     child.on('exit', () => resolve());
   });
-  assert.equal(child.exitCode, 0, text);
+  assert.equal(child.exitCode, 130, text + err);
   assert.match(text, /checkpoint saved: (.*checkpoint-\d+)/);
   const ckpt = /checkpoint saved: (.*checkpoint-\d+)/.exec(text)![1].trim();
-  assert.match(text, /resume with --resume_from_checkpoint/);
+  assert.match(err, /continue with --resume_from_checkpoint/);
   const step = Number(ckpt.split('-').pop());
   const r = dpo(...trainArgs(out, '--max_steps', String(step + 2), '--save_steps', '100000', '--resume_from_checkpoint', ckpt));
   assert.equal(r.code, 0, r.err);
