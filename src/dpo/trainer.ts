@@ -105,6 +105,7 @@ export class DPOTrainer {
   private trLoss = 0;
   private lastLoggedStep = 0;
   private totalLossScalar = 0;
+  private lastCheckpoint: { step: number; dir: string } | null = null;
 
   /** Recorded in adapter_config.json (base_model_name_or_path) and the report. */
   readonly modelNameOrPath: string;
@@ -396,7 +397,8 @@ export class DPOTrainer {
       // One more turn of the event loop before the (synchronous) save, so a second signal that came
       // with the first is seen now and quits without a checkpoint.
       await new Promise((r) => setImmediate(r));
-      return { ...interrupted, checkpoint: this.saveCheckpoint(), saved: true };
+      const saved = this.lastCheckpoint?.step === this.state.global_step ? this.lastCheckpoint.dir : this.saveCheckpoint();
+      return { ...interrupted, checkpoint: saved, saved: true };
     }
     // transformers' _finalize_training: speed metrics + the average loss over the run.
     this.totalLossScalar += this.trLoss;
@@ -470,7 +472,8 @@ export class DPOTrainer {
 
   // Checkpointing lives in checkpoint.ts.
   saveCheckpoint(): string {
-    return saveTrainerCheckpoint(this);
+    this.lastCheckpoint = { step: this.state.global_step, dir: saveTrainerCheckpoint(this) };
+    return this.lastCheckpoint.dir;
   }
 
   private restore(dir: string): number {
