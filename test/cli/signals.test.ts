@@ -19,7 +19,7 @@ const DATA = 'examples/dpo_example.json';
 const STEPS = 40;
 const tmp = () => mkdtempSync(join(tmpdir(), 'dpo-signals-'));
 // One thread: on a tiny model, OpenMP threads that spin on a busy machine only slow each step.
-const env = { ...process.env, OMP_NUM_THREADS: '1' };
+const env = { ...process.env, DPO_NUM_THREADS: '1' };
 
 const trainArgs = (out: string, ...extra: string[]) => ['train', '--model_name_or_path', LLAMA, '--dataset_name', DATA, '--output_dir', out, '--per_device_train_batch_size', '2', '--learning_rate', '1e-3', '--logging_steps', '1', '--max_length', '64', '--seed', '3', '--max_steps', String(STEPS), '--lr_scheduler_type', 'cosine', '--warmup_steps', '5', ...extra];
 
@@ -124,7 +124,7 @@ test('a signal during the reference precompute pass stops it before the first st
   const data = join(out, 'many.json');
   writeFileSync(data, JSON.stringify(Object.fromEntries(Object.entries(seed).map(([k, v]) => [k, Array.from({ length: 50 }, () => v).flat()]))));
   const r = await runAndSignal(
-    ['train', '--model_name_or_path', LLAMA, '--dataset_name', data, '--output_dir', out, '--max_length', '64', '--max_steps', '5', '--precompute_ref_log_probs', '--precompute_ref_batch_size', '1'],
+    ['train', '--model_name_or_path', LLAMA, '--dataset_name', data, '--output_dir', out, '--max_length', '64', '--max_steps', '5', '--precompute_ref_log_probs', '--per_device_train_batch_size', '1'],
     /reference log-probs \d+\/350/, ['SIGTERM'],
   );
   assert.equal(r.code, 143, `exit ${r.code} (signal ${r.signal})\n${r.out}\n${r.err}`);
