@@ -80,3 +80,33 @@ for (const [name, src] of CASES) {
     }
   });
 }
+
+// Lower precisions: llama.cpp's logits stay within a stated distance of ours (f32 weights),
+// relative to the largest |logit| (about 3 here). The bounds are about 2× the worst of these
+// random tiny models (f16 2.4e-3, bf16 2.9e-2, q8_0 5.6e-2 relative; llama.cpp also rounds the
+// activations to 8 bits in Q8_0 products); a wrong scale or layout is off by order 1.
+const OUTTYPE_TOL = { f16: 1e-2, bf16: 8e-2, q8_0: 1e-1 } as const;
+for (const name of ['llama', 'qwen2', 'gpt2']) {
+  test(`${name}: f16 / bf16 / q8_0 GGUF logits in llama.cpp stay within ${JSON.stringify(OUTTYPE_TOL)} of ours (relative to max |logit|)`, async (t) => {
+    const lc = await loadLlamaCpp();
+    if ('skip' in lc) return t.skip(lc.skip);
+    const p = loadPolicy(join(MODELS, name));
+    const ids = p.tokenizer.applyChatTemplateIds(CHATS[1], { addGenerationPrompt: true }).slice(0, 48);
+    const ours = ourLogits(p.model, ids);
+    for (const outtype of ['f16', 'bf16', 'q8_0'] as const) {
+      const file = join(dir, `${name}-${outtype}.gguf`);
+      exportModelGguf(p.model, p.tokenizer, file, { outtype, name });
+      const m = await lc.llama.loadModel({ modelPath: file });
+      const ctx = await m.createContext({ contextSize: 64, batchSize: 64, threads: 1, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32', flashAttention: false });
+      try {
+        const scale = Math.max(...ours.map(Math.abs));
+        const err = maxAbsDiff(await llamaCppLogits(ctx.getSequence(), ids, p.model.arch.vocabSize), ours) / scale;
+        t.diagnostic(`${name} ${outtype}: max |logit difference| / max |logit| = ${err.toExponential(2)} (max |logit| ${scale.toFixed(2)})`);
+        assert.ok(err <= OUTTYPE_TOL[outtype], `${name} ${outtype}: ${err}`);
+      } finally {
+        await ctx.dispose();
+        await m.dispose();
+      }
+    }
+  });
+}
