@@ -11,6 +11,7 @@ import { mergeCommand } from './merge.js';
 import { dataCommand } from './data.js';
 import { demoCommand } from './demo.js';
 import { cpuCommand } from './cpu.js';
+import { exportCommand } from './export.js';
 
 const USAGE = `dpo — Direct Preference Optimization for causal language models (TRL-compatible)
 
@@ -21,6 +22,7 @@ Commands:
   generate   sample completions from a model, model + adapter, or merged model
   eval       DPO metrics of a model / adapter on a data set
   merge      merge a LoRA adapter into its base model
+  export     a model or adapter as GGUF for llama.cpp / node-llama-cpp / Ollama
   data       validate and describe a preference data set
   demo       train a small built-in model on the example data (no downloads)
   cpu        what runs the math here: CPU, vector ISA, bf16 route, threads`;
@@ -32,6 +34,7 @@ async function main(argv: string[]): Promise<number> {
     case 'generate': await generateCommand(rest); return 0;
     case 'eval': await evalCommand(rest); return 0;
     case 'merge': await mergeCommand(rest); return 0;
+    case 'export': await exportCommand(rest); return 0;
     case 'data': return dataCommand(rest);
     case 'demo': await demoCommand(rest); return 0;
     case 'cpu': cpuCommand(); return 0;
