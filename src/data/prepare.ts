@@ -21,6 +21,8 @@ export interface PrepareOptions {
   truncationMode: string;
   /** Called once per warning (TRL logs these). */
   warn?: (msg: string) => void;
+  /** Called after every row with the rows done so far (progress bars throttle their own drawing). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface Prepared {
@@ -75,7 +77,8 @@ export function prepareRows(rows: readonly Row[], tok: HfTokenizer, opts: Prepar
   if (!conversational && eos === null) throw new DpoError('the tokenizer has no eos_token; TRL appends it to every completion of standard-format data (set eos_token in tokenizer_config.json)');
   const specials = [tok.bosToken, tok.eosToken, tok.padToken, tok.unkToken].filter((s): s is string => !!s);
   let warnedMismatch = false;
-  rows.forEach((row, index) => {
+  for (let index = 0; index < rows.length; index++) {
+    const row = rows[index];
     let prompt = row.prompt as string | ChatMessage[] | undefined;
     let chosen = row.chosen as string | ChatMessage[];
     let rejected = row.rejected as string | ChatMessage[];
@@ -110,7 +113,8 @@ export function prepareRows(rows: readonly Row[], tok: HfTokenizer, opts: Prepar
     const pair = { promptIds, chosenIds: pc.slice(promptIds.length), rejectedIds: pr.slice(promptIds.length), index };
     if (opts.maxLength !== null && opts.truncationMode === 'keep_start' && promptIds.length >= opts.maxLength) dropped.push(index);
     else pairs.push(pair);
-  });
+    opts.onProgress?.(index + 1, rows.length);
+  }
   return { pairs, dropped };
 }
 
