@@ -1,4 +1,4 @@
-/** The sped-up ByteLevel step gives exactly the library's ids, on ASCII and on everything else. */
+/** The sped-up pre-tokenizer steps give exactly the library's ids, on ASCII and on everything else. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -15,7 +15,7 @@ const TEXTS = [
   'numbers 1234567 3.14159 -42', 'a<|endoftext|>b<|im_end|>', 'ÀÉÎÕÜ ß ﬁ', '\r\n\r\nwindows', 'x'.repeat(300), 'ab'.repeat(200),
 ];
 
-test('patched ByteLevel encodes exactly like @huggingface/tokenizers unpatched', () => {
+test('sped-up pre-tokenizers encode exactly like @huggingface/tokenizers unpatched', () => {
   const rows = Array.from({ length: 20 }, (_, i) => syntheticRow(i, { promptWords: [5, 30], completionWords: [5, 40] }));
   const texts = [...TEXTS, ...rows.flatMap((r) => [`${r.prompt}${r.chosen}`, r.rejected as string])];
   for (const dir of DIRS) {
