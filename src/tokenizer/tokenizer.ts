@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
 import { DpoError } from '../errors.js';
-import { speedUpPreTokenizer } from './fast-pre-tokenizer.js';
+import { speedUpTokenizer } from './fast-paths.js';
 
 export interface ChatMessage {
   role: string;
@@ -56,7 +56,7 @@ export class HfTokenizer {
   constructor(readonly tokenizerJson: Json, readonly config: Json, chatTemplate: string | null = null, sourceDir: string | null = null) {
     try {
       this.tok = new Tokenizer(tokenizerJson, config);
-      speedUpPreTokenizer((this.tok as unknown as { pre_tokenizer: unknown }).pre_tokenizer);
+      speedUpTokenizer(this.tok);
     } catch (e) {
       throw new DpoError(`tokenizer.json${sourceDir ? ` in ${sourceDir}` : ''} could not be loaded: ${(e as Error).message}`);
     }
