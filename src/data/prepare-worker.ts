@@ -19,6 +19,7 @@ try {
 } catch (e) {
   result = { ok: false, message: (e as Error).message, userError: e instanceof DpoError };
 }
-port.postMessage(result);
+// The ids move to the main thread without a copy.
+port.postMessage(result, result.ok ? result.prepared.pairs.flatMap((p) => [p.promptIds.buffer, p.chosenIds.buffer, p.rejectedIds.buffer] as ArrayBuffer[]) : []);
 Atomics.store(state, 2 * job.slot + 1, 1);
 Atomics.notify(state, 2 * job.slot + 1);

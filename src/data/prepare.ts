@@ -8,10 +8,11 @@ import { DpoError } from '../errors.js';
 import type { HfTokenizer, ChatMessage } from '../tokenizer/tokenizer.js';
 import type { Row } from './load.js';
 
+/** Ids as Int32Array: half the memory of number[] at 10⁷–10⁸ ids, and worker threads hand them over without a copy. */
 export interface TokenizedPair {
-  promptIds: number[];
-  chosenIds: number[];
-  rejectedIds: number[];
+  promptIds: Int32Array;
+  chosenIds: Int32Array;
+  rejectedIds: Int32Array;
   /** Index of the row in the loaded data set. */
   index: number;
 }
@@ -113,12 +114,20 @@ export function prepareRows(rows: readonly Row[], tok: HfTokenizer, opts: Prepar
       warnedMismatch = true;
       opts.warn?.(`row ${index}: the tokenized prompt is not a prefix of the tokenized prompt+completion (tokenizer merges across the boundary); completion ids are taken after the prompt length, as TRL does`, 'mismatch');
     }
-    const pair = { promptIds, chosenIds: pc.slice(promptIds.length), rejectedIds: pr.slice(promptIds.length), index };
-    if (opts.maxLength !== null && opts.truncationMode === 'keep_start' && promptIds.length >= opts.maxLength) dropped.push(index);
+    const P = promptIds.length;
+    const pair = { promptIds: Int32Array.from(promptIds), chosenIds: tail(pc, P), rejectedIds: tail(pr, P), index };
+    if (opts.maxLength !== null && opts.truncationMode === 'keep_start' && P >= opts.maxLength) dropped.push(index);
     else pairs.push(pair);
     opts.onProgress?.(i + 1, rows.length);
   }
   return { pairs, dropped };
+}
+
+/** ids[from:] as its own Int32Array. */
+function tail(ids: readonly number[], from: number): Int32Array {
+  const out = new Int32Array(Math.max(0, ids.length - from));
+  for (let i = 0; i < out.length; i++) out[i] = ids[from + i];
+  return out;
 }
 
 function parseTools(t: unknown): unknown[] | undefined {

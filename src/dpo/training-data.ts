@@ -85,7 +85,7 @@ export function hashPairs(h: Hash, pairs: readonly TokenizedPair[]): void {
     lens[1] = p.chosenIds.length;
     lens[2] = p.rejectedIds.length;
     h.update(new Uint8Array(lens.buffer));
-    for (const ids of [p.promptIds, p.chosenIds, p.rejectedIds]) h.update(new Uint8Array(Int32Array.from(ids).buffer));
+    for (const ids of [p.promptIds, p.chosenIds, p.rejectedIds]) h.update(new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength));
   }
 }
 
