@@ -6,7 +6,7 @@
  * receiveMessageOnPort) so that callers such as the trainer's constructor stay synchronous.
  */
 import { availableParallelism } from 'node:os';
-import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { DpoError } from '../errors.js';
 import type { HfTokenizer } from '../tokenizer/tokenizer.js';
 import type { Row } from './load.js';
@@ -14,6 +14,8 @@ import { prepareRows, type PrepareOptions, type Prepared } from './prepare.js';
 
 /** Below this many rows a worker's start-up (loading its tokenizer) costs more than it saves. */
 export const MIN_ROWS_PER_THREAD = 1000;
+/** A worker that advances no row for this long has died (a blocked thread sees no 'exit' event). */
+const STALL_MS = 300_000;
 
 type Warning = [msg: string, kind: 'mismatch' | 'special-split' | undefined];
 
@@ -53,7 +55,7 @@ export function prepareRowsParallel(rows: readonly Row[], tok: HfTokenizer, opts
       };
       const worker = new Worker(new URL('./prepare-worker.js', import.meta.url), { workerData: { job, port: port2 }, transferList: [port2] });
       worker.unref();
-      workers.push({ worker, port: port1 as unknown as MessagePort });
+      workers.push({ worker, port: port1 });
     }
     const othersDone = () => {
       let d = 0;
@@ -68,11 +70,15 @@ export function prepareRowsParallel(rows: readonly Row[], tok: HfTokenizer, opts
     const parts: Prepared[] = [mine];
     warnings.push(first);
     for (let t = 1; t < threads; t++) {
+      let seen = -1, since = Date.now();
       while (Atomics.load(state, 2 * t + 1) === 0) {
         Atomics.wait(state, 2 * t + 1, 0, 200);
         opts.onProgress?.(bounds[1] + othersDone(), n);
+        const done = Atomics.load(state, 2 * t);
+        if (done !== seen) [seen, since] = [done, Date.now()];
+        else if (Date.now() - since > STALL_MS) throw new Error(`data preparation thread ${t} stopped at row ${bounds[t] + done} (out of memory?); set dataset_num_proc to 1 to prepare in one thread`);
       }
-      const msg = receiveMessageOnPort(workers[t - 1].port as never) as { message: ChunkResult } | undefined;
+      const msg = receiveMessageOnPort(workers[t - 1].port) as { message: ChunkResult } | undefined;
       if (!msg) throw new Error(`data preparation thread ${t} finished without a result`);
       const r = msg.message;
       if (!r.ok) throw r.userError ? new DpoError(r.message) : new Error(`data preparation thread ${t}: ${r.message}`);
