@@ -2,7 +2,7 @@
 import { DpoError } from '../errors.js';
 import { Dataset } from '../data/dataset.js';
 import { detectFormat, validateRows } from '../data/validate.js';
-import { prepareRows } from '../data/prepare.js';
+import { prepareRowsParallel, prepareThreads } from '../data/prepare-parallel.js';
 import { resolveModelDir } from '../io/model-source.js';
 import { HfTokenizer } from '../tokenizer/tokenizer.js';
 import { helpText, resolveOptions, spec, type Spec } from './args.js';
@@ -42,7 +42,7 @@ export async function dataCommand(argv: string[]): Promise<number> {
     const bad = new Set(errors.map((e) => e.row));
     const rows = ds.rows.filter((_, i) => !bad.has(i));
     const max = o.max_length as number | null;
-    const { pairs } = prepareRows(rows, tok, { maxLength: null, truncationMode: o.truncation_mode as string, warn: () => {} }, f.conversational);
+    const { pairs } = prepareRowsParallel(rows, tok, { maxLength: null, truncationMode: o.truncation_mode as string, warn: () => {} }, f.conversational, prepareThreads(rows.length, null));
     const col = (k: 'promptIds' | 'chosenIds' | 'rejectedIds') => pairs.map((p) => p[k].length);
     console.log('token lengths          p50    p90    p99    max');
     for (const [name, k] of [['prompt', 'promptIds'], ['chosen', 'chosenIds'], ['rejected', 'rejectedIds']] as const) {

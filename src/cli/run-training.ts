@@ -50,10 +50,17 @@ export async function runTraining(init: DPOTrainerInit, opts: RunOptions): Promi
   const out = process.stdout;
   let bar: Progress | null = null;
   let refBar: Progress | null = null;
+  const dataBars: Record<string, Progress> = {};
   const tty = !!out.isTTY;
   const trainer = new DPOTrainer({
     ...init,
     callbacks: {
+      onDataProgress(split, done, total) {
+        // Tokenising 10⁴–10⁵ rows takes a while; small sets finish before a bar is worth drawing.
+        if (total < 1000) return;
+        dataBars[split] ??= new Progress({ label: `tokenizing ${split}`, total, stream: out, quiet: opts.quiet, plainEvery: Math.max(1, Math.ceil(total / 10)) });
+        dataBars[split].update(done);
+      },
       onRefProgress(done, total, tokens) {
         refBar ??= new Progress({ label: 'reference log-probs', total, stream: out, quiet: opts.quiet, plainEvery: Math.max(1, Math.ceil(total / 10)) });
         refBar.update(done, { tokens });

@@ -24,35 +24,31 @@ export interface CollatedBatch {
 }
 
 export function collate(pairs: readonly TokenizedPair[], o: CollateOptions): CollatedBatch {
-  const seqs: number[][] = [];
-  const masks: number[][] = [];
-  for (const side of ['chosenIds', 'rejectedIds'] as const) {
-    for (const p of pairs) {
-      let ids = [...p.promptIds, ...p[side]];
-      let m = [...new Array<number>(p.promptIds.length).fill(0), ...new Array<number>(p[side].length).fill(1)];
-      if (o.maxLength !== null && ids.length > o.maxLength) {
-        if (o.truncationMode === 'keep_end') {
-          ids = ids.slice(-o.maxLength);
-          m = m.slice(-o.maxLength);
-        } else {
-          ids = ids.slice(0, o.maxLength);
-          m = m.slice(0, o.maxLength);
-        }
-      }
-      seqs.push(ids);
-      masks.push(m);
-    }
+  const B = pairs.length, R = 2 * B;
+  // Row r is prompt + completion truncated to `keep` tokens starting at `from` (keep_end drops the head).
+  const keep = new Int32Array(R), from = new Int32Array(R);
+  let T = 0;
+  for (let r = 0; r < R; r++) {
+    const p = pairs[r % B];
+    const full = p.promptIds.length + (r < B ? p.chosenIds : p.rejectedIds).length;
+    keep[r] = o.maxLength !== null && full > o.maxLength ? o.maxLength : full;
+    from[r] = o.truncationMode === 'keep_end' ? full - keep[r] : 0;
+    if (keep[r] > T) T = keep[r];
   }
-  let T = Math.max(...seqs.map((s) => s.length));
   if (o.padToMultipleOf) T = Math.ceil(T / o.padToMultipleOf) * o.padToMultipleOf;
-  const R = seqs.length;
   const inputIds = new Int32Array(R * T).fill(o.padTokenId);
   const attentionMask = new Uint8Array(R * T);
   const completionMask = new Uint8Array(R * T);
-  seqs.forEach((s, r) => {
-    inputIds.set(s, r * T);
-    attentionMask.fill(1, r * T, r * T + s.length);
-    completionMask.set(masks[r], r * T);
-  });
+  for (let r = 0; r < R; r++) {
+    const p = pairs[r % B];
+    const prompt = p.promptIds, completion = r < B ? p.chosenIds : p.rejectedIds;
+    const P = prompt.length;
+    for (let t = 0; t < keep[r]; t++) {
+      const i = from[r] + t;
+      inputIds[r * T + t] = i < P ? prompt[i] : completion[i - P];
+      completionMask[r * T + t] = i < P ? 0 : 1;
+    }
+    attentionMask.fill(1, r * T, r * T + keep[r]);
+  }
   return { inputIds, attentionMask, completionMask, rows: R, T, indices: pairs.map((p) => p.index) };
 }

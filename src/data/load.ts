@@ -118,6 +118,6 @@ export async function loadRows(path: string, split = 'train'): Promise<Row[]> {
     throw new DpoError(`${path}: no "${split}" split; found ${splits.length ? `splits ${splits.join(', ')}` : 'no .parquet/.jsonl/.json files'} (choose one with --dataset_train_split)`);
   }
   const rows: Row[] = [];
-  for (const f of mine) rows.push(...(await readFile(f)));
+  for (const f of mine) for (const r of await readFile(f)) rows.push(r); // no spread: a split holds 10⁵ rows
   return rows;
 }

@@ -8,10 +8,11 @@ import { DpoError } from '../errors.js';
 import type { HfTokenizer, ChatMessage } from '../tokenizer/tokenizer.js';
 import type { Row } from './load.js';
 
+/** Ids as Int32Array: half the memory of number[] at 10⁷–10⁸ ids, and worker threads hand them over without a copy. */
 export interface TokenizedPair {
-  promptIds: number[];
-  chosenIds: number[];
-  rejectedIds: number[];
+  promptIds: Int32Array;
+  chosenIds: Int32Array;
+  rejectedIds: Int32Array;
   /** Index of the row in the loaded data set. */
   index: number;
 }
@@ -19,8 +20,12 @@ export interface TokenizedPair {
 export interface PrepareOptions {
   maxLength: number | null;
   truncationMode: string;
-  /** Called once per warning (TRL logs these). */
-  warn?: (msg: string) => void;
+  /** Called once per warning (TRL logs these); `kind` lets a caller joining chunks keep "once" warnings once. */
+  warn?: (msg: string, kind?: 'mismatch' | 'special-split') => void;
+  /** Row number of rows[0] in the whole data set (for a chunk prepared on its own). */
+  indexBase?: number;
+  /** Called after every row with the rows done so far (progress bars throttle their own drawing). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface Prepared {
@@ -75,7 +80,9 @@ export function prepareRows(rows: readonly Row[], tok: HfTokenizer, opts: Prepar
   if (!conversational && eos === null) throw new DpoError('the tokenizer has no eos_token; TRL appends it to every completion of standard-format data (set eos_token in tokenizer_config.json)');
   const specials = [tok.bosToken, tok.eosToken, tok.padToken, tok.unkToken].filter((s): s is string => !!s);
   let warnedMismatch = false;
-  rows.forEach((row, index) => {
+  const base = opts.indexBase ?? 0;
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i], index = base + i;
     let prompt = row.prompt as string | ChatMessage[] | undefined;
     let chosen = row.chosen as string | ChatMessage[];
     let rejected = row.rejected as string | ChatMessage[];
@@ -83,7 +90,7 @@ export function prepareRows(rows: readonly Row[], tok: HfTokenizer, opts: Prepar
       const ex = extractPrompt(chosen as never, rejected as never) as { prompt: string | ChatMessage[]; chosen: typeof chosen; rejected: typeof rejected };
       if (typeof chosen === 'string') {
         const inside = splitInsideSpecial(ex.prompt as string, chosen, specials);
-        if (inside) opts.warn?.(`row ${index}: the implicit prompt ends inside the special token ${inside}; give the data an explicit prompt column`);
+        if (inside) opts.warn?.(`row ${index}: the implicit prompt ends inside the special token ${inside}; give the data an explicit prompt column`, 'special-split');
       }
       ({ prompt, chosen, rejected } = ex);
     }
@@ -105,13 +112,22 @@ export function prepareRows(rows: readonly Row[], tok: HfTokenizer, opts: Prepar
     const prefixOk = (ids: number[]) => promptIds.every((t, i) => ids[i] === t);
     if (!warnedMismatch && (!prefixOk(pc) || !prefixOk(pr))) {
       warnedMismatch = true;
-      opts.warn?.(`row ${index}: the tokenized prompt is not a prefix of the tokenized prompt+completion (tokenizer merges across the boundary); completion ids are taken after the prompt length, as TRL does`);
+      opts.warn?.(`row ${index}: the tokenized prompt is not a prefix of the tokenized prompt+completion (tokenizer merges across the boundary); completion ids are taken after the prompt length, as TRL does`, 'mismatch');
     }
-    const pair = { promptIds, chosenIds: pc.slice(promptIds.length), rejectedIds: pr.slice(promptIds.length), index };
-    if (opts.maxLength !== null && opts.truncationMode === 'keep_start' && promptIds.length >= opts.maxLength) dropped.push(index);
+    const P = promptIds.length;
+    const pair = { promptIds: Int32Array.from(promptIds), chosenIds: tail(pc, P), rejectedIds: tail(pr, P), index };
+    if (opts.maxLength !== null && opts.truncationMode === 'keep_start' && P >= opts.maxLength) dropped.push(index);
     else pairs.push(pair);
-  });
+    opts.onProgress?.(i + 1, rows.length);
+  }
   return { pairs, dropped };
+}
+
+/** ids[from:] as its own Int32Array. */
+function tail(ids: readonly number[], from: number): Int32Array {
+  const out = new Int32Array(Math.max(0, ids.length - from));
+  for (let i = 0; i < out.length; i++) out[i] = ids[from + i];
+  return out;
 }
 
 function parseTools(t: unknown): unknown[] | undefined {

@@ -143,6 +143,7 @@ export class DPOConfig {
   paddingFree = false;
   sharePrompt = true;
   skipInvalidRows = false;
+  datasetNumProc: number | null = null;
 
   /**
    * @example new DPOConfig({ perDeviceTrainBatchSize: 1, gradientAccumulationSteps: 8, learningRate: 2e-4, beta: 0.1, outputDir: './dpo_ckpt' })

@@ -22,7 +22,7 @@ import { DPOConfig } from './config.js';
 import { sequenceLogps, type PairBatch } from './logps.js';
 import { collate } from '../data/collate.js';
 import type { TokenizedPair } from '../data/prepare.js';
-import { batchOf, epochOrder, prepareTrainingData, type TrainingData } from './training-data.js';
+import { batchOf, checkVocabulary, epochOrder, hashPairs, prepareTrainingData, type TrainingData } from './training-data.js';
 import type { Dataset } from '../data/dataset.js';
 import { resolveCheckpoint, restoreTrainerCheckpoint, saveTrainerCheckpoint, writeModelFiles } from './checkpoint.js';
 import { MetricLog, recordBatchMetrics } from './metrics.js';
@@ -69,6 +69,8 @@ export interface TrainerCallbacks {
   onSave?(dir: string): void;
   /** Progress of the reference log-prob precomputation. */
   onRefProgress?(done: number, total: number, tokens: number): void;
+  /** Progress of tokenising a split (`train`, `eval`) before training. */
+  onDataProgress?(split: string, done: number, total: number): void;
 }
 
 export interface DPOTrainerInit {
@@ -127,11 +129,9 @@ export class DPOTrainer {
     else {
       if (!init.trainDataset) throw new DpoError('DPOTrainer needs trainDataset (a Dataset of prompt/chosen/rejected)');
       if (!init.processingClass) throw new DpoError('DPOTrainer needs processingClass (the tokenizer)');
-      this.data = prepareTrainingData({ train: init.trainDataset, eval: init.evalDataset, tokenizer: init.processingClass, args: this.args, warn: init.warn });
+      this.data = prepareTrainingData({ train: init.trainDataset, eval: init.evalDataset, tokenizer: init.processingClass, args: this.args, warn: init.warn, onProgress: this.callbacks.onDataProgress });
     }
-    const vocab = this.model.arch.vocabSize;
-    const maxId = Math.max(...this.data.train.flatMap((p) => [...p.promptIds, ...p.chosenIds, ...p.rejectedIds]), this.data.collate.padTokenId);
-    if (maxId >= vocab) throw new DpoError(`the tokenizer produces token id ${maxId} but the model's vocabulary has ${vocab} entries; the tokenizer does not belong to this model`);
+    checkVocabulary(this.data, this.model.arch.vocabSize);
     const a = this.args;
     const hadAdapter = loraLayers(this.model).length > 0;
     assertRunFits(trainingEstimate(this.model, a, this.data.train, init.peftConfig ?? null, !!init.refModel));
@@ -247,9 +247,10 @@ export class DPOTrainer {
       h.update(new Uint8Array(p.data.buffer, p.data.byteOffset, p.data.byteLength));
     }
     const a = this.args;
+    hashPairs(h, pairs);
     // The batch composition (seed, batch sizes) and packing decide the last bits: part of the key.
     const batching = { seed: a.seed, bs: split === 'train' ? a.perDeviceTrainBatchSize : a.perDeviceEvalBatchSize, ...this.packing(), bf16: a.bf16 };
-    h.update(JSON.stringify({ pairs: pairs.map((p) => [p.promptIds, p.chosenIds, p.rejectedIds]), c: this.data.collate, ld: a.ldAlpha, ref: this.reference?.kind, batching }));
+    h.update(JSON.stringify({ c: this.data.collate, ld: a.ldAlpha, ref: this.reference?.kind, batching }));
     const file = join(a.outputDir, `ref_logps-${split}-${h.digest('hex').slice(0, 16)}.f64`);
     if (existsSync(file)) {
       const buf = readFileSync(file);

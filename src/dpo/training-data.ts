@@ -2,14 +2,19 @@
  * Turning user data into what the training loop consumes: validation, TRL-identical tokenisation,
  * the collator settings, and seeded epoch orders.
  */
+import type { Hash } from 'node:crypto';
 import { DpoError } from '../errors.js';
 import { Rng } from '../tensor/rng.js';
 import type { HfTokenizer } from '../tokenizer/tokenizer.js';
 import type { Dataset } from '../data/dataset.js';
 import { detectFormat, invalidDataError, validateRows, type RowError } from '../data/validate.js';
-import { prepareRows, type TokenizedPair } from '../data/prepare.js';
+import type { TokenizedPair } from '../data/prepare.js';
+import { prepareRowsParallel, prepareThreads } from '../data/prepare-parallel.js';
 import { collate, type CollateOptions, type CollatedBatch } from '../data/collate.js';
 import type { DPOConfig } from './config.js';
+
+/** Progress of tokenisation: rows of split `split` done so far (for a progress bar). */
+export type PrepareProgress = (split: string, done: number, total: number) => void;
 
 export interface PreparedSplit {
   pairs: TokenizedPair[];
@@ -27,7 +32,7 @@ export interface TrainingData {
   report: { train: PreparedSplit; eval: PreparedSplit | null };
 }
 
-export function prepareSplit(ds: Dataset, tok: HfTokenizer, args: DPOConfig, name: string, warn: (m: string) => void): PreparedSplit {
+export function prepareSplit(ds: Dataset, tok: HfTokenizer, args: DPOConfig, name: string, warn: (m: string) => void, onProgress?: PrepareProgress): PreparedSplit {
   const format = detectFormat(ds.rows);
   const errors = validateRows(ds.rows, format);
   let rows = ds.rows;
@@ -37,27 +42,51 @@ export function prepareSplit(ds: Dataset, tok: HfTokenizer, args: DPOConfig, nam
     rows = rows.filter((_, i) => !bad.has(i));
     warn(`${name}: skipped ${bad.size} invalid rows`);
   }
-  const { pairs, dropped } = prepareRows(rows, tok, { maxLength: args.maxLength, truncationMode: args.truncationMode, warn }, format.conversational);
+  const { pairs, dropped } = prepareRowsParallel(rows, tok, { maxLength: args.maxLength, truncationMode: args.truncationMode, warn, onProgress: onProgress && ((d, t) => onProgress(name, d, t)) }, format.conversational, prepareThreads(rows.length, args.datasetNumProc));
   if (dropped.length) warn(`${name}: dropped ${dropped.length} rows whose prompt alone fills max_length=${args.maxLength}`);
   if (!pairs.length) throw new DpoError(`${name}: no usable preference pairs left (all rows invalid or truncated away); raise max_length or fix the data`);
   return { pairs, dropped, skipped: errors, conversational: format.conversational };
 }
 
 /** Validates and tokenises the data sets; the pad token falls back to EOS as in TRL. */
-export function prepareTrainingData(p: { train: Dataset; eval?: Dataset | null; tokenizer: HfTokenizer; args: DPOConfig; warn?: (m: string) => void }): TrainingData {
+export function prepareTrainingData(p: { train: Dataset; eval?: Dataset | null; tokenizer: HfTokenizer; args: DPOConfig; warn?: (m: string) => void; onProgress?: PrepareProgress }): TrainingData {
   const warn = p.warn ?? ((m: string) => process.emitWarning(m, { code: 'DPO_DATA' }));
   const tok = p.tokenizer;
   if (tok.padToken === null) tok.padToken = tok.eosToken;
   const padTokenId = tok.padTokenId;
   if (padTokenId === null) throw new DpoError('the tokenizer has neither a pad_token nor an eos_token in its vocabulary; set pad_token in tokenizer_config.json');
-  const train = prepareSplit(p.train, tok, p.args, 'train', warn);
-  const ev = p.eval ? prepareSplit(p.eval, tok, p.args, 'eval', warn) : null;
+  const train = prepareSplit(p.train, tok, p.args, 'train', warn, p.onProgress);
+  const ev = p.eval ? prepareSplit(p.eval, tok, p.args, 'eval', warn, p.onProgress) : null;
   return {
     train: train.pairs,
     eval: ev?.pairs ?? null,
     collate: { padTokenId, maxLength: p.args.maxLength, truncationMode: p.args.truncationMode, padToMultipleOf: p.args.padToMultipleOf },
     report: { train, eval: ev },
   };
+}
+
+/** Throws when a token id (or the pad id) is outside the model's vocabulary: the tokenizer is not the model's. */
+export function checkVocabulary(data: TrainingData, vocabSize: number): void {
+  // A loop, not Math.max(...ids): a real data set holds millions of ids, past any argument limit.
+  let maxId = data.collate.padTokenId;
+  for (const pairs of [data.train, data.eval ?? []]) {
+    for (const p of pairs) {
+      for (const ids of [p.promptIds, p.chosenIds, p.rejectedIds]) for (const t of ids) if (t > maxId) maxId = t;
+    }
+  }
+  if (maxId >= vocabSize) throw new DpoError(`the tokenizer produces token id ${maxId} but the model's vocabulary has ${vocabSize} entries; the tokenizer does not belong to this model`);
+}
+
+/** Feeds the token ids of `pairs` to a hash pair by pair (one JSON string of a whole split can pass V8's string limit). */
+export function hashPairs(h: Hash, pairs: readonly TokenizedPair[]): void {
+  const lens = new Int32Array(3);
+  for (const p of pairs) {
+    lens[0] = p.promptIds.length;
+    lens[1] = p.chosenIds.length;
+    lens[2] = p.rejectedIds.length;
+    h.update(new Uint8Array(lens.buffer));
+    for (const ids of [p.promptIds, p.chosenIds, p.rejectedIds]) h.update(new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength));
+  }
 }
 
 /** The order of pairs in `epoch`: a seeded permutation (reproducible, so resuming skips exactly). */

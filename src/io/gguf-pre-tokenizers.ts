@@ -1,7 +1,8 @@
 /**
  * llama.cpp's BPE pre-tokenizer names by the hash convert_hf_to_gguf.py computes (sha256 of
  * str(tokenizer.encode(CHKTXT))), copied from get_vocab_base_pre in llama.cpp v0.5.0
- * (node-llama-cpp 3.22.1's bundled source, conversion/base.py). Regenerate from there; do not edit by hand.
+ * (node-llama-cpp 3.22.1's bundled source, conversion/base.py; llama.cpp is MIT-licensed). Regenerate from there;
+ * do not edit by hand.
  */
 export const CHKTXT = "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n\ud83d\ude80 (normal) \ud83d\ude36\u200d\ud83c\udf2b\ufe0f (multiple emojis concatenated) \u2705 \ud83e\udd99\ud83e\udd99 3 33 333 3333 33333 333333 3333333 33333333 3.3 3..3 3...3 \u1780\u17b6\u1793\u17cb\u178f\u17c2\u1796\u17b7\u179f\u17c1\u179f\u17a2\u17b6\u1785\ud83d\ude01 ?\u6211\u60f3\u5728apple\u5de5\u4f5c1314151\u5929\uff5e ------======= \u043d\u0435\u0449\u043e \u043d\u0430 \u0411\u044a\u043b\u0433\u0430\u0440\u0441\u043a\u0438 ''''''```````\"\"\"\"......!!!!!!?????? I've been 'told he's there, 'RE you sure? 'M not sure I'll make it, 'D you like some tea? We'Ve a'lL";
 

@@ -29,6 +29,16 @@ function fmt(v: number): string {
   return a >= 1e4 || a < 1e-3 ? v.toExponential(2) : Number(v.toPrecision(4)).toString();
 }
 
+/** [min, max] by a loop: a long run's log history is too long to spread into Math.min. */
+function extent(v: readonly number[]): [number, number] {
+  let lo = Infinity, hi = -Infinity;
+  for (const x of v) {
+    if (x < lo) lo = x;
+    if (x > hi) hi = x;
+  }
+  return [lo, hi];
+}
+
 /** One SVG line chart; returns '' when no series has data. */
 export function svgChart(spec: ChartSpec, history: Entry[]): string {
   const W = 460, H = 240, L = 60, R = 12, T = 28, Bm = 36;
@@ -38,8 +48,8 @@ export function svgChart(spec: ChartSpec, history: Entry[]): string {
   if (!lines.length) return '';
   const xs = lines.flatMap((s) => s.pts.map((p) => p[0]));
   const ys = lines.flatMap((s) => s.pts.map((p) => p[1]));
-  let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
-  let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+  let [x0, x1] = extent(xs);
+  let [y0, y1] = extent(ys);
   if (x0 === x1) { x0 -= 1; x1 += 1; }
   if (y0 === y1) { const d = Math.abs(y0) * 0.1 || 1; y0 -= d; y1 += d; }
   const px = (x: number) => L + ((x - x0) / (x1 - x0)) * (W - L - R);

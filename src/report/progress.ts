@@ -30,6 +30,8 @@ export class Progress {
   private readonly stream: NodeJS.WriteStream;
   private readonly tty: boolean;
   private lastDraw = 0;
+  private lastPlain = -1;
+  private printedDone = false;
   private extra = '';
   constructor(private readonly o: ProgressOptions) {
     this.stream = o.stream ?? process.stderr;
@@ -49,8 +51,11 @@ export class Progress {
       this.lastDraw = now;
       this.stream.write(`\r\x1b[2K${this.line(true)}${done ? '\n' : ''}`);
     } else {
+      // A line each time the count crosses a multiple of `every` (counts may jump), the last one once.
       const every = this.o.plainEvery ?? 1;
-      if (done || count % every === 0) this.stream.write(`${this.line(false)}\n`);
+      if (done ? !this.printedDone : Math.floor(count / every) > Math.floor(this.lastPlain / every)) this.stream.write(`${this.line(false)}\n`);
+      this.printedDone ||= done;
+      this.lastPlain = count;
     }
   }
 

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
 import { DpoError } from '../errors.js';
+import { speedUpTokenizer } from './fast-paths.js';
 
 export interface ChatMessage {
   role: string;
@@ -55,6 +56,7 @@ export class HfTokenizer {
   constructor(readonly tokenizerJson: Json, readonly config: Json, chatTemplate: string | null = null, sourceDir: string | null = null) {
     try {
       this.tok = new Tokenizer(tokenizerJson, config);
+      speedUpTokenizer(this.tok);
       // A broken pipeline (post_processor, normalizer) fails only when used: probe it once here.
       this.tok.encode('a b', { add_special_tokens: true });
     } catch (e) {

@@ -37,7 +37,7 @@ for (const c of fixture.cases) {
     const maxLength = c.args.max_length ?? 1024;
     const truncationMode = c.args.truncation_mode ?? 'keep_start';
     const { pairs, dropped } = prepareRows(ds.rows, tok, { maxLength, truncationMode }, format.conversational);
-    assert.deepEqual(pairs.map((p) => ({ prompt_ids: p.promptIds, chosen_ids: p.chosenIds, rejected_ids: p.rejectedIds })), c.rows);
+    assert.deepEqual(pairs.map((p) => ({ prompt_ids: Array.from(p.promptIds), chosen_ids: Array.from(p.chosenIds), rejected_ids: Array.from(p.rejectedIds) })), c.rows);
     assert.equal(pairs.length + dropped.length, ds.length);
     const b = collate(pairs, { padTokenId: c.pad_token_id, maxLength, truncationMode, padToMultipleOf: c.args.pad_to_multiple_of ?? null });
     const rows2d = (a: ArrayLike<number>) => Array.from({ length: b.rows }, (_, r) => Array.from(a).slice(r * b.T, (r + 1) * b.T));

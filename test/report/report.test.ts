@@ -53,3 +53,12 @@ test('progress line: count/total, elapsed<ETA, tokens/s, latest metrics', () => 
   assert.match(chunks[0], /^train 1\/4 \d\d:\d\d<\d\d:\d\d( \d+ tok\/s)? loss 0\.6931 acc 0\.50\n$/);
   assert.equal(fmtDuration(3725), '1:02:05');
 });
+
+test('plain progress: the first update, a line each time the count crosses a multiple of plainEvery, the last once', () => {
+  const chunks: string[] = [];
+  const stream = { isTTY: false, write: (s: string) => chunks.push(s) } as unknown as NodeJS.WriteStream;
+  const p = new Progress({ label: 'tokenizing train', total: 30, stream, plainEvery: 10 });
+  for (const c of [3, 12, 13, 25, 30, 30]) p.update(c);
+  p.done();
+  assert.deepEqual(chunks.map((c) => c.split(' ')[2]), ['3/30', '12/30', '25/30', '30/30']);
+});
