@@ -38,3 +38,5 @@ export { DpoError } from './errors.js';
 export { setBackend, getBackend } from './backend/index.js';
 export { Tensor } from './tensor/tensor.js';
 export { noGrad, backward } from './autograd/tape.js';
+export { generatePairs, type GeneratePairsOptions, type PairsResult, type PairsStats } from './generate/pairs.js';
+export { loadJudge, type Judge, type RewardFn, type PairwiseJudge, type JudgePrompt } from './generate/judge.js';

@@ -12,6 +12,7 @@ import { dataCommand } from './data.js';
 import { demoCommand } from './demo.js';
 import { cpuCommand } from './cpu.js';
 import { exportCommand } from './export.js';
+import { pairsCommand } from './pairs.js';
 
 const USAGE = `dpo — Direct Preference Optimization for causal language models (TRL-compatible)
 
@@ -20,6 +21,7 @@ Usage: dpo <command> [--option value ...]   (dpo <command> --help lists every op
 Commands:
   train      align a model on preference pairs (flags as TRL's \`trl dpo\`)
   generate   sample completions from a model, model + adapter, or merged model
+  pairs      sample completions, score them with a judge module, write preference pairs
   eval       DPO metrics of a model / adapter on a data set
   merge      merge a LoRA adapter into its base model
   export     a model or adapter as GGUF for llama.cpp / node-llama-cpp / Ollama
@@ -33,6 +35,7 @@ async function main(argv: string[]): Promise<number> {
     case 'train': await trainCommand(rest); return 0;
     case 'generate': await generateCommand(rest); return 0;
     case 'eval': await evalCommand(rest); return 0;
+    case 'pairs': await pairsCommand(rest); return 0;
     case 'merge': await mergeCommand(rest); return 0;
     case 'export': await exportCommand(rest); return 0;
     case 'data': return dataCommand(rest);
