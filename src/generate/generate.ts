@@ -83,3 +83,57 @@ export function generate(model: CausalLM, promptIds: number[], cfg: GenerationCo
   }
   return out;
 }
+
+/**
+ * Samples `seeds.length` continuations of one prompt together: the prompt is prefilled once, then
+ * every step runs one forward over all unfinished rows (B = seeds.length, one token each) through a
+ * batched KV cache. Row r draws from its own Rng(seeds[r]), so each row is the continuation
+ * `generate(model, promptIds, { ...cfg, seed: seeds[r] })` gives (up to float rounding of batched
+ * matrix products). Returns the new token ids of every row.
+ */
+export function generateBatch(model: CausalLM, promptIds: number[], seeds: readonly number[], cfg: GenerationConfig = {}): number[][] {
+  const maxNew = cfg.maxNewTokens ?? 64;
+  const a = model.arch;
+  const N = seeds.length;
+  const maxLen = promptIds.length + maxNew;
+  if (a.family === 'gpt2' && maxLen > a.maxPositions) throw new Error(`prompt + max_new_tokens = ${maxLen} exceeds GPT-2's ${a.maxPositions} positions`);
+  const cache = new KVCache(a.numLayers, maxLen, a.numKvHeads, a.headDim, N);
+  const rngs = seeds.map((s) => new Rng(s));
+  const eos = new Set(cfg.eosTokenIds ?? []);
+  const outs: number[][] = seeds.map(() => []);
+  const done = new Array<boolean>(N).fill(false);
+  const wasTraining = model.training;
+  model.eval();
+  const step = (ids: number[], B: number): Float32Array => scope(() => noGrad(() => {
+    const T = ids.length / B;
+    const pos = Int32Array.from({ length: B * T }, (_, i) => cache.len + (i % T));
+    const h = model.hidden({ ids: Int32Array.from(ids), B, T, positionIds: pos, cache }); // (B·T, C)
+    const rows = T === 1 ? h : slice(h, 0, T - 1, T);
+    return Float32Array.from(linear(rows, model.lmHeadWeight()).data); // (B, V)
+  }));
+  try {
+    if (!promptIds.length || maxNew <= 0) return outs;
+    const first = step(promptIds, 1); // (1, V)
+    cache.len += promptIds.length;
+    cache.replicateFirstRow();
+    let logits = first, shared = true;
+    const V = a.vocabSize;
+    while (true) {
+      for (let r = 0; r < N; r++) {
+        if (done[r]) continue;
+        const row = shared ? logits : logits.subarray(r * V, (r + 1) * V);
+        const next = sampleToken(row, cfg, rngs[r]);
+        outs[r].push(next);
+        if (eos.has(next) || outs[r].length >= maxNew) done[r] = true;
+      }
+      if (done.every(Boolean)) break;
+      // Finished rows still run (fed their last token) so every row keeps the same length; their output is ignored.
+      logits = step(outs.map((o) => o[o.length - 1]), N);
+      shared = false;
+      cache.len += 1;
+    }
+  } finally {
+    if (wasTraining) model.train();
+  }
+  return outs;
+}

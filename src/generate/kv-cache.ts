@@ -3,17 +3,29 @@ import { DpoError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 
 /**
- * A key/value cache for one sequence (B = 1) and the attention of new queries against it. Decoding
- * adds one query at a time, so this small loop kernel (no autograd) is all generation needs.
+ * A key/value cache for `batch` sequences of equal length (all rows advance together: several
+ * samples of one prompt) and the attention of new queries against it. Decoding adds one query per
+ * row at a time, so this small loop kernel (no autograd) is all generation needs.
  */
 export class KVCache {
   readonly k: Float32Array[];
   readonly v: Float32Array[];
-  /** Tokens stored so far. */
+  /** Tokens stored so far (in every row). */
   len = 0;
-  constructor(readonly layers: number, readonly maxLen: number, readonly heads: number, readonly dim: number) {
-    this.k = Array.from({ length: layers }, () => new Float32Array(maxLen * heads * dim));
-    this.v = Array.from({ length: layers }, () => new Float32Array(maxLen * heads * dim));
+  constructor(readonly layers: number, readonly maxLen: number, readonly heads: number, readonly dim: number, readonly batch = 1) {
+    this.k = Array.from({ length: layers }, () => new Float32Array(batch * maxLen * heads * dim));
+    this.v = Array.from({ length: layers }, () => new Float32Array(batch * maxLen * heads * dim));
+  }
+
+  /** Floats one row holds per layer. */
+  get rowSize(): number {
+    return this.maxLen * this.heads * this.dim;
+  }
+
+  /** Copies row 0's tokens into every other row (a prompt prefilled once, then sampled `batch` times). */
+  replicateFirstRow(): void {
+    const n = this.len * this.heads * this.dim, R = this.rowSize;
+    for (const buf of [...this.k, ...this.v]) for (let b = 1; b < this.batch; b++) buf.copyWithin(b * R, 0, n);
   }
 }
 
@@ -60,11 +72,17 @@ export function appendAndAttend(cache: KVCache, layer: number, q: Tensor, k: Ten
   assertNoGrad('cachedAttention', [q, k, v]);
   const [B, Tn, Hq, D] = q.shape;
   const Hkv = k.shape[2];
-  if (B !== 1) throw new DpoError('generation with a KV cache runs one sequence at a time (B = 1)');
+  // B < cache.batch: rows 0..B−1 only (a prompt prefilled once in row 0, see replicateFirstRow).
+  if (B > cache.batch) throw new DpoError(`generation with a KV cache of ${cache.batch} rows got a batch of ${B}`);
   if (cache.len + Tn > cache.maxLen) throw new DpoError(`generation exceeds the cache of ${cache.maxLen} tokens`);
-  const off = cache.len * Hkv * D;
-  cache.k[layer].set(k.data as Float32Array, off);
-  cache.v[layer].set(v.data as Float32Array, off);
-  const out = cachedAttention(q.data as Float32Array, cache.k[layer], cache.v[layer], cache.len, Tn, Hq, Hkv, D, window);
-  return Tensor.from(out, [1, Tn, Hq, D]);
+  const R = cache.rowSize, kvRow = Tn * Hkv * D, qRow = Tn * Hq * D;
+  const kd = k.data as Float32Array, vd = v.data as Float32Array, qd = q.data as Float32Array;
+  const out = new Float32Array(B * qRow);
+  for (let b = 0; b < B; b++) {
+    const kc = cache.k[layer].subarray(b * R, (b + 1) * R), vc = cache.v[layer].subarray(b * R, (b + 1) * R);
+    kc.set(kd.subarray(b * kvRow, (b + 1) * kvRow), cache.len * Hkv * D);
+    vc.set(vd.subarray(b * kvRow, (b + 1) * kvRow), cache.len * Hkv * D);
+    out.set(cachedAttention(qd.subarray(b * qRow, (b + 1) * qRow), kc, vc, cache.len, Tn, Hq, Hkv, D, window), b * qRow);
+  }
+  return Tensor.from(out, [B, Tn, Hq, D]);
 }

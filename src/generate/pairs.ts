@@ -7,7 +7,7 @@ import { DpoError } from '../errors.js';
 import type { CausalLM } from '../models/causal-lm.js';
 import type { ChatMessage, HfTokenizer } from '../tokenizer/tokenizer.js';
 import type { Row } from '../data/load.js';
-import { generate } from './generate.js';
+import { generateBatch } from './generate.js';
 import { normaliseJudge, pickBestWorst, scoreCompletions, type Judge, type JudgeFailure, type JudgePrompt, type NormalJudge } from './judge.js';
 
 export interface GeneratePairsOptions {
@@ -86,10 +86,10 @@ function checkPrompts(rows: readonly Row[]): boolean {
 }
 
 /**
- * Samples `numGenerations` completions per prompt from the policy (KV cache, one sequence at a
- * time), scores them with the judge and returns TRL-format preference rows: chosen = the highest
- * score (first on equal scores), rejected = the lowest; a prompt whose scores are all equal is a tie
- * and skipped. A judge that throws, rejects, returns a non-finite value or times out skips that
+ * Samples `numGenerations` completions per prompt from the policy (the prompt prefilled once, the
+ * N samples decoded together through a batched KV cache), scores them with the judge and returns
+ * TRL-format preference rows: chosen = the highest score (first on equal scores), rejected = the
+ * lowest; a prompt whose scores are all equal is a tie and skipped. A judge that throws, rejects, returns a non-finite value or times out skips that
  * prompt and is counted in `stats.failed` (never thrown).
  *
  * @example
@@ -114,12 +114,11 @@ export async function generatePairs(o: GeneratePairsOptions): Promise<PairsResul
   for (let i = 0; i < o.prompts.length; i++) {
     const row = o.prompts[i];
     const ids = promptIds(tok, row);
-    const completions: string[] = [];
-    for (let k = 0; k < n; k++) {
-      const out = generate(o.model, ids, { ...cfg, seed: sampleSeed(seed, i, k) });
+    const seeds = Array.from({ length: n }, (_, k) => sampleSeed(seed, i, k));
+    const completions = generateBatch(o.model, ids, seeds, cfg).map((out) => {
       if (eosId !== null && out[out.length - 1] === eosId) out.pop();
-      completions.push(tok.decode(out, { skipSpecialTokens: true }));
-    }
+      return tok.decode(out, { skipSpecialTokens: true });
+    });
     const prompt = row.prompt as JudgePrompt;
     const s = await scoreCompletions(judge, prompt, completions, timeout);
     if (!s.ok) {
