@@ -32,7 +32,7 @@ export { DPOConfig } from './dpo/config.js';
 export { DPOTrainer, type DPOTrainerInit, type TrainOutput } from './dpo/trainer.js';
 export { LoraConfig } from './lora/config.js';
 export { loadAdapter, saveAdapter, mergeAndUnload } from './lora/peft-io.js';
-export { generate, type GenerationConfig } from './generate/generate.js';
+export { generate, generateBatch, type GenerationConfig } from './generate/generate.js';
 export { LOSSES } from './dpo/losses.js';
 export { DpoError } from './errors.js';
 export { setBackend, getBackend } from './backend/index.js';

@@ -90,6 +90,9 @@ export function generate(model: CausalLM, promptIds: number[], cfg: GenerationCo
  * batched KV cache. Row r draws from its own Rng(seeds[r]), so each row is the continuation
  * `generate(model, promptIds, { ...cfg, seed: seeds[r] })` gives (up to float rounding of batched
  * matrix products). Returns the new token ids of every row.
+ *
+ * @example
+ * const rows = generateBatch(model, tokenizer.encode('Once upon'), [1, 2, 3, 4], { maxNewTokens: 32, temperature: 0.8 });
  */
 export function generateBatch(model: CausalLM, promptIds: number[], seeds: readonly number[], cfg: GenerationConfig = {}): number[][] {
   const maxNew = cfg.maxNewTokens ?? 64;
