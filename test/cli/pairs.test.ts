@@ -92,3 +92,20 @@ test('dpo pairs: a judge module that fails to load or has the wrong shape is a o
   assert.match(dpo(...pairsArgs(s, '--judge', join(s.dir, 'nope.mjs'))).err, /nope.mjs: file not found/);
   assert.match(dpo(...pairsArgs(s, '--temperature', '0')).err, /--temperature must be > 0/);
 });
+
+test('dpo pairs: conversational prompts from parquet → assistant-message pairs that validate and train', async () => {
+  const s = setup('export default async (prompt, completion) => completion.split("e").length;\n');
+  const r = dpo(...pairsArgs(s, '--dataset_name', 'test/fixtures/data/conversational.parquet', '--num_generations', '4'));
+  assert.equal(r.code, 0, r.err);
+  const rows = await loadRows(s.out);
+  assert.ok(rows.length >= 4, r.out);
+  assert.deepEqual(validateRows(rows), []);
+  assert.deepEqual(detectFormat(rows), { conversational: true, explicitPrompt: true });
+  for (const row of rows) {
+    assert.equal((row.chosen as { role: string }[])[0].role, 'assistant');
+    assert.equal(row.score_chosen, (row.chosen as { content: string }[])[0].content.split('e').length);
+    assert.equal((row.prompt as { role: string }[])[0].role, 'user');
+  }
+  const train = dpo('train', '--model_name_or_path', LLAMA, '--dataset_name', s.out, '--output_dir', join(s.dir, 'run'), '--max_steps', '1', '--per_device_train_batch_size', '2', '--max_length', '64', '--save_strategy', 'no');
+  assert.equal(train.code, 0, train.err);
+});
