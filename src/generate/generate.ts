@@ -20,6 +20,38 @@ export interface GenerationConfig {
   seed?: number;
 }
 
+/**
+ * The k largest logits' indices, largest first, equal logits by ascending index: exactly
+ * `[...keys].sort(desc).slice(0, k)` (a stable sort), in one pass instead of sorting the vocabulary.
+ */
+export function topKIndices(logits: Float32Array, k: number): number[] {
+  const idx: number[] = [];
+  for (let i = 0; i < logits.length; i++) {
+    const x = logits[i];
+    if (idx.length === k && !(x > logits[idx[k - 1]])) continue;
+    let j = idx.length === k ? k - 1 : idx.length;
+    if (idx.length < k) idx.push(i);
+    while (j > 0 && x > logits[idx[j - 1]]) { idx[j] = idx[j - 1]; j--; }
+    idx[j] = i;
+  }
+  return idx;
+}
+
+/** softmax(logits / t) sampled in vocabulary order: no sort when nothing is filtered out. */
+function sampleUnfiltered(logits: Float32Array, t: number, rng: Rng): number {
+  let m = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > m) m = logits[i];
+  const p = new Float64Array(logits.length);
+  let z = 0, last = 0;
+  for (let i = 0; i < logits.length; i++) {
+    z += p[i] = Math.exp((logits[i] - m) / t);
+    if (p[i] > 0) last = i;
+  }
+  let u = rng.nextFloat() * z;
+  for (let i = 0; i < p.length; i++) if (p[i] > 0 && (u -= p[i]) < 0) return i;
+  return last;
+}
+
 /** Picks the next token from logits (V) as transformers' sampling does (temperature → top-k → top-p). */
 export function sampleToken(logits: Float32Array, cfg: GenerationConfig, rng: Rng): number {
   const t = cfg.temperature ?? 0;
@@ -28,8 +60,8 @@ export function sampleToken(logits: Float32Array, cfg: GenerationConfig, rng: Rn
     for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
     return best;
   }
-  let idx = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]);
-  if (cfg.topK && cfg.topK > 0) idx = idx.slice(0, cfg.topK);
+  if (!(cfg.topK && cfg.topK > 0) && !(cfg.topP !== undefined && cfg.topP < 1)) return sampleUnfiltered(logits, t, rng);
+  let idx = cfg.topK && cfg.topK > 0 && cfg.topK < logits.length ? topKIndices(logits, cfg.topK) : Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]);
   const m = logits[idx[0]];
   let p = idx.map((i) => Math.exp((logits[i] - m) / t));
   let z = p.reduce((a, b) => a + b, 0);

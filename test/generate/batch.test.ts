@@ -21,3 +21,15 @@ for (const name of ['llama', 'mistral', 'qwen2', 'qwen3', 'gpt2']) {
     assert.deepEqual(generateBatch(model, prompt, [0, 9], { maxNewTokens: 6 }), [0, 9].map(() => generate(model, prompt, { maxNewTokens: 6 })));
   });
 }
+
+test('topKIndices equals a stable full sort cut at k (ties by index, k ≥ V, NaN-free random logits)', async () => {
+  const { topKIndices } = await import('../../src/generate/generate.js');
+  const { Rng } = await import('../../src/tensor/rng.js');
+  const rng = new Rng(4);
+  for (const [V, k] of [[1, 1], [7, 3], [50, 50], [320, 1], [320, 50], [1000, 17]]) {
+    // few distinct values so ties are common
+    const logits = Float32Array.from({ length: V }, () => Math.floor(rng.nextFloat() * 12) - 6);
+    const ref = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]).slice(0, k);
+    assert.deepEqual(topKIndices(logits, k), ref, `V=${V} k=${k}`);
+  }
+});
