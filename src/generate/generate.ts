@@ -61,10 +61,27 @@ export function sampleToken(logits: Float32Array, cfg: GenerationConfig, rng: Rn
     return best;
   }
   if (!(cfg.topK && cfg.topK > 0) && !(cfg.topP !== undefined && cfg.topP < 1)) return sampleUnfiltered(logits, t, rng);
-  let idx = cfg.topK && cfg.topK > 0 && cfg.topK < logits.length ? topKIndices(logits, cfg.topK) : Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]);
-  const m = logits[idx[0]];
-  let p = idx.map((i) => Math.exp((logits[i] - m) / t));
-  let z = p.reduce((a, b) => a + b, 0);
+  const V = logits.length;
+  const sorted = () => Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]);
+  let idx: number[], p: number[], z: number;
+  if ((cfg.topK && cfg.topK > 0) || !(cfg.topP !== undefined && cfg.topP < 1)) {
+    idx = cfg.topK && cfg.topK > 0 && cfg.topK < V ? topKIndices(logits, cfg.topK) : sorted();
+    const m = logits[idx[0]];
+    p = idx.map((i) => Math.exp((logits[i] - m) / t));
+    z = p.reduce((a, b) => a + b, 0);
+  } else {
+    // top-p alone: the nucleus is a prefix of the sorted vocabulary; look for it among the c most
+    // likely tokens (c = 64, 256, 1024) before sorting everything. Probabilities stay over the whole vocabulary.
+    let m = -Infinity;
+    for (let i = 0; i < V; i++) if (logits[i] > m) m = logits[i];
+    z = 0;
+    for (let i = 0; i < V; i++) z += Math.exp((logits[i] - m) / t);
+    for (let c = 64; ; c *= 4) {
+      idx = c > 1024 || c * 4 >= V ? sorted() : topKIndices(logits, c);
+      p = idx.map((i) => Math.exp((logits[i] - m) / t));
+      if (idx.length === V || p.reduce((a, b) => a + b, 0) / z >= cfg.topP!) break;
+    }
+  }
   p = p.map((x) => x / z);
   if (cfg.topP !== undefined && cfg.topP < 1) {
     let c = 0, keep = 0;
