@@ -45,7 +45,7 @@ async function main(argv: string[]): Promise<number> {
       console.log(USAGE);
       return cmd === undefined ? 2 : 0;
     default:
-      throw new DpoError(`unknown command "${cmd}"; commands: train, generate, eval, merge, data, demo, cpu (dpo --help)`);
+      throw new DpoError(`unknown command "${cmd}"; commands: train, generate, eval, pairs, merge, export, data, demo, cpu (dpo --help)`);
   }
 }
 
