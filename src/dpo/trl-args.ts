@@ -12,7 +12,7 @@
  *
  * The options we implement are in options.ts (TRAINING_OPTIONS) and cli/train.ts (TRAIN_SPECS);
  * test/cli/trl-args.test.ts checks that these tables together cover every field of TRL's parser
- * (test/fixtures/trl/args.json, from tools/fixtures/make_trl_args.py) and that the defaults agree,
+ * (test/fixtures/trl-args/args.json, from tools/fixtures/make_trl_args.py) and that the defaults agree,
  * except the deliberate differences in DEFAULT_DIFFERENCES.
  */
 import { DpoError } from '../errors.js';

@@ -1,5 +1,5 @@
 /**
- * TRL 1.13's `trl dpo` arguments (test/fixtures/trl/args.json, from tools/fixtures/make_trl_args.py):
+ * TRL 1.13's `trl dpo` arguments (test/fixtures/trl-args/args.json, from tools/fixtures/make_trl_args.py):
  * every one is known to `dpo train` (implemented, accepted without effect, or refused unless TRL's
  * default), our defaults equal TRL's except the listed deliberate differences, and TRL's documented
  * recipe runs unchanged.
@@ -18,7 +18,7 @@ import { DPOConfig } from '../../src/dpo/config.js';
 import { DpoError } from '../../src/errors.js';
 
 interface TrlField { name: string; class: string; type: string; default: unknown; field_default: unknown }
-const fixture = JSON.parse(readFileSync('test/fixtures/trl/args.json', 'utf8')) as { versions: Record<string, string>; args: TrlField[] };
+const fixture = JSON.parse(readFileSync('test/fixtures/trl-args/args.json', 'utf8')) as { versions: Record<string, string>; args: TrlField[] };
 const SPECS = new Map(TRAIN_SPECS.map((s) => [s.snake, s]));
 
 const CLI = join(process.cwd(), 'dist/src/cli/main.js');
