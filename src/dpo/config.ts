@@ -128,7 +128,7 @@ export class DPOConfig {
   seed = 42;
   resumeFromCheckpoint: string | null = null;
   bf16 = false;
-  gradientCheckpointing = false;
+  gradientCheckpointing = true;
   dataloaderDropLast = false;
   numThreads: number | null = null;
   beta = 0.1;

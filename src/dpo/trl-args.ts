@@ -185,7 +185,6 @@ export const OWN_MEANING: Readonly<Record<string, string>> = {
 export const DEFAULT_DIFFERENCES: Readonly<Record<string, string>> = {
   output_dir: 'TRL requires an output_dir (its default None becomes "trainer_output"); ours is dpo_output',
   bf16: 'TRL turns bf16 on unless fp16 (GPU autocast); our default is exact f32 math: pass --bf16 for bf16 compute (bf16 results differ from f32 by rounding)',
-  gradient_checkpointing: 'TRL turns it on (GPU memory); same numbers either way, ours is off by default because recomputing costs ~30% CPU time; pass --gradient_checkpointing to save memory',
   lr_scheduler_kwargs: 'TRL\'s None and our {} mean the same (no extra arguments)',
 };
 

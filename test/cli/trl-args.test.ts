@@ -70,6 +70,7 @@ test('our defaults are TRL 1.13\'s, field by field, except the listed deliberate
   const f = (n: string) => fixture.args.find((a) => a.name === n)!;
   assert.equal(f('logging_steps').default, 10);
   assert.equal(new DPOConfig().loggingSteps, 10);
+  assert.equal(new DPOConfig().gradientCheckpointing, true);
   assert.equal(f('gradient_checkpointing').default, true);
   assert.equal(f('bf16').default, true);
   assert.equal(f('bf16').field_default, null);
@@ -121,7 +122,7 @@ test('TRL recipe: the documented trl dpo command runs unchanged through dpo trai
   const out = tmp();
   const r = dpo(...RECIPE(out));
   assert.equal(r.code, 0, r.err);
-  assert.match(r.out, /precision: float32; gradient_checkpointing off; logging_steps 10/);
+  assert.match(r.out, /precision: float32; gradient_checkpointing on; logging_steps 10/);
   assert.match(r.out, /warning: remove_unused_columns false has no effect/);
   assert.match(r.out, /2 eval pairs/);
   assert.match(r.out, /done: 2 steps/);
@@ -133,9 +134,9 @@ test('TRL recipe: the documented trl dpo command runs unchanged through dpo trai
 test('TRL recipe with the commonly passed flags: report_to, dtype, attn_implementation, optim, dataset_num_proc, model_revision, push_to_hub, torch_dtype', () => {
   const out = tmp();
   const r = dpo(...RECIPE(out), '--report_to', 'none', '--dtype', 'bfloat16', '--attn_implementation', 'sdpa', '--optim', 'adamw_torch_fused', '--dataset_num_proc', '2',
-    '--model_revision', 'main', '--push_to_hub', 'false', '--torch_dtype', 'bfloat16', '--gradient_checkpointing', '--logging_steps', '1', '--no_dataloader_pin_memory');
+    '--model_revision', 'main', '--push_to_hub', 'false', '--torch_dtype', 'bfloat16', '--no_gradient_checkpointing', '--logging_steps', '1', '--no_dataloader_pin_memory');
   assert.equal(r.code, 0, r.err);
-  assert.match(r.out, /precision: bf16 compute, f32 master weights; gradient_checkpointing on; logging_steps 1/);
+  assert.match(r.out, /precision: bf16 compute, f32 master weights; gradient_checkpointing off; logging_steps 1/);
   assert.match(r.out, /warning: dtype bfloat16: training with --bf16 compute/);
   assert.match(r.out, /warning: attn_implementation sdpa: accepted/);
   assert.doesNotMatch(r.out, /report_to|push_to_hub/);
