@@ -6,7 +6,7 @@
 import { DpoError } from '../errors.js';
 import { OPTIONS_BY_CAMEL, OPTIONS_BY_SNAKE, TRAINING_OPTIONS, LOSS_TYPES, type OptionSpec } from './options.js';
 import { validateLossConfig } from './losses.js';
-import { TRL_ARGS_BY_SNAKE, resolveTrlArgs } from './trl-args.js';
+import { TRL_ARGS_BY_CAMEL, TRL_ARGS_BY_SNAKE, resolveTrlArgs } from './trl-args.js';
 import { validateLrSchedule, warmupSteps, type LrSchedulerKwargs } from '../optim/schedule.js';
 
 /** Converts a raw value (from code, YAML or a CLI string) to the option's type. */
@@ -163,8 +163,8 @@ export class DPOConfig {
     const ours: Record<string, unknown> = {};
     const trl: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(opts)) {
-      const t = TRL_ARGS_BY_SNAKE.get(k);
-      if (t && t.cls === 'config') trl[k] = coerceOption({ ...t, camel: k, help: t.why, group: 'training' }, v, where);
+      const t = OPTIONS_BY_SNAKE.has(k) || OPTIONS_BY_CAMEL.has(k) ? undefined : (TRL_ARGS_BY_SNAKE.get(k) ?? TRL_ARGS_BY_CAMEL.get(k));
+      if (t && t.cls === 'config') trl[t.snake] = coerceOption({ ...t, camel: k, help: t.why, group: 'training' }, v, where);
       else ours[k] = v;
     }
     const { notes } = resolveTrlArgs(trl, where);

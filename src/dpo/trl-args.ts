@@ -169,6 +169,8 @@ export const TRL_ARGS: readonly TrlArg[] = [
 ];
 
 export const TRL_ARGS_BY_SNAKE = new Map(TRL_ARGS.map((x) => [x.snake, x]));
+/** The library spelling (DPOConfig({ reportTo: 'none' })). */
+export const TRL_ARGS_BY_CAMEL = new Map(TRL_ARGS.map((x) => [x.snake.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()), x]));
 
 /**
  * TRL fields whose name we already use for an option of our own (not a TRL_ARGS row): `debug`
