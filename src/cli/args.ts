@@ -124,7 +124,7 @@ export function helpText(command: string, summary: string, specs: readonly Spec[
   const lines = [`dpo ${command} — ${summary}`, '', 'Options:'];
   const w = Math.max(...specs.map((s) => s.snake.length)) + 4;
   for (const s of specs) {
-    const def = s.default === null || s.default === undefined ? '' : ` (default: ${Array.isArray(s.default) ? s.default.join(' ') : typeof s.default === 'object' ? JSON.stringify(s.default) : String(s.default)})`;
+    const def = s.default === null || s.default === undefined || (Array.isArray(s.default) && !s.default.length) ? '' : ` (default: ${Array.isArray(s.default) ? s.default.join(' ') : typeof s.default === 'object' ? JSON.stringify(s.default) : String(s.default)})`;
     const ch = s.choices ? ` [${s.choices.join(', ')}]` : '';
     lines.push(`  --${s.snake.padEnd(w)}${s.help}${ch}${def}`);
   }

@@ -20,11 +20,11 @@ export const TRAIN_SPECS: Spec[] = [
   spec('dataset_train_split', 'string', 'train', 'split of a dataset directory to train on'),
   spec('dataset_test_split', 'string', 'test', 'split of a dataset directory to evaluate on (with --eval_strategy steps|epoch; a plain file is used whole)'),
   ...TRAINING_OPTIONS,
-  // TRL's other arguments (trl-args.ts): accepted without effect (a warning), refused if not TRL's default, or mapped.
-  ...TRL_ARGS.map((t) => spec(t.snake, t.type, t.default, `(TRL) ${t.kind === 'ignored' ? 'no effect: ' : t.kind === 'refused' ? 'only TRL\'s default: ' : ''}${t.why}`)),
   spec('config', 'string?', null, 'YAML file with any of these options (flags override it)'),
   spec('quiet', 'bool', false, 'no progress output'),
   spec('debug', 'bool', false, 'print stack traces on errors'),
+  // TRL's other arguments (trl-args.ts): accepted without effect (a warning), refused if not TRL's default, or mapped.
+  ...TRL_ARGS.map((t) => spec(t.snake, t.type, t.default, `(TRL) ${t.kind === 'ignored' ? 'no effect: ' : t.kind === 'refused' ? 'only TRL\'s default: ' : ''}${t.why}`)),
 ];
 
 export async function trainCommand(argv: string[]): Promise<void> {
