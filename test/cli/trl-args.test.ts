@@ -144,6 +144,17 @@ test('TRL recipe with the commonly passed flags: report_to, dtype, attn_implemen
   assert.equal(JSON.parse(readFileSync(join(out, 'training_args.json'), 'utf8')).bf16, true);
 });
 
+test('--dtype auto reads the checkpoint\'s dtype: bfloat16 → --bf16 compute, float32 → float32', () => {
+  const run = (model: string) => dpo('train', '--model_name_or_path', model, '--dataset_name', 'examples/dpo_example.json', '--output_dir', tmp(), '--max_steps', '1', '--dtype', 'auto', '--no_gradient_checkpointing');
+  const b = run('test/fixtures/models/llama-bf16');
+  assert.equal(b.code, 0, b.err);
+  assert.match(b.out, /precision: bf16 compute, f32 master weights; gradient_checkpointing off/);
+  assert.match(b.out, /warning: dtype auto \(checkpoint: bfloat16\): training with --bf16 compute/);
+  const f = run('test/fixtures/models/llama');
+  assert.equal(f.code, 0, f.err);
+  assert.match(f.out, /precision: float32;/);
+});
+
 test('bad TRL arguments: one-line errors, exit 2', () => {
   const base = ['train', '--model_name_or_path', 'test/fixtures/models/llama', '--dataset_name', 'examples/dpo_example.json', '--output_dir', tmp(), '--max_steps', '1'];
   for (const [flags, msg] of [
@@ -166,7 +177,7 @@ test('YAML: TRL keys parse; unknown keys are tolerated with a warning as TRL doe
   const cfg = join(out, 'run.yaml');
   writeFileSync(cfg, [
     'model_name_or_path: test/fixtures/models/llama', 'dataset_name: examples/dpo_example.json', 'max_steps: 1', 'per_device_train_batch_size: 4',
-    'report_to: [tensorboard]', 'remove_unused_columns: false', 'dtype: float32', 'optim: adamw_torch', 'ddp_timeout: 3600', 'my_sweep_tag: 7', 'env: {DPO_TEST_ENV: "1"}', '',
+    'report_to: [tensorboard]', 'remove_unused_columns: false', 'dtype: float32', 'optim: adamw_torch', 'ddp_timeout: 3600', 'my_sweep_tag: 7', '',
   ].join('\n'));
   const r = dpo('train', '--config', cfg, '--output_dir', out);
   assert.equal(r.code, 0, r.err);
@@ -178,6 +189,12 @@ test('YAML: TRL keys parse; unknown keys are tolerated with a warning as TRL doe
   const b = dpo('train', '--config', bad);
   assert.equal(b.code, 2);
   assert.match(b.err, /unknown key "learnin_rate" for dpo train; did you mean learning_rate\?/);
+  // env: sets environment variables before the run, as TRL's parser does (here: the memory limit, which then stops it).
+  const envCfg = join(out, 'env.yaml');
+  writeFileSync(envCfg, 'model_name_or_path: test/fixtures/models/llama\ndataset_name: examples/dpo_example.json\nenv:\n  DPO_MEMORY_LIMIT: 500000\n');
+  const e = dpo('train', '--config', envCfg, '--output_dir', out);
+  assert.equal(e.code, 2, e.err);
+  assert.match(e.err, /but 500\.0 kB is available \(DPO_MEMORY_LIMIT\)/);
   const refused = join(out, 'refused.yaml');
   writeFileSync(refused, 'model_name_or_path: test/fixtures/models/llama\ndataset_name: examples/dpo_example.json\nneftune_noise_alpha: 5\n');
   const o = dpo('train', '--config', refused);
