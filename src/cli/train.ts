@@ -9,9 +9,9 @@ import { helpText, resolveOptions, spec, type Spec } from './args.js';
 import { runTraining } from './run-training.js';
 import { describeBf16, describeCompute } from '../backend/index.js';
 import { assertRunFits, estimateTraining } from '../models/memory-estimate.js';
-import { TRL_ARGS, resolveTrlArgs } from '../dpo/trl-args.js';
+import { TRL_ARGS, modelWithRevision, resolveTrlArgs } from '../dpo/trl-args.js';
 import { resolveModelDir } from '../io/model-source.js';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const TRAIN_SPECS: Spec[] = [
@@ -42,14 +42,15 @@ export async function trainCommand(argv: string[]): Promise<void> {
   // ScriptArguments / ModelConfig / DatasetMixtureConfig fields here; DPOConfig's own go to DPOConfig (its notes print as warnings).
   const trlOther: Record<string, unknown> = {};
   for (const t of TRL_ARGS) if (o[t.snake] !== undefined) (t.cls === 'config' ? cfg : trlOther)[t.snake] = o[t.snake];
-  const trl = resolveTrlArgs(trlOther, 'dpo train', () => checkpointDtype(o.model_name_or_path as string));
+  const modelPath = modelWithRevision(o.model_name_or_path as string, o.model_revision as string, existsSync(o.model_name_or_path as string));
+  const trl = resolveTrlArgs(trlOther, 'dpo train', () => checkpointDtype(modelPath));
   if (trl.set.bf16 && cfg.bf16 === false && explicitlyFalse(argv, 'bf16')) throw new DpoError('dpo train: --dtype asks for bf16 compute but --bf16 false turns it off; pass only one of them');
   Object.assign(cfg, trl.set);
   const args = new DPOConfig(cfg, 'dpo train');
   if (o.use_peft && o.adapter_name_or_path) throw new DpoError('dpo train: --use_peft creates a new adapter and --adapter_name_or_path continues one; pass only one of them');
   // Weights and optimizer state must fit before anything is built (activations are checked once the data is tokenized).
   const lora = (adapter: boolean) => (o.use_peft || adapter ? { r: o.lora_r as number, targetModules: (o.lora_target_modules as string[] | null) ?? null } : null);
-  const policy = loadPolicy(o.model_name_or_path as string, (o.adapter_name_or_path as string | null) ?? null, (arch, adapter) => assertRunFits(estimateTraining(arch, args, { lora: lora(adapter), seqLen: 0 })));
+  const policy = loadPolicy(modelPath, (o.adapter_name_or_path as string | null) ?? null, (arch, adapter) => assertRunFits(estimateTraining(arch, args, { lora: lora(adapter), seqLen: 0 })));
   const train = await Dataset.fromFile(o.dataset_name as string, { split: o.dataset_train_split as string });
   // As TRL's script: the test split is read only when evaluation is on.
   const evalDs = args.evalStrategy !== 'no' ? await Dataset.fromFile(o.dataset_name as string, { split: o.dataset_test_split as string }) : null;

@@ -61,7 +61,7 @@ export const TRL_ARGS: readonly TrlArg[] = [
   rf('streaming', 'bool', false, 'streaming is not supported; dpo train reads the data set from disk', 'mixture'),
   rf('test_split_size', 'float?', null, 'splitting off a test set is not supported; pass a data set directory with a test split', 'mixture'),
   // ModelConfig
-  sp('model_revision', 'string', 'main', 'only the "main" revision is resolved (local directories and the HF cache snapshot)', 'model'),
+  sp('model_revision', 'string', 'main', 'the branch, tag or commit of a Hugging Face model id, resolved in the HF cache (as model_id@revision)', 'model'),
   sp('dtype', 'string?', 'float32', 'float32 master weights; bfloat16 / auto map to --bf16 compute', 'model'),
   // Not a TRL 1.13 field (its parser refuses it): transformers 4's name of dtype, accepted as that.
   sp('torch_dtype', 'string?', null, 'the old name of --dtype', 'model'),
@@ -276,7 +276,9 @@ function special(arg: TrlArg, v: unknown, where: string, set: Record<string, unk
       return;
     }
     case 'model_revision':
-      throw new DpoError(`${where}: model_revision ${fmt(v)} is not supported (${arg.why}); download that revision to a directory and pass it as --model_name_or_path`);
+      // Applied where the model is resolved (dpo train: modelWithRevision); a value here is only checked.
+      if (typeof v !== 'string' || v === '') throw new DpoError(`${where}: model_revision must be a branch, tag or commit of the model in your HF cache`);
+      return;
     case 'lora_task_type':
       throw new DpoError(`${where}: lora_task_type ${fmt(v)} is not supported (${arg.why}); use CAUSAL_LM`);
     case 'logging_strategy':
@@ -284,4 +286,17 @@ function special(arg: TrlArg, v: unknown, where: string, set: Record<string, unk
     case 'train_sampling_strategy':
       throw new DpoError(`${where}: train_sampling_strategy ${fmt(v)} is not supported (${arg.why}); use random`);
   }
+}
+
+/**
+ * `model_name_or_path` with TRL's `model_revision` applied: an HF id becomes `id@revision` (resolved
+ * in the HF cache); a local directory has no revisions, so another revision than main is an error.
+ *
+ * @example modelWithRevision('HuggingFaceTB/SmolLM2-135M', 'v1', false) // 'HuggingFaceTB/SmolLM2-135M@v1'
+ */
+export function modelWithRevision(nameOrPath: string, revision: string, isLocal: boolean, where = 'dpo train'): string {
+  if (revision === 'main') return nameOrPath;
+  if (isLocal) throw new DpoError(`${where}: --model_revision ${revision}: ${nameOrPath} is a local directory, which has no revisions; drop --model_revision or pass the model's HF id`);
+  if (nameOrPath.includes('@')) throw new DpoError(`${where}: --model_revision ${revision} and a revision in --model_name_or_path ${nameOrPath}; pass only one of them`);
+  return `${nameOrPath}@${revision}`;
 }

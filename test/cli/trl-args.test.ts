@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TRAIN_SPECS } from '../../src/cli/train.js';
@@ -24,7 +24,10 @@ const SPECS = new Map(TRAIN_SPECS.map((s) => [s.snake, s]));
 const CLI = join(process.cwd(), 'dist/src/cli/main.js');
 const tmp = () => mkdtempSync(join(tmpdir(), 'dpo-trlargs-'));
 function dpo(...args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return dpoEnv({}, ...args);
+}
+function dpoEnv(env: Record<string, string>, ...args: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env } });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
@@ -96,7 +99,6 @@ test('resolveTrlArgs: no-effect arguments warn only when set off TRL\'s default;
   assert.throws(() => resolveTrlArgs({ fp16: true }, 'x'), /fp16 true is not supported \(fp16 mixed precision is not implemented; use --bf16\)/);
   assert.throws(() => resolveTrlArgs({ neftune_noise_alpha: 5 }, 'x'), /neftune_noise_alpha 5 is not supported/);
   assert.throws(() => resolveTrlArgs({ dtype: 'float16' }, 'x'), /dtype "float16" is not supported/);
-  assert.throws(() => resolveTrlArgs({ model_revision: 'v2' }, 'x'), /model_revision v2 is not supported/);
   assert.throws(() => resolveTrlArgs({ attn_implementation: 'magic' }, 'x'), /attn_implementation "magic" is not known/);
 });
 
@@ -153,6 +155,25 @@ test('--dtype auto reads the checkpoint\'s dtype: bfloat16 → --bf16 compute, f
   const f = run('test/fixtures/models/llama');
   assert.equal(f.code, 0, f.err);
   assert.match(f.out, /precision: float32;/);
+});
+
+test('--model_revision picks the snapshot of an HF id in the cache; a local directory has none', () => {
+  const hub = tmp();
+  const repo = join(hub, 'models--org--tiny');
+  cpSync('test/fixtures/models/llama', join(repo, 'snapshots', 'aaa111'), { recursive: true });
+  mkdirSync(join(repo, 'refs'), { recursive: true });
+  writeFileSync(join(repo, 'refs', 'v1'), 'aaa111\n');
+  const env = { HF_HUB_CACHE: hub };
+  const args = (...x: string[]) => ['train', '--dataset_name', 'examples/dpo_example.json', '--output_dir', tmp(), '--max_steps', '1', ...x];
+  const ok = dpoEnv(env, ...args('--model_name_or_path', 'org/tiny', '--model_revision', 'v1'));
+  assert.equal(ok.code, 0, ok.err);
+  assert.match(ok.out, /model org\/tiny@v1 /);
+  const missing = dpoEnv(env, ...args('--model_name_or_path', 'org/tiny', '--model_revision', 'v2'));
+  assert.equal(missing.code, 2);
+  assert.match(missing.err, /no snapshot for revision "v2"/);
+  const local = dpo(...args('--model_name_or_path', 'test/fixtures/models/llama', '--model_revision', 'v2'));
+  assert.equal(local.code, 2);
+  assert.match(local.err, /^dpo: dpo train: --model_revision v2: test\/fixtures\/models\/llama is a local directory, which has no revisions/);
 });
 
 test('bad TRL arguments: one-line errors, exit 2', () => {
