@@ -127,7 +127,7 @@ export class DPOConfig {
   evalSteps: number | null = null;
   seed = 42;
   resumeFromCheckpoint: string | null = null;
-  bf16 = false;
+  bf16 = true;
   gradientCheckpointing = true;
   dataloaderDropLast = false;
   numThreads: number | null = null;

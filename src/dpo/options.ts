@@ -65,7 +65,7 @@ export const TRAINING_OPTIONS: readonly OptionSpec[] = [
   o('eval_steps', 'float?', null, 'training', 'evaluate every N steps (defaults to logging_steps when eval_strategy=steps)'),
   o('seed', 'int', 42, 'training', 'seed for data shuffling, LoRA init and dropout'),
   o('resume_from_checkpoint', 'string?', null, 'training', 'a checkpoint directory to resume from (or "latest" in output_dir)'),
-  o('bf16', 'bool', false, 'training', 'matmuls on bf16 operands (the CPU\'s bf16 units) with f32 accumulation, master weights and optimizer state'),
+  o('bf16', 'bool', true, 'training', 'matmuls on bf16 operands (the CPU\'s bf16 units) with f32 accumulation, master weights and optimizer state; on by default as in TRL (--no_bf16: exact float32)'),
   o('gradient_checkpointing', 'bool', true, 'training', 'recompute activations in backward to save memory'),
   o('dataloader_drop_last', 'bool', false, 'training', 'drop the last incomplete batch'),
   o('num_threads', 'int?', null, 'training', 'compute threads (default: all cores)'),

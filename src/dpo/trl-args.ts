@@ -62,7 +62,7 @@ export const TRL_ARGS: readonly TrlArg[] = [
   rf('test_split_size', 'float?', null, 'splitting off a test set is not supported; pass a data set directory with a test split', 'mixture'),
   // ModelConfig
   sp('model_revision', 'string', 'main', 'the branch, tag or commit of a Hugging Face model id, resolved in the HF cache (as model_id@revision)', 'model'),
-  sp('dtype', 'string?', 'float32', 'float32 master weights; bfloat16 / auto map to --bf16 compute', 'model'),
+  sp('dtype', 'string?', 'float32', 'weights stay float32; bfloat16 (or auto on a bf16 checkpoint) turns --bf16 compute on', 'model'),
   // Not a TRL 1.13 field (its parser refuses it): transformers 4's name of dtype, accepted as that.
   sp('torch_dtype', 'string?', null, 'the old name of --dtype', 'model'),
   sp('attn_implementation', 'string?', null, 'every kernel computes the same attention; ours is native', 'model'),
@@ -186,7 +186,6 @@ export const OWN_MEANING: Readonly<Record<string, string>> = {
  */
 export const DEFAULT_DIFFERENCES: Readonly<Record<string, string>> = {
   output_dir: 'TRL requires an output_dir (its default None becomes "trainer_output"); ours is dpo_output',
-  bf16: 'TRL turns bf16 on unless fp16 (GPU autocast); our default is exact f32 math: pass --bf16 for bf16 compute (bf16 results differ from f32 by rounding)',
   lr_scheduler_kwargs: 'TRL\'s None and our {} mean the same (no extra arguments)',
 };
 
@@ -248,9 +247,10 @@ function special(arg: TrlArg, v: unknown, where: string, set: Record<string, unk
       const d = v === null ? 'float32' : (v as string);
       if (!(DTYPES as readonly string[]).includes(d)) throw new DpoError(`${where}: dtype "${d}" is not supported; supported: ${DTYPES.join(', ')} (float16 compute is not implemented)`);
       if (d === 'float32') return;
-      const resolved = d === 'auto' ? (checkpointDtype() ?? 'float32') : d;
+      const ck = d === 'auto' ? checkpointDtype() : d;
+      const resolved = ck ?? 'float32';
       if (resolved === 'float32') {
-        notes.push(`dtype auto: the checkpoint is float32; training in float32`);
+        notes.push(`dtype auto: the checkpoint ${ck ? 'is float32' : 'names no dtype'}; float32 weights (compute as --bf16 says)`);
         return;
       }
       if (resolved === 'float16' || resolved === 'bfloat16') {

@@ -74,6 +74,7 @@ test('our defaults are TRL 1.13\'s, field by field, except the listed deliberate
   assert.equal(f('logging_steps').default, 10);
   assert.equal(new DPOConfig().loggingSteps, 10);
   assert.equal(new DPOConfig().gradientCheckpointing, true);
+  assert.equal(new DPOConfig().bf16, true);
   assert.equal(f('gradient_checkpointing').default, true);
   assert.equal(f('bf16').default, true);
   assert.equal(f('bf16').field_default, null);
@@ -125,7 +126,7 @@ test('TRL recipe: the documented trl dpo command runs unchanged through dpo trai
   const out = tmp();
   const r = dpo(...RECIPE(out));
   assert.equal(r.code, 0, r.err);
-  assert.match(r.out, /precision: float32; gradient_checkpointing on; logging_steps 10/);
+  assert.match(r.out, /precision: bf16 compute, f32 master weights; gradient_checkpointing on; logging_steps 10/);
   assert.match(r.out, /warning: remove_unused_columns false has no effect/);
   assert.match(r.out, /2 eval pairs/);
   assert.match(r.out, /done: 2 steps/);
@@ -147,14 +148,19 @@ test('TRL recipe with the commonly passed flags: report_to, dtype, attn_implemen
 });
 
 test('--dtype auto reads the checkpoint\'s dtype: bfloat16 → --bf16 compute, float32 → float32', () => {
-  const run = (model: string) => dpo('train', '--model_name_or_path', model, '--dataset_name', 'examples/dpo_example.json', '--output_dir', tmp(), '--max_steps', '1', '--dtype', 'auto', '--no_gradient_checkpointing');
+  const run = (model: string, ...x: string[]) => dpo('train', '--model_name_or_path', model, '--dataset_name', 'examples/dpo_example.json', '--output_dir', tmp(), '--max_steps', '1', '--dtype', 'auto', '--no_gradient_checkpointing', ...x);
   const b = run('test/fixtures/models/llama-bf16');
   assert.equal(b.code, 0, b.err);
   assert.match(b.out, /precision: bf16 compute, f32 master weights; gradient_checkpointing off/);
   assert.match(b.out, /warning: dtype auto \(checkpoint: bfloat16\): training with --bf16 compute/);
+  // dtype is the weights' dtype in TRL and bf16 its (default-on) autocast: a float32 checkpoint does not turn bf16 off.
   const f = run('test/fixtures/models/llama');
   assert.equal(f.code, 0, f.err);
-  assert.match(f.out, /precision: float32;/);
+  assert.match(f.out, /precision: bf16 compute/);
+  assert.match(f.out, /dtype auto: the checkpoint is float32/);
+  const x = run('test/fixtures/models/llama', '--no_bf16');
+  assert.equal(x.code, 0, x.err);
+  assert.match(x.out, /precision: float32;/);
 });
 
 test('--model_revision picks the snapshot of an HF id in the cache; a local directory has none', () => {
