@@ -1,6 +1,6 @@
 /**
  * Command-line parsing with TRL's flag spellings: `--name value`, `--name=value`, bare booleans,
- * lists as several values or comma-separated, and `--config file.yaml` with the same keys (flags
+ * `--no_X` / `--X false` for booleans (as HfArgumentParser), lists as several values or comma-separated, and `--config file.yaml` with the same keys (flags
  * override the file). Every bad flag or value is a one-line error.
  */
 import { readFileSync, existsSync } from 'node:fs';
@@ -24,6 +24,12 @@ export function parseArgs(argv: readonly string[], specs: readonly Spec[], comma
     if (!a.startsWith('--')) throw new DpoError(`dpo ${command}: unexpected argument "${a}"; options are written --name value (see dpo ${command} --help)`);
     let [name, inline] = a.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
     name = name.replace(/-/g, '_');
+    // HfArgumentParser's --no_X sets a boolean X to false.
+    if (!by.has(name) && name.startsWith('no_') && by.get(name.slice(3))?.type === 'bool') {
+      if (inline !== undefined) throw new DpoError(`dpo ${command}: --${name} takes no value (it sets ${name.slice(3)} to false)`);
+      raw[name.slice(3)] = false;
+      continue;
+    }
     const s = by.get(name);
     if (!s) {
       const near = specs.filter((x) => x.snake.includes(name) || name.includes(x.snake)).map((x) => `--${x.snake}`);
@@ -47,8 +53,33 @@ export function parseArgs(argv: readonly string[], specs: readonly Spec[], comma
   return raw;
 }
 
-/** Reads a YAML (or JSON) config whose keys are option names; unknown keys are errors. */
-export function readConfigFile(path: string, specs: readonly Spec[], command: string): Record<string, unknown> {
+/** How `--config` treats keys no option has. */
+export interface ConfigFileOptions {
+  /**
+   * As TRL's parser (which ignores unknown config keys): an unknown key prints this one line and is
+   * skipped, unless it is a near-miss of a known option (a typo), which stays an error; `env:` sets
+   * environment variables as in TRL. Without it, every unknown key is an error.
+   */
+  tolerateUnknown?: (message: string) => void;
+}
+
+/** Levenshtein distance, for telling a typo from a key of some other tool. */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0];
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const t = d[j];
+      d[j] = Math.min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = t;
+    }
+  }
+  return d[b.length];
+}
+
+/** Reads a YAML (or JSON) config whose keys are option names; unknown keys are errors (see ConfigFileOptions). */
+export function readConfigFile(path: string, specs: readonly Spec[], command: string, opts: ConfigFileOptions = {}): Record<string, unknown> {
   if (!existsSync(path)) throw new DpoError(`--config ${path}: file not found`);
   let doc: unknown;
   try {
@@ -62,16 +93,28 @@ export function readConfigFile(path: string, specs: readonly Spec[], command: st
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
     const s = by.get(k);
-    if (!s) throw new DpoError(`--config ${path}: unknown key "${k}" for dpo ${command}`);
+    if (!s && opts.tolerateUnknown && k === 'env') {
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new DpoError(`--config ${path}: env must be a mapping of NAME: value`);
+      for (const [n, x] of Object.entries(v)) process.env[n] = String(x);
+      continue;
+    }
+    if (!s) {
+      const typo = specs.find((x) => editDistance(x.snake, k) <= 2);
+      if (opts.tolerateUnknown && !typo) {
+        opts.tolerateUnknown(`--config ${path}: unknown key "${k}" ignored (TRL's parser ignores unknown config keys too)`);
+        continue;
+      }
+      throw new DpoError(`--config ${path}: unknown key "${k}" for dpo ${command}${typo ? `; did you mean ${typo.snake}?` : ''}`);
+    }
     out[k] = coerceOption(s as OptionSpec, v, `--config ${path}`);
   }
   return out;
 }
 
 /** Flags override the config file; both override defaults. */
-export function resolveOptions(argv: readonly string[], specs: readonly Spec[], command: string): Record<string, unknown> {
+export function resolveOptions(argv: readonly string[], specs: readonly Spec[], command: string, opts: ConfigFileOptions = {}): Record<string, unknown> {
   const flags = parseArgs(argv, specs, command);
-  const file = typeof flags.config === 'string' ? readConfigFile(flags.config, specs, command) : {};
+  const file = typeof flags.config === 'string' ? readConfigFile(flags.config, specs, command, opts) : {};
   const out: Record<string, unknown> = {};
   for (const s of specs) out[s.snake] = s.default;
   return Object.assign(out, file, flags);
@@ -81,7 +124,7 @@ export function helpText(command: string, summary: string, specs: readonly Spec[
   const lines = [`dpo ${command} — ${summary}`, '', 'Options:'];
   const w = Math.max(...specs.map((s) => s.snake.length)) + 4;
   for (const s of specs) {
-    const def = s.default === null || s.default === undefined ? '' : ` (default: ${Array.isArray(s.default) ? s.default.join(' ') : typeof s.default === 'object' ? JSON.stringify(s.default) : String(s.default)})`;
+    const def = s.default === null || s.default === undefined || (Array.isArray(s.default) && !s.default.length) ? '' : ` (default: ${Array.isArray(s.default) ? s.default.join(' ') : typeof s.default === 'object' ? JSON.stringify(s.default) : String(s.default)})`;
     const ch = s.choices ? ` [${s.choices.join(', ')}]` : '';
     lines.push(`  --${s.snake.padEnd(w)}${s.help}${ch}${def}`);
   }

@@ -136,6 +136,8 @@ export async function demoCommand(argv: string[]): Promise<void> {
     output_dir: outDir, per_device_train_batch_size: ds.length, gradient_accumulation_steps: 1, max_steps: o.max_steps,
     learning_rate: o.learning_rate, beta: o.beta, logging_steps: 1, save_steps: 20, save_total_limit: 1, seed: o.seed,
     lr_scheduler_type: 'constant', max_length: 64,
+    // A model this small needs no memory saving; recomputing activations would only slow the demo (same numbers).
+    gradient_checkpointing: false,
   });
   say(`\nDPO: full fine-tuning, ${args.maxSteps} steps, lr ${args.learningRate}, beta ${args.beta}, loss sigmoid`);
   const { trainer, reportPath } = await runTraining(

@@ -37,7 +37,9 @@ export async function evalCommand(argv: string[]): Promise<void> {
       throw e;
     });
   }
-  const args = new DPOConfig({ beta: o.beta, loss_type: o.loss_type, max_length: o.max_length, per_device_eval_batch_size: o.per_device_eval_batch_size, per_device_train_batch_size: o.per_device_eval_batch_size, max_steps: 1, output_dir: '.' });
+  const args = new DPOConfig({ beta: o.beta, loss_type: o.loss_type, max_length: o.max_length, per_device_eval_batch_size: o.per_device_eval_batch_size, per_device_train_batch_size: o.per_device_eval_batch_size, max_steps: 1, output_dir: '.',
+    // An evaluation tool reports exact float32 metrics (no --bf16 here); there is no backward to checkpoint.
+    bf16: false, gradient_checkpointing: false });
   const refModel = !p.adapter && o.ref_model_name_or_path ? loadCausalLM(o.ref_model_name_or_path as string).model : null;
   const trainer = new DPOTrainer({ model: p.model, args, trainDataset: ds, evalDataset: ds, processingClass: p.tokenizer, refModel, adapterReference: 'base', warn: (m) => console.error(`warning: ${m}`) });
   const m = trainer.evaluate();

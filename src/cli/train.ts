@@ -9,16 +9,22 @@ import { helpText, resolveOptions, spec, type Spec } from './args.js';
 import { runTraining } from './run-training.js';
 import { describeBf16, describeCompute } from '../backend/index.js';
 import { assertRunFits, estimateTraining } from '../models/memory-estimate.js';
+import { TRL_ARGS, modelWithRevision, resolveTrlArgs } from '../dpo/trl-args.js';
+import { resolveModelDir } from '../io/model-source.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export const TRAIN_SPECS: Spec[] = [
   spec('model_name_or_path', 'string?', null, 'model directory or Hugging Face model id (resolved offline from the HF cache)'),
   spec('dataset_name', 'string?', null, 'data file (.json, .jsonl, .parquet) or Hugging Face dataset directory'),
   spec('dataset_train_split', 'string', 'train', 'split of a dataset directory to train on'),
-  spec('dataset_test_split', 'string?', null, 'split to evaluate on (with --eval_strategy steps|epoch)'),
+  spec('dataset_test_split', 'string', 'test', 'split of a dataset directory to evaluate on (with --eval_strategy steps|epoch; a plain file is used whole)'),
   ...TRAINING_OPTIONS,
   spec('config', 'string?', null, 'YAML file with any of these options (flags override it)'),
   spec('quiet', 'bool', false, 'no progress output'),
   spec('debug', 'bool', false, 'print stack traces on errors'),
+  // TRL's other arguments (trl-args.ts): accepted without effect (a warning), refused if not TRL's default, or mapped.
+  ...TRL_ARGS.map((t) => spec(t.snake, t.type, t.default, `(TRL) ${t.kind === 'ignored' ? 'no effect: ' : t.kind === 'refused' ? 'only TRL\'s default: ' : ''}${t.why}`)),
 ];
 
 export async function trainCommand(argv: string[]): Promise<void> {
@@ -26,20 +32,28 @@ export async function trainCommand(argv: string[]): Promise<void> {
     console.log(helpText('train', 'align a causal LM on preference pairs with DPO (TRL-compatible flags)', TRAIN_SPECS));
     return;
   }
-  const o = resolveOptions(argv, TRAIN_SPECS, 'train');
+  const configNotes: string[] = [];
+  const o = resolveOptions(argv, TRAIN_SPECS, 'train', { tolerateUnknown: (m) => configNotes.push(m) });
   if (!o.model_name_or_path) throw new DpoError('dpo train: --model_name_or_path is required (a model directory or an HF model id in your cache)');
   if (!o.dataset_name) throw new DpoError('dpo train: --dataset_name is required (a .json/.jsonl/.parquet file or a dataset directory)');
   const groups = new Set(['training', 'dpo', 'data']);
   const cfg: Record<string, unknown> = {};
   for (const s of TRAINING_OPTIONS) if (groups.has(s.group) && o[s.snake] !== undefined) cfg[s.snake] = o[s.snake];
+  // ScriptArguments / ModelConfig / DatasetMixtureConfig fields here; DPOConfig's own go to DPOConfig (its notes print as warnings).
+  const trlOther: Record<string, unknown> = {};
+  for (const t of TRL_ARGS) if (o[t.snake] !== undefined) (t.cls === 'config' ? cfg : trlOther)[t.snake] = o[t.snake];
+  const modelPath = modelWithRevision(o.model_name_or_path as string, o.model_revision as string, existsSync(o.model_name_or_path as string));
+  const trl = resolveTrlArgs(trlOther, 'dpo train', () => checkpointDtype(modelPath));
+  if (trl.set.bf16 && cfg.bf16 === false && explicitlyFalse(argv, 'bf16')) throw new DpoError('dpo train: --dtype asks for bf16 compute but --bf16 false turns it off; pass only one of them');
+  Object.assign(cfg, trl.set);
   const args = new DPOConfig(cfg, 'dpo train');
   if (o.use_peft && o.adapter_name_or_path) throw new DpoError('dpo train: --use_peft creates a new adapter and --adapter_name_or_path continues one; pass only one of them');
-  if (args.evalStrategy !== 'no' && !o.dataset_test_split) throw new DpoError('dpo train: --eval_strategy needs --dataset_test_split (the split to evaluate on)');
   // Weights and optimizer state must fit before anything is built (activations are checked once the data is tokenized).
   const lora = (adapter: boolean) => (o.use_peft || adapter ? { r: o.lora_r as number, targetModules: (o.lora_target_modules as string[] | null) ?? null } : null);
-  const policy = loadPolicy(o.model_name_or_path as string, (o.adapter_name_or_path as string | null) ?? null, (arch, adapter) => assertRunFits(estimateTraining(arch, args, { lora: lora(adapter), seqLen: 0 })));
+  const policy = loadPolicy(modelPath, (o.adapter_name_or_path as string | null) ?? null, (arch, adapter) => assertRunFits(estimateTraining(arch, args, { lora: lora(adapter), seqLen: 0 })));
   const train = await Dataset.fromFile(o.dataset_name as string, { split: o.dataset_train_split as string });
-  const evalDs = o.dataset_test_split ? await Dataset.fromFile(o.dataset_name as string, { split: o.dataset_test_split as string }) : null;
+  // As TRL's script: the test split is read only when evaluation is on.
+  const evalDs = args.evalStrategy !== 'no' ? await Dataset.fromFile(o.dataset_name as string, { split: o.dataset_test_split as string }) : null;
   const peftConfig = o.use_peft
     ? new LoraConfig({ r: o.lora_r, lora_alpha: o.lora_alpha, lora_dropout: o.lora_dropout, target_modules: (o.lora_target_modules as string[] | null) ?? null, use_rslora: o.use_rslora })
     : null;
@@ -51,6 +65,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
   log(`data ${o.dataset_name}: ${train.length} training pairs${evalDs ? `, ${evalDs.length} eval pairs` : ''}`);
   log(describeCompute());
   if (args.bf16) log(describeBf16());
+  log(`precision: ${args.bf16 ? 'bf16 compute, f32 master weights' : 'float32'}; gradient_checkpointing ${args.gradientCheckpointing ? 'on' : 'off'}; logging_steps ${args.loggingSteps}`);
+  for (const n of [...configNotes, ...trl.notes]) log(`warning: ${n}`);
   const { trainer, output, reportPath } = await runTraining(
     {
       model: policy.model, args, trainDataset: train, evalDataset: evalDs, processingClass: policy.tokenizer, peftConfig,
@@ -62,4 +78,20 @@ export async function trainCommand(argv: string[]): Promise<void> {
   log(`done: ${output.globalStep} steps, train_loss ${output.trainingLoss.toFixed(4)}${last ? `, rewards/accuracies ${last['rewards/accuracies'].toFixed(3)}, rewards/margins ${last['rewards/margins'].toFixed(4)}` : ''}`);
   log(`saved ${trainer.args.outputDir} (${peftConfig || policy.adapter ? 'adapter_model.safetensors' : 'model.safetensors'}, trainer_state.json, metrics.jsonl)`);
   log(`report: ${reportPath}`);
+}
+
+/** config.json's dtype (or torch_dtype) of the model, for --dtype auto; null when unknown. */
+function checkpointDtype(nameOrPath: string): string | null {
+  try {
+    const c = JSON.parse(readFileSync(join(resolveModelDir(nameOrPath), 'config.json'), 'utf8')) as Record<string, unknown>;
+    const d = c.dtype ?? c.torch_dtype;
+    return typeof d === 'string' ? d : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether the command line itself set `name` false (--no_name, --name false). */
+function explicitlyFalse(argv: readonly string[], name: string): boolean {
+  return argv.some((a, i) => a === `--no_${name}` || a === `--${name}=false` || a === `--${name}=False` || (a === `--${name}` && /^(false|False|0)$/.test(argv[i + 1] ?? '')));
 }

@@ -6,6 +6,7 @@
 import { DpoError } from '../errors.js';
 import { OPTIONS_BY_CAMEL, OPTIONS_BY_SNAKE, TRAINING_OPTIONS, LOSS_TYPES, type OptionSpec } from './options.js';
 import { validateLossConfig } from './losses.js';
+import { TRL_ARGS_BY_CAMEL, TRL_ARGS_BY_SNAKE, resolveTrlArgs } from './trl-args.js';
 import { validateLrSchedule, warmupSteps, type LrSchedulerKwargs } from '../optim/schedule.js';
 
 /** Converts a raw value (from code, YAML or a CLI string) to the option's type. */
@@ -18,6 +19,14 @@ export function coerceOption(spec: OptionSpec, value: unknown, where: string): u
     throw bad(`a ${spec.type}`);
   }
   const base = spec.type.replace('?', '');
+  if (base === 'any') {
+    if (typeof value !== 'string') return value;
+    try {
+      return JSON.parse(value) as unknown;
+    } catch {
+      return value;
+    }
+  }
   const toNum = (v: unknown) => (typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN);
   switch (base) {
     case 'int': {
@@ -109,7 +118,7 @@ export class DPOConfig {
   lrSchedulerKwargs: LrSchedulerKwargs = {};
   warmupSteps = 0;
   warmupRatio: number | null = null;
-  loggingSteps = 500;
+  loggingSteps = 10;
   loggingFirstStep = false;
   saveSteps = 500;
   saveStrategy = 'steps';
@@ -118,8 +127,8 @@ export class DPOConfig {
   evalSteps: number | null = null;
   seed = 42;
   resumeFromCheckpoint: string | null = null;
-  bf16 = false;
-  gradientCheckpointing = false;
+  bf16 = true;
+  gradientCheckpointing = true;
   dataloaderDropLast = false;
   numThreads: number | null = null;
   beta = 0.1;
@@ -150,9 +159,22 @@ export class DPOConfig {
    * @example new DPOConfig({ per_device_train_batch_size: 1, loss_type: ['sigmoid', 'sft'], loss_weights: [1, 0.5] })
    */
   constructor(opts: Record<string, unknown> = {}, where = 'DPOConfig') {
-    Object.assign(this, normaliseOptions(opts, where, ['training', 'dpo', 'data']));
+    // TRL's other DPOConfig / TrainingArguments fields (trl-args.ts): accepted, refused or mapped.
+    const ours: Record<string, unknown> = {};
+    const trl: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(opts)) {
+      const t = OPTIONS_BY_SNAKE.has(k) || OPTIONS_BY_CAMEL.has(k) ? undefined : (TRL_ARGS_BY_SNAKE.get(k) ?? TRL_ARGS_BY_CAMEL.get(k));
+      if (t && t.cls === 'config') trl[t.snake] = coerceOption({ ...t, camel: k, help: t.why, group: 'training' }, v, where);
+      else ours[k] = v;
+    }
+    const { notes } = resolveTrlArgs(trl, where);
+    Object.defineProperty(this, 'notes', { value: notes, enumerable: false });
+    Object.assign(this, normaliseOptions(ours, where, ['training', 'dpo', 'data']));
     this.validate(where);
   }
+
+  /** One line for each TRL argument given that has no effect here (the trainer prints them as warnings). */
+  declare readonly notes: readonly string[];
 
   private validate(where: string): void {
     const pos = (k: keyof this & string, v: number) => {

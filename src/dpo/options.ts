@@ -5,7 +5,8 @@
  */
 
 /** 'dict': a JSON object (a YAML mapping, or a JSON string on the command line, as transformers' CLI takes it). */
-export type OptionType = 'int' | 'float' | 'bool' | 'string' | 'strings' | 'floats' | 'dict' | 'int?' | 'float?' | 'string?';
+/** 'any': taken as given (a YAML value, or JSON on the command line); only for TRL arguments that are refused unless default. */
+export type OptionType = 'int' | 'float' | 'bool' | 'string' | 'strings' | 'floats' | 'dict' | 'any' | 'int?' | 'float?' | 'string?';
 
 export interface OptionSpec {
   snake: string;
@@ -38,7 +39,7 @@ const o = (snake: string, type: OptionType, def: unknown, group: OptionSpec['gro
 });
 
 export const TRAINING_OPTIONS: readonly OptionSpec[] = [
-  // TrainingArguments (transformers 5.17 defaults; learning_rate is DPOConfig's)
+  // TrainingArguments (transformers 5.17 defaults; learning_rate is DPOConfig's; logging_steps TRL's _BaseConfig)
   o('output_dir', 'string', 'dpo_output', 'training', 'where checkpoints, the final model/adapter, metrics.jsonl and report.html go'),
   o('per_device_train_batch_size', 'int', 8, 'training', 'preference pairs per micro-batch'),
   o('per_device_eval_batch_size', 'int', 8, 'training', 'preference pairs per evaluation batch'),
@@ -55,7 +56,7 @@ export const TRAINING_OPTIONS: readonly OptionSpec[] = [
   o('lr_scheduler_kwargs', 'dict', {}, 'training', 'extra arguments of the schedule, e.g. \'{"min_lr_rate": 0.1}\' for cosine_with_min_lr'),
   o('warmup_steps', 'float', 0, 'training', 'linear warmup steps (a value < 1 is a ratio of the total steps, as in transformers 5)'),
   o('warmup_ratio', 'float?', null, 'training', 'warmup as a fraction of the total steps (alias of warmup_steps < 1)'),
-  o('logging_steps', 'float', 500, 'training', 'log metrics every N optimizer steps (< 1: a ratio of the total)'),
+  o('logging_steps', 'float', 10, 'training', 'log metrics every N optimizer steps (< 1: a ratio of the total)'),
   o('logging_first_step', 'bool', false, 'training', 'also log after the first step'),
   o('save_steps', 'float', 500, 'training', 'write output_dir/checkpoint-N every N steps (< 1: a ratio of the total)'),
   o('save_strategy', 'string', 'steps', 'training', 'when to save checkpoints', ['steps', 'epoch', 'no']),
@@ -64,8 +65,8 @@ export const TRAINING_OPTIONS: readonly OptionSpec[] = [
   o('eval_steps', 'float?', null, 'training', 'evaluate every N steps (defaults to logging_steps when eval_strategy=steps)'),
   o('seed', 'int', 42, 'training', 'seed for data shuffling, LoRA init and dropout'),
   o('resume_from_checkpoint', 'string?', null, 'training', 'a checkpoint directory to resume from (or "latest" in output_dir)'),
-  o('bf16', 'bool', false, 'training', 'matmuls on bf16 operands (the CPU\'s bf16 units) with f32 accumulation, master weights and optimizer state'),
-  o('gradient_checkpointing', 'bool', false, 'training', 'recompute activations in backward to save memory'),
+  o('bf16', 'bool', true, 'training', 'matmuls on bf16 operands (the CPU\'s bf16 units) with f32 accumulation, master weights and optimizer state; on by default as in TRL (--no_bf16: exact float32)'),
+  o('gradient_checkpointing', 'bool', true, 'training', 'recompute activations in backward to save memory'),
   o('dataloader_drop_last', 'bool', false, 'training', 'drop the last incomplete batch'),
   o('num_threads', 'int?', null, 'training', 'compute threads (default: all cores)'),
   // DPOConfig (TRL 1.13 defaults)

@@ -125,6 +125,8 @@ export class DPOTrainer {
     this.tokenizer = init.processingClass ?? null;
     this.args = init.args ?? new DPOConfig();
     this.callbacks = init.callbacks ?? {};
+    // TRL arguments given that have no effect here (trl-args.ts): one line each.
+    for (const n of this.args.notes ?? []) (init.warn ?? ((m: string) => process.emitWarning(m, { code: 'DPO_TRL_ARG' })))(n);
     if (init.data) this.data = init.data;
     else {
       if (!init.trainDataset) throw new DpoError('DPOTrainer needs trainDataset (a Dataset of prompt/chosen/rejected)');

@@ -46,11 +46,13 @@ test('config.json sizes of 1e9 (the issue\'s hang and allocation failures) stop 
 });
 
 test('a run that cannot fit in memory stops before building, with the figure and what to try', () => {
-  const r = train('test/fixtures/models/llama', { DPO_MEMORY_LIMIT: '500000' });
+  // (bf16 off, so that it is among what to try; TRL's default, and ours, is on)
+  const r = train('test/fixtures/models/llama', { DPO_MEMORY_LIMIT: '500000' }, '--no_bf16');
   assert.equal(r.code, 2, r.err);
   assert.match(r.err.trim(), /^dpo: this run needs about [\d.]+ kB of memory \(weights [\d.]+ kB, gradients [\d.]+ kB, AdamW state [\d.]+ kB, reference copy [\d.]+ kB\) but 500\.0 kB is available \(DPO_MEMORY_LIMIT\); try LoRA \(--use_peft\), --bf16$/);
   // With LoRA the weights and state fit; the activations of the longest batch are checked once the data is tokenized.
-  const l = train('test/fixtures/models/llama', { DPO_MEMORY_LIMIT: '600000' }, '--use_peft');
+  // (gradient checkpointing off, so that it is among what to try; TRL's default is on)
+  const l = train('test/fixtures/models/llama', { DPO_MEMORY_LIMIT: '600000' }, '--use_peft', '--no_gradient_checkpointing');
   assert.equal(l.code, 2, l.err);
   assert.match(l.err.trim(), /^dpo: this run needs about .*activations for \d+ rows × \d+ tokens .*; try a shorter --max_length, --gradient_checkpointing, a smaller --per_device_train_batch_size/);
 });

@@ -30,7 +30,8 @@ export async function replayTrlRun(name: string, overrides: Record<string, unkno
   const { model } = loadCausalLM(dir);
   const tok = HfTokenizer.fromDir(dir);
   if (run.case.lora === 'continued') loadAdapter(model, join(TRL_FIXTURES, name, 'initial_adapter'));
-  const { report_to: _r, bf16: _b, use_cpu: _u, ...common } = run.common;
+  // TRL's recorded arguments as they are (bf16 false included, so our defaults do not matter); report_to / use_cpu mean nothing here.
+  const { report_to: _r, use_cpu: _u, ...common } = run.common;
   const args = new DPOConfig({ ...common, ...run.case.args, ...overrides, output_dir: mkdtempSync(join(tmpdir(), 'dpo-parity-')) });
   const data = run.case.data === 'standard' ? seed : conv;
   const trainer = new DPOTrainer({ model, args, trainDataset: Dataset.fromDict(data), processingClass: tok, warn: () => {} });
