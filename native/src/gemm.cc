@@ -163,11 +163,15 @@ void gemm(int64_t batch, int64_t M, int64_t N, int64_t K, const float* A, int64_
       try {
         e = &get(batch, M, N, K, lda, transA, sa, ldb, transB, sb, ldc, sc, alpha, beta, true);
       } catch (const dnnl::error&) {
-        disableBf16Units();  // the ISA check allowed it but oneDNN refuses: the float32 route from now on
         units = false;
       }
     }
-    if (!e) e = &get(batch, M, N, K, lda, transA, sa, ldb, transB, sb, ldc, sc, alpha, beta, false);
+    if (!e) {
+      e = &get(batch, M, N, K, lda, transA, sa, ldb, transB, sb, ldc, sc, alpha, beta, false);  // a bad shape throws here too
+      // The float32 primitive exists where the bf16 one was refused: the ISA check allowed bf16 but
+      // oneDNN cannot, so the float32 route from now on (a bad shape never reaches this line).
+      if (bf16 && bf16Units()) disableBf16Units();
+    }
     const void *pa = A, *pb = B;
     if (bf16) {
       // Element extent of each strided operand (all batches, last row ends at its last column).
