@@ -20,7 +20,6 @@ import type { LoraConfig } from '../lora/config.js';
 import type { HfTokenizer } from '../tokenizer/tokenizer.js';
 import { DPOConfig } from './config.js';
 import { sequenceLogps, type PairBatch } from './logps.js';
-import { collate } from '../data/collate.js';
 import type { TokenizedPair } from '../data/prepare.js';
 import { batchOf, checkVocabulary, epochOrder, hashPairs, prepareTrainingData, type TrainingData } from './training-data.js';
 import type { Dataset } from '../data/dataset.js';
@@ -279,18 +278,17 @@ export class DPOTrainer {
   private *refLogpsPass(pairs: TokenizedPair[], split: 'train' | 'eval', onProgress?: (done: number, total: number, tokens: number) => void): Generator<void, Float64Array> {
     const a = this.args;
     const bs = split === 'train' ? a.perDeviceTrainBatchSize : a.perDeviceEvalBatchSize;
-    const order = split === 'train' ? epochOrder(pairs.length, a.seed, 0) : Int32Array.from(pairs.keys());
+    const order = split === 'train' ? epochOrder(pairs.length, a.seed, 0) : Int32Array.from(pairs.keys());  // as the train loop / evaluate take them
     const out = new Float64Array(pairs.length * 2);
-    for (let s = 0; s < pairs.length; s += bs) {
-      const idx = Array.from(order.subarray(s, s + bs));
-      const b = collate(idx.map((i) => pairs[i]), this.data.collate);
+    for (let bi = 0; bi * bs < pairs.length; bi++) {
+      const b = batchOf(pairs, this.data.collate, order, bi, bs);
       const r = scope(() => this.reference!.logps(b, this.refOptions()));
-      const B = idx.length;
-      idx.forEach((pairIdx, i) => {
-        out[2 * pairIdx] = r[i];
-        out[2 * pairIdx + 1] = r[i + B];
+      const B = b.indices.length;
+      b.indices.forEach((pos, i) => {
+        out[2 * pos] = r[i];
+        out[2 * pos + 1] = r[i + B];
       });
-      onProgress?.(Math.min(s + bs, pairs.length), pairs.length, countOnes(b.attentionMask));
+      onProgress?.(Math.min((bi + 1) * bs, pairs.length), pairs.length, countOnes(b.attentionMask));
       yield;
     }
     return out;
@@ -362,7 +360,7 @@ export class DPOTrainer {
       tokensThisStep = 0;
       let accSum = 0;
       for (const mb of micro) {
-        const b = batchOf(this.data, order, mb, a.perDeviceTrainBatchSize);
+        const b = batchOf(this.data.train, this.data.collate, order, mb, a.perDeviceTrainBatchSize);
         tokensThisStep += countOnes(b.attentionMask);
         const r = this.microStep(b, micro.length, 'train');
         stepLoss += r.loss / micro.length;
@@ -449,10 +447,9 @@ export class DPOTrainer {
     const saved = this.refCache.train;
     this.refCache.train = this.refCache.eval;
     try {
-      for (let s = 0; s < pairs.length; s += bs) {
-        const chunk = pairs.slice(s, s + bs).map((p, i) => ({ ...p, index: s + i }));
-        const b = collate(chunk, this.data.collate);
-        lossSum += this.microStep({ ...b, indices: chunk.map((c) => c.index) }, 1, 'eval').loss;
+      const order = Int32Array.from(pairs.keys());
+      for (let bi = 0; bi * bs < pairs.length; bi++) {
+        lossSum += this.microStep(batchOf(pairs, this.data.collate, order, bi, bs), 1, 'eval').loss;
         n++;
       }
     } finally {

@@ -94,7 +94,12 @@ export function epochOrder(n: number, seed: number, epoch: number): Int32Array {
   return new Rng(seed * 1000003 + epoch).permutation(n);
 }
 
-export function batchOf(data: TrainingData, order: Int32Array, batchIndex: number, batchSize: number): CollatedBatch {
+/**
+ * Batch `batchIndex` of a split taken in `order`. Its `indices` are the pairs' positions in the
+ * split (what the precomputed reference log-probs are stored by), not their data-set rows: the two
+ * differ once a row is dropped or skipped. Every pass that makes or reads that cache batches here.
+ */
+export function batchOf(pairs: readonly TokenizedPair[], opts: CollateOptions, order: Int32Array, batchIndex: number, batchSize: number): CollatedBatch {
   const idx = Array.from(order.subarray(batchIndex * batchSize, (batchIndex + 1) * batchSize));
-  return collate(idx.map((i) => data.train[i]), data.collate);
+  return { ...collate(idx.map((i) => pairs[i]), opts), indices: idx };
 }

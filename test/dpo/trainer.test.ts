@@ -62,6 +62,24 @@ test('precomputed reference log-probs are cached on disk and reused', async () =
   assert.deepEqual(t.state.log_history.map((e) => e.loss), a.state.log_history.map((e) => e.loss));
 });
 
+test('precomputed reference log-probs stay aligned with their pairs when a row is dropped (prompt fills max_length)', async () => {
+  // Row 0 is dropped, so every later pair's position in the split is one less than its data-set row.
+  const withDrop = Dataset.fromDict({ prompt: ['word '.repeat(200), ...seed.prompt], chosen: ['yes', ...seed.chosen], rejected: ['no', ...seed.rejected] });
+  const ds = () => ({ output_dir: out(), logging_steps: 1, learning_rate: 1e-3, max_length: 64, save_strategy: 'no', per_device_train_batch_size: 2, max_steps: 3, bf16: false, gradient_checkpointing: false });
+  const train = async (precompute: boolean) => {
+    const { model } = loadCausalLM(MODEL);
+    const t = new DPOTrainer({ model, args: new DPOConfig({ ...ds(), precompute_ref_log_probs: precompute }), trainDataset: withDrop, processingClass: HfTokenizer.fromDir(MODEL), warn: () => {} });
+    await t.train();
+    return t.state.log_history.filter((e) => 'loss' in e);
+  };
+  const [pre, live] = [await train(true), await train(false)];
+  assert.equal(pre[0]['rewards/margins'], 0);
+  assert.equal(pre[0]['rewards/accuracies'], 0);
+  pre.forEach((e, i) => {
+    for (const k of ['loss', 'rewards/chosen', 'rewards/rejected', 'logps/chosen']) assert.ok(Math.abs(e[k] - live[i][k]) < 1e-5, `step ${i + 1} ${k}: precomputed ${e[k]} vs live reference ${live[i][k]}`);
+  });
+});
+
 test('checkpoints every save_steps, at most save_total_limit kept, none half-written', async () => {
   const dir = out();
   await run({ per_device_train_batch_size: 4, max_steps: 5, save_strategy: 'steps', save_steps: 1, save_total_limit: 2, output_dir: dir });
