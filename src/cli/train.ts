@@ -62,8 +62,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
     if (!quiet) console.log(m);
   };
   log(`model ${policy.base}${policy.adapter ? ` + adapter ${policy.adapter}` : ''} (${policy.model.arch.modelType}, ${(policy.model.parameters().reduce((a, p) => a + p.size, 0) / 1e6).toFixed(1)}M parameters)`);
-  const evalCount = evalDs instanceof Dataset ? `${evalDs.length}` : evalDs ? Object.entries(evalDs).map(([k, d]) => `${k} ${d.length}`).join(', ') : '';
-  log(`data ${o.dataset_name}: ${train.length} training pairs${evalDs ? `, eval pairs: ${evalCount}` : ''}`);
+  const evalCount = evalDs instanceof Dataset ? `, ${evalDs.length} eval pairs` : evalDs ? `, eval pairs: ${Object.entries(evalDs).map(([k, d]) => `${k} ${d.length}`).join(', ')}` : '';
+  log(`data ${o.dataset_name}: ${train.length} training pairs${evalCount}`);
   log(describeCompute());
   if (args.bf16) log(describeBf16());
   log(`precision: ${args.bf16 ? 'bf16 compute, f32 master weights' : 'float32'}; gradient_checkpointing ${args.gradientCheckpointing ? 'on' : 'off'}; logging_steps ${args.loggingSteps}`);
