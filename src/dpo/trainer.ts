@@ -114,6 +114,8 @@ export class DPOTrainer {
   /** Every eval set, in order (name null: a single unnamed one). */
   readonly evalSets: EvalSet[];
   private readonly warn: (msg: string) => void;
+  /** precompute_ref_log_probs without a separate reference: the policy's weights are the reference only before the first update. */
+  private referenceIsPolicy = false;
 
   /** Recorded in adapter_config.json (base_model_name_or_path) and the report. */
   readonly modelNameOrPath: string;
@@ -163,6 +165,7 @@ export class DPOTrainer {
     else if (a.precomputeRefLogProbs) {
       // One pass before any update: the policy as it is now is the reference, no copy needed.
       this.reference = fixedReference(this.model);
+      this.referenceIsPolicy = true;
     } else if (!isLora) this.reference = copyReference(this.model, { bf16Weights: a.bf16 && !a.syncRefModel });
     else this.reference = refAdapterReference(this.model);
     const layout = this.layout();
@@ -500,7 +503,12 @@ export class DPOTrainer {
     const bs = this.args.perDeviceEvalBatchSize;
     let lossSum = 0, n = 0;
     // Outside train() (nothing precomputed yet): the weights are still the initial ones only before the first step.
-    if (this.args.precomputeRefLogProbs && !this.refCache.has(split)) this.refCache.set(split, drain(this.cachedRefLogpsPass(pairs, 'eval', split)));
+    if (this.args.precomputeRefLogProbs && !this.refCache.has(split)) {
+      if (this.referenceIsPolicy && this.state.global_step > 0) {
+        throw new DpoError(`precompute_ref_log_probs: the reference log-probs of ${split} were not computed before training, and the policy is the reference only until the first update (full fine-tuning, no ref_model); pass that eval set at the start, or a ref_model`);
+      }
+      this.refCache.set(split, drain(this.cachedRefLogpsPass(pairs, 'eval', split)));
+    }
     try {
       const order = Int32Array.from(pairs.keys());
       for (let bi = 0; bi * bs < pairs.length; bi++) {

@@ -183,3 +183,9 @@ test('eval_on_start logs an evaluation at step 0, before any update (eval loss l
   assert.deepEqual(evals.map((e) => e.step), [0, 4]);
   assert.ok(Math.abs(evals[0].eval_loss - Math.LN2) < 1e-6, `${evals[0].eval_loss}`);
 });
+
+test('precompute without a ref_model: an eval set whose reference was not computed before the first update is an error, as TRL', () => {
+  const t = trainer({ precompute_ref_log_probs: true, eval_strategy: 'steps', save_strategy: 'no' });
+  t.state.global_step = 1;  // as if training had moved the policy (the reference) already
+  assert.throws(() => t.evaluate(), /^DpoError: precompute_ref_log_probs: the reference log-probs of eval were not computed before training, and the policy is the reference only until the first update/);
+});
