@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { TokenizedPair } from '../data/prepare.js';
 import { hashPairs } from './training-data.js';
 import type { Reference } from './reference.js';
@@ -49,7 +49,7 @@ export function readRefLogps(file: string, n: number): Float64Array | null {
 
 /** Writes `values` to `file` through a temporary file (never half a cache). */
 export function writeRefLogps(file: string, values: Float64Array): void {
-  mkdirSync(join(file, '..'), { recursive: true });
+  mkdirSync(dirname(file), { recursive: true });
   writeFileSync(`${file}.tmp`, new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
   renameSync(`${file}.tmp`, file);
 }
