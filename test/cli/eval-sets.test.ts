@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 
@@ -26,6 +26,17 @@ test('--dataset_test_split test,train evaluates each split apart; --load_best_mo
   assert.equal(state.best_global_step, 2);
   assert.equal(basename(state.best_model_checkpoint), 'checkpoint-2');
   assert.deepEqual(readdirSync(out).filter((d) => d.startsWith('checkpoint-')).sort(), ['checkpoint-1', 'checkpoint-2']);
+});
+
+test('YAML: dataset_test_split as a list evaluates each split, as the comma list does', () => {
+  const out = tmp();
+  const cfg = join(out, 'run.yaml');
+  writeFileSync(cfg, 'eval_strategy: steps\neval_steps: 2\nsave_strategy: "no"\ndataset_test_split:\n  - test\n  - train\n');
+  const r = dpo(...BASE, '--output_dir', out, '--config', cfg);
+  assert.equal(r.code, 0, r.err + r.out);
+  const log = readFileSync(join(out, 'metrics.jsonl'), 'utf8');
+  assert.match(log, /"eval_test_loss"/);
+  assert.match(log, /"eval_train_loss"/);
 });
 
 test('bad eval-set and best-model flags stop with one line', () => {
