@@ -19,6 +19,7 @@ import { BestModelTracker, checkpointsToDelete } from '../../src/dpo/best-model.
 import { adaptersOffReference, fixedReference } from '../../src/dpo/reference.js';
 import { applyLora, resolveTargets } from '../../src/lora/apply.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
+import { metricsOutside, replayTrlRun } from '../helpers/trl-run.js';
 
 const MODEL = 'test/fixtures/models/llama';
 const seed = JSON.parse(readFileSync('examples/dpo_example.json', 'utf8')) as Record<string, string[]>;
@@ -188,4 +189,11 @@ test('precompute without a ref_model: an eval set whose reference was not comput
   const t = trainer({ precompute_ref_log_probs: true, eval_strategy: 'steps', save_strategy: 'no' });
   t.state.global_step = 1;  // as if training had moved the policy (the reference) already
   assert.throws(() => t.evaluate(), /^DpoError: precompute_ref_log_probs: the reference log-probs of eval were not computed before training, and the policy is the reference only until the first update/);
+});
+
+test('continued adapter + precompute, resumed from checkpoint-2\'s own (trained) adapter: TRL\'s numbers of the uninterrupted run', async () => {
+  // The reference is the initial adapter: only the log-probs stored in checkpoint-2 still know it.
+  // (TRL 1.13 itself does not restore such an adapter on resume, so its uninterrupted run is the reference.)
+  const { run, ours } = await replayTrlRun('llama-lora-continued', { precompute_ref_log_probs: true, save_strategy: 'steps', save_steps: 2 }, { resumeAt: 2 });
+  assert.deepEqual(metricsOutside(run.log_history, ours), []);
 });

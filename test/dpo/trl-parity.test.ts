@@ -9,34 +9,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { basename } from 'node:path';
-import { TRL_FIXTURES as FIX, replayTrlRun } from '../helpers/trl-run.js';
+import { TRL_FIXTURES as FIX, TIMING, metricsOutside, relErr as rel, replayTrlRun } from '../helpers/trl-run.js';
 import { checkpointDirs } from '../../src/dpo/checkpoint.js';
-
-const SKIP = new Set(['step', 'epoch']);
-/** Wall-clock metrics (eval_runtime, eval_samples_per_second, ...). */
-const TIMING = /_(runtime|per_second)$/;
-const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-3);
 
 for (const name of readdirSync(FIX).sort()) {
   test(`TRL parity: ${name}`, async () => {
     const { run, ours, trainer, evaluateAfter } = await replayTrlRun(name);
     assert.deepEqual(ours.map((e) => Object.keys(e).find((k) => k.endsWith('loss'))), run.log_history.map((e) => Object.keys(e).find((k) => k.endsWith('loss'))), `${name}: the logged entries (training steps, evaluations) differ`);
-    const worst: string[] = [];
-    run.log_history.forEach((ref, i) => {
-      const tol = ref.step <= 1 ? 1e-4 : 1e-3;
-      for (const [k, v] of Object.entries(ref)) {
-        if (SKIP.has(k) || TIMING.test(k) || typeof v !== 'number') continue;
-        // TRL 1.13 does not keep its token count in checkpoints (it restarts from 0 on resume); ours does.
-        if (k === 'num_tokens' && run.case.resume_at && ref.step > run.case.resume_at) continue;
-        assert.ok(k in ours[i], `${name}: entry ${i} (step ${ref.step}) lacks metric ${k}`);
-        const err = rel(ours[i][k], v);
-        if (err > tol) worst.push(`step ${ref.step} ${k}: ours ${ours[i][k]} vs TRL ${v} (rel ${err.toExponential(2)})`);
-      }
-      assert.equal(ours[i].step, ref.step);
-      assert.ok(Math.abs(ours[i].epoch - ref.epoch) < 1e-9, `${name}: epoch ${ours[i].epoch} vs ${ref.epoch}`);
-    });
+    // TRL 1.13 does not keep its token count in checkpoints (it restarts from 0 on resume); ours does.
+    const worst = metricsOutside(run.log_history, ours, (k, step) => k === 'num_tokens' && !!run.case.resume_at && step > run.case.resume_at);
     for (const [k, v] of Object.entries(run.evaluate_after ?? {})) {
-      if (SKIP.has(k) || TIMING.test(k)) continue;
+      if (k === 'step' || k === 'epoch' || TIMING.test(k)) continue;
       if (rel(evaluateAfter![k], v) > 1e-3) worst.push(`evaluate() after training ${k}: ours ${evaluateAfter![k]} vs TRL ${v}`);
     }
     assert.deepEqual(worst, []);

@@ -44,7 +44,7 @@ export interface TrlReplay {
 }
 
 /** Our training logs (entries with a loss) for TRL's run `name`, with `overrides` on its arguments. */
-export async function replayTrlRun(name: string, overrides: Record<string, unknown> = {}): Promise<TrlReplay> {
+export async function replayTrlRun(name: string, overrides: Record<string, unknown> = {}, opts: { resumeAt?: number } = {}): Promise<TrlReplay> {
   const run = JSON.parse(readFileSync(join(TRL_FIXTURES, name, 'run.json'), 'utf8')) as TrlRun;
   const dir = join('test/fixtures/models', run.case.model);
   const { model } = loadCausalLM(dir);
@@ -59,10 +59,11 @@ export async function replayTrlRun(name: string, overrides: Record<string, unkno
   const make = (m: typeof model) => new DPOTrainer({ model: m, args, trainDataset: Dataset.fromDict(data), evalDataset, processingClass: tok, warn: () => {} });
   let trainer = make(model);
   await trainer.train();
-  if (run.case.resume_at) {
+  const resumeAt = opts.resumeAt ?? run.case.resume_at;
+  if (resumeAt) {
     // TRL resumed on the initial model; this resume starts from checkpoint-N's own (trained) weights, so
     // only the reference log-probs stored in the checkpoint can give TRL's numbers.
-    const ck = join(args.outputDir, `checkpoint-${run.case.resume_at}`);
+    const ck = join(args.outputDir, `checkpoint-${resumeAt}`);
     const resumed = run.case.lora === 'continued' ? loadCausalLM(dir).model : loadCausalLM(ck).model;
     if (run.case.lora === 'continued') loadAdapter(resumed, ck);
     trainer = make(resumed);
@@ -71,4 +72,31 @@ export async function replayTrlRun(name: string, overrides: Record<string, unkno
   const ours = trainer.state.log_history.filter((h) => !('train_runtime' in h)) as Record<string, number>[];
   const evaluateAfter = run.case.evaluate_after ? (trainer.evaluate() as Record<string, number>) : undefined;
   return { run, ours, trainer, evaluateAfter };
+}
+
+const SKIP = new Set(['step', 'epoch']);
+/** Wall-clock metrics (eval_runtime, eval_samples_per_second, ...). */
+export const TIMING = /_(runtime|per_second)$/;
+export const relErr = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-3);
+
+/**
+ * Every logged metric of `ours` against TRL's log_history: within 1e-4 relative at step 1 (and an
+ * evaluation at step 0), 1e-3 later. Returns one line per metric outside; `skip` leaves metrics out.
+ */
+export function metricsOutside(reference: Record<string, number>[], ours: Record<string, number>[], skip: (k: string, step: number) => boolean = () => false): string[] {
+  const worst: string[] = [];
+  reference.forEach((ref, i) => {
+    const tol = ref.step <= 1 ? 1e-4 : 1e-3;
+    for (const [k, v] of Object.entries(ref)) {
+      if (SKIP.has(k) || TIMING.test(k) || typeof v !== 'number' || skip(k, ref.step)) continue;
+      if (!(k in (ours[i] ?? {}))) {
+        worst.push(`entry ${i} (step ${ref.step}) lacks metric ${k}`);
+        continue;
+      }
+      const err = relErr(ours[i][k], v);
+      if (err > tol) worst.push(`step ${ref.step} ${k}: ours ${ours[i][k]} vs TRL ${v} (rel ${err.toExponential(2)})`);
+    }
+    if (ours[i]?.step !== ref.step || Math.abs(ours[i].epoch - ref.epoch) > 1e-9) worst.push(`entry ${i}: step/epoch ${ours[i]?.step}/${ours[i]?.epoch} vs TRL ${ref.step}/${ref.epoch}`);
+  });
+  return worst;
 }
