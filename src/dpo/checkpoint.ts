@@ -136,12 +136,8 @@ export function restoreTrainerCheckpoint(t: DPOTrainer, dir: string): { totalTra
   const st = new SafetensorsFile(join(dir, weightsFile));
   try {
     if (weightsFile.startsWith('adapter')) {
-      const layers = new Map(loraLayers(t.model));
-      if (!layers.size) throw new DpoError(`${dir}: holds a LoRA adapter but the run is full fine-tuning; resume with the same --use_peft settings`);
-      for (const [name, l] of layers) {
-        st.read(`base_model.model.${name}.lora_A.weight`, l.lora_A.weight.data as Float32Array);
-        st.read(`base_model.model.${name}.lora_B.weight`, l.lora_B.weight.data as Float32Array);
-      }
+      if (!loraLayers(t.model).length) throw new DpoError(`${dir}: holds a LoRA adapter but the run is full fine-tuning; resume with the same --use_peft settings`);
+      for (const [key, x] of adapterTensors(t.model)) st.read(key, x.data as Float32Array);
     } else {
       // Headers against the run's config first, so a wrong tensor fails before it is read.
       checkCheckpoint(t.model.arch, [...st.tensors.values()].map((i) => ({ ...i, file: st.path })), join(dir, 'config.json'), { path: st.path, label: weightsFile });
