@@ -8,6 +8,7 @@ import { Dataset } from '../../src/data/dataset.js';
 import { DPOConfig } from '../../src/dpo/config.js';
 import { DPOTrainer } from '../../src/dpo/trainer.js';
 import { loadAdapter } from '../../src/lora/peft-io.js';
+import { LoraConfig } from '../../src/lora/config.js';
 
 export const TRL_FIXTURES = 'test/fixtures/trl';
 const seed = JSON.parse(readFileSync('examples/dpo_example.json', 'utf8')) as Record<string, string[]>;
@@ -18,7 +19,7 @@ const conv = {
 };
 
 export interface TrlRun {
-  case: { name: string; model: string; data: string; lora?: string; args: Record<string, unknown> };
+  case: { name: string; model: string; data: string; lora?: string; peft?: Record<string, unknown>; args: Record<string, unknown> };
   common: Record<string, unknown>;
   log_history: Record<string, number>[];
 }
@@ -29,12 +30,14 @@ export async function replayTrlRun(name: string, overrides: Record<string, unkno
   const dir = join('test/fixtures/models', run.case.model);
   const { model } = loadCausalLM(dir);
   const tok = HfTokenizer.fromDir(dir);
-  if (run.case.lora === 'continued') loadAdapter(model, join(TRL_FIXTURES, name, 'initial_adapter'));
+  // continued / peft: the adapter TRL started from (PEFT saved it); fresh: TRL's peft_config, applied by our trainer.
+  if (run.case.lora === 'continued' || run.case.lora === 'peft') loadAdapter(model, join(TRL_FIXTURES, name, 'initial_adapter'));
+  const peftConfig = run.case.lora === 'fresh' ? new LoraConfig({ ...run.case.peft, task_type: 'CAUSAL_LM' }) : null;
   // TRL's recorded arguments as they are (bf16 false included, so our defaults do not matter); report_to / use_cpu mean nothing here.
   const { report_to: _r, use_cpu: _u, ...common } = run.common;
   const args = new DPOConfig({ ...common, ...run.case.args, ...overrides, output_dir: mkdtempSync(join(tmpdir(), 'dpo-parity-')) });
   const data = run.case.data === 'standard' ? seed : conv;
-  const trainer = new DPOTrainer({ model, args, trainDataset: Dataset.fromDict(data), processingClass: tok, warn: () => {} });
+  const trainer = new DPOTrainer({ model, args, trainDataset: Dataset.fromDict(data), processingClass: tok, peftConfig, warn: () => {} });
   await trainer.train();
   return { run, ours: trainer.state.log_history.filter((h) => 'loss' in h) as Record<string, number>[] };
 }
