@@ -29,6 +29,11 @@ export function rememberLoraConfig(model: CausalLM, cfg: LoraConfig): void {
   settings.set(model, cfg);
 }
 
+/** The LoraConfig recorded for the adapter on `model`, if any. */
+export function loraConfigOf(model: CausalLM): LoraConfig | undefined {
+  return settings.get(model);
+}
+
 export function adapterTensors(model: CausalLM): [string, TensorToWrite][] {
   const out: [string, TensorToWrite][] = [];
   const t = (name: string, x: { shape: readonly number[]; data: Float32Array | Float64Array }) => out.push([`${PREFIX}${name}`, { shape: x.shape as number[], data: x.data }]);
