@@ -66,7 +66,7 @@ export function svd(a: ArrayLike<number>, m: number, n: number): Svd {
         }
       }
     }
-    if (off < 1e-15) break;
+    if (off < 1e-13) break; // orthogonal to far below float32 rounding
   }
   // Column j of the rotated matrix = σ_j · (left vector of the orthogonalised side); rot[j] = the other side's vector.
   const norms = cols.map((c) => Math.sqrt(c.reduce((acc, v) => acc + v * v, 0)));

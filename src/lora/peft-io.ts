@@ -149,7 +149,7 @@ export function loadAdapter(model: CausalLM, dir: string, seed = 0): Map<string,
         const got = st.tensors.get(key)!.shape;
         if (got.join() === want.join()) continue;
         const rAxis = ab === 'A' ? 0 : 1;
-        if (got.length === 2 && got[1 - rAxis] === want[1 - rAxis]) throw new DpoError(`${cfgPath}: r is ${r} for ${name} (r / rank_pattern) but ${file} has ${key} of shape [${got.join(', ')}]; expected ${got[rAxis]}`);
+        if (got.length === 2 && got[1 - rAxis] === want[1 - rAxis]) throw new DpoError(`${cfgPath}: r is ${r}${r !== cfg.r ? ` for ${name} (rank_pattern)` : ''} but ${file} has ${key} of shape [${got.join(', ')}]; expected ${got[rAxis]}`);
         throw new DpoError(`${file}: ${key} has shape [${got.join(', ')}] but r=${r} on ${name} (${base.inFeatures} → ${base.outFeatures}) needs [${want.join(', ')}]; is the adapter for another base model?`);
       }
     }

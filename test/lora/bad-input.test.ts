@@ -81,7 +81,8 @@ test('loading a PEFT adapter whose files disagree with its config', () => {
     [`${V}/llama-dora/trained`, (_c, t) => { for (const k of [...t.keys()]) if (k.includes('magnitude')) t.delete(k); }, /use_dora is true but .* has no lora_magnitude_vector/],
     [`${V}/llama-modules_to_save/trained`, (c) => (c.modules_to_save = null), /unexpected tensor "base_model.model.lm_head.weight".*modules_to_save is not set/],
     [`${V}/llama-modules_to_save/trained`, (_c, t) => t.delete('base_model.model.lm_head.weight'), /selects lm_head but the file has no base_model.model.lm_head.weight/],
-    [`${V}/llama-patterns/trained`, (c) => (c.rank_pattern = {}), /r is 4 for model.layers.0.mlp.down_proj \(r \/ rank_pattern\) but .* expected 2/],
+    [`${V}/llama-patterns/trained`, (c) => (c.rank_pattern = {}), /r is 4 but .*model.layers.0.mlp.down_proj.lora_A.weight of shape \[2, 64\]; expected 2/],
+    [`${V}/llama-patterns/trained`, (c) => (c.rank_pattern = { down_proj: 3 }), /r is 3 for model.layers.0.mlp.down_proj \(rank_pattern\) but .* expected 2/],
     [`${V}/llama-patterns/trained`, (c) => (c.init_lora_weights = 'loftq'), /adapter_config.json: init_lora_weights must be one of/],
     [`${V}/llama-patterns/trained`, (c) => (c.lora_bias = true), /"lora_bias" true is not supported/],
   ];
