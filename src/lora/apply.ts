@@ -76,7 +76,8 @@ export function resolveTargets(model: CausalLM, spec: string | string[] | null |
   for (const [name, m] of modules) {
     if (isExcluded(cfg, name)) continue;
     let hit = allLinear ? m instanceof Linear && name !== 'lm_head' : targetMatches(target, name);
-    if (hit && !allLinear && typeof target !== 'string' && lt !== null && !(Array.isArray(lt) && !lt.length)) {
+    // As PEFT: layers_to_transform filters suffix matches only (a name listed in full is taken as is; all-linear is a list of leaf names there).
+    if (hit && (allLinear || (typeof target !== 'string' && !target.includes(name))) && lt !== null && !(Array.isArray(lt) && !lt.length)) {
       const idx = layerIndex(name, cfg.layersPattern);
       hit = idx !== null && (typeof lt === 'number' ? idx === lt : lt.includes(idx));
     }

@@ -73,8 +73,10 @@ export class LoraConfig {
     const lt = this.layersToTransform;
     if (lt !== null && !(Number.isInteger(lt) || (Array.isArray(lt) && lt.every((i) => Number.isInteger(i))))) throw bad(`layers_to_transform must be a layer index or a list of them, got ${JSON.stringify(lt)}`);
     // PEFT's LoraConfig.__post_init__ refuses these combinations.
-    if (typeof this.targetModules === 'string' && lt !== null) throw bad('layers_to_transform cannot be used when target_modules is a str (a regex); list the module names instead');
-    if (typeof this.targetModules === 'string' && this.layersPattern !== null) throw bad('layers_pattern cannot be used when target_modules is a str (a regex); list the module names instead');
+    // Also for "all-linear", as PEFT's __post_init__ (a str either way).
+    const regex = typeof this.targetModules === 'string';
+    if (regex && lt !== null) throw bad('layers_to_transform cannot be used when target_modules is a str (a regex); list the module names instead');
+    if (regex && this.layersPattern !== null) throw bad('layers_pattern cannot be used when target_modules is a str (a regex); list the module names instead');
     if (this.layersPattern !== null && this.layersPattern.length && lt === null) throw bad('when layers_pattern is specified, layers_to_transform must also be specified');
   }
 }
