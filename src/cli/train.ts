@@ -2,7 +2,7 @@
 import { DpoError } from '../errors.js';
 import { DPOConfig } from '../dpo/config.js';
 import { TRAINING_OPTIONS } from '../dpo/options.js';
-import { LoraConfig } from '../lora/config.js';
+import { loraConfigFromOptions } from '../lora/config.js';
 import { Dataset } from '../data/dataset.js';
 import { loadPolicy } from './load-policy.js';
 import { helpText, resolveOptions, spec, type Spec } from './args.js';
@@ -54,9 +54,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const train = await Dataset.fromFile(o.dataset_name as string, { split: o.dataset_train_split as string });
   // As TRL's script: the test split is read only when evaluation is on.
   const evalDs = args.evalStrategy !== 'no' ? await evalSets(o.dataset_name as string, o.dataset_test_split as string | string[]) : null;
-  const peftConfig = o.use_peft
-    ? new LoraConfig({ r: o.lora_r, lora_alpha: o.lora_alpha, lora_dropout: o.lora_dropout, target_modules: (o.lora_target_modules as string[] | null) ?? null, use_rslora: o.use_rslora })
-    : null;
+  const peftConfig = o.use_peft ? loraConfigFromOptions(o) : null;
   const quiet = o.quiet as boolean;
   const log = (m: string) => {
     if (!quiet) console.log(m);

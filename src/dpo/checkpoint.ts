@@ -137,12 +137,8 @@ export function loadCheckpointWeights(model: CausalLM, dir: string): void {
   const st = new SafetensorsFile(join(dir, weightsFile));
   try {
     if (weightsFile.startsWith('adapter')) {
-      const layers = new Map(loraLayers(model));
-      if (!layers.size) throw new DpoError(`${dir}: holds a LoRA adapter but the run is full fine-tuning; resume with the same --use_peft settings`);
-      for (const [name, l] of layers) {
-        st.read(`base_model.model.${name}.lora_A.weight`, l.lora_A.weight.data as Float32Array);
-        st.read(`base_model.model.${name}.lora_B.weight`, l.lora_B.weight.data as Float32Array);
-      }
+      if (!loraLayers(model).length) throw new DpoError(`${dir}: holds a LoRA adapter but the run is full fine-tuning; resume with the same --use_peft settings`);
+      for (const [key, x] of adapterTensors(model)) st.read(key, x.data as Float32Array);
     } else {
       // Headers against the run's config first, so a wrong tensor fails before it is read.
       checkCheckpoint(model.arch, [...st.tensors.values()].map((i) => ({ ...i, file: st.path })), join(dir, 'config.json'), { path: st.path, label: weightsFile });

@@ -101,8 +101,11 @@ export const TRAINING_OPTIONS: readonly OptionSpec[] = [
   o('lora_r', 'int', 16, 'lora', 'LoRA rank r'),
   o('lora_alpha', 'float', 32, 'lora', 'LoRA alpha (scaling = alpha / r)'),
   o('lora_dropout', 'float', 0.05, 'lora', 'dropout on the LoRA input'),
-  o('lora_target_modules', 'strings', null, 'lora', 'module names, a regex, or all-linear (default: PEFT\'s per-architecture targets)'),
+  o('lora_target_modules', 'strings', null, 'lora', 'module names (2 or more: suffix match), one value = a full-match regex on the module name (as TRL passes it to PEFT), or all-linear (default: PEFT\'s per-architecture targets)'),
   o('use_rslora', 'bool', false, 'lora', 'rank-stabilised scaling alpha / sqrt(r)'),
+  o('use_dora', 'bool', false, 'lora', 'DoRA: a trained magnitude per output feature on the direction of W + ΔW (PEFT use_dora)'),
+  o('lora_modules_to_save', 'strings', null, 'lora', 'modules trained in full next to the adapter, e.g. lm_head embed_tokens (PEFT modules_to_save)'),
+  o('peft_config', 'dict', {}, 'lora', 'more PEFT LoraConfig keys, over the lora_* flags: init_lora_weights (true/false/gaussian/pissa/olora), rank_pattern, alpha_pattern, layers_to_transform, layers_pattern, exclude_modules, ...'),
   o('adapter_name_or_path', 'string?', null, 'lora', 'an existing PEFT adapter to continue training'),
 ];
 

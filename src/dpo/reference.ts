@@ -11,7 +11,7 @@ import { DpoError } from '../errors.js';
 import { noGrad } from '../autograd/tape.js';
 import type { CausalLM } from '../models/causal-lm.js';
 import { architectureFor } from '../models/registry.js';
-import { loraLayers, withAdaptersDisabled } from '../lora/apply.js';
+import { adapterParameters, loraLayers, trainedCopies, withAdaptersDisabled } from '../lora/apply.js';
 import { Linear } from '../nn/linear.js';
 import { FrozenBf16Linear } from '../nn/frozen-bf16-linear.js';
 import { sequenceLogps, type PairBatch, type SequenceLogpsOptions } from './logps.js';
@@ -115,25 +115,31 @@ export function adaptersOffReference(policy: CausalLM): Reference {
   return {
     kind: 'adapters-off',
     logps: (b, o) => withAdaptersDisabled(policy, () => run(policy, b, o)),
-    // Adapters off: the base weights alone (a fresh adapter's seeded A does not change the reference).
-    hashWeights: (h) => hashParameters(h, policy, (n) => n.includes('.lora_')),
+    // Adapters off: the base weights alone (a fresh adapter's seeded A does not change the reference),
+    // with modules_to_save's frozen originals in place of their trained copies.
+    hashWeights(h) {
+      const copies = trainedCopies(policy);
+      hashParameters(h, policy, (n) => n.includes('.lora_') || copies.some(([m]) => n.startsWith(`${m}.`)));
+      for (const [m, c] of copies) for (const [k, t] of c._mts.original) {
+        h.update(`${m}.${k}`);
+        h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+      }
+    },
     mixup() {
       throw new DpoError('sync_ref_model is not supported with LoRA (as in TRL): the reference is the adapter-free or initial-adapter model');
     },
   };
 }
 
-/** Keeps a copy of the adapter's initial A/B and swaps it in for reference forwards. */
+/** Keeps a copy of the adapter's initial tensors (A, B, DoRA magnitudes, modules_to_save copies) and swaps it in for reference forwards. */
 export function refAdapterReference(policy: CausalLM): Reference {
-  const layers = loraLayers(policy);
-  const frozen = layers.map(([, l]) => [Float32Array.from(l.lora_A.weight.data), Float32Array.from(l.lora_B.weight.data)] as const);
+  const params = adapterParameters(policy);
+  const frozen: Float32Array[] = params.map((t) => Float32Array.from(t.data as Float32Array));
   const swap = () => {
-    layers.forEach(([, l], i) => {
-      const a = l.lora_A.weight.data;
-      const b = l.lora_B.weight.data;
-      l.lora_A.weight.data = frozen[i][0];
-      l.lora_B.weight.data = frozen[i][1];
-      (frozen as unknown as [Float32Array, Float32Array][])[i] = [a as Float32Array, b as Float32Array];
+    params.forEach((t, i) => {
+      const cur = t.data as Float32Array;
+      t.data = frozen[i];
+      frozen[i] = cur;
     });
   };
   return {

@@ -14,7 +14,8 @@ import { scale } from '../ops/index.js';
 import { DpoError } from '../errors.js';
 import { getMatmulPrecision, setMatmulPrecision, type MatmulPrecision } from '../backend/index.js';
 import type { CausalLM } from '../models/causal-lm.js';
-import { applyLora, loraLayers, resolveTargets } from '../lora/apply.js';
+import { applyLoraConfig, loraLayers } from '../lora/apply.js';
+import { rememberLoraConfig } from '../lora/peft-io.js';
 import type { LoraConfig } from '../lora/config.js';
 import type { HfTokenizer } from '../tokenizer/tokenizer.js';
 import { DPOConfig } from './config.js';
@@ -150,9 +151,8 @@ export class DPOTrainer {
     assertRunFits(trainingEstimate(this.model, a, this.data.train, init.peftConfig ?? null, !!init.refModel));
     if (init.peftConfig) {
       if (hadAdapter) throw new DpoError('the model already carries a LoRA adapter and a peft_config was given; merge the adapter first, or drop peft_config to continue training it');
-      const p = init.peftConfig;
-      const targets = resolveTargets(this.model, p.targetModules);
-      applyLora(this.model, { r: p.r, alpha: p.loraAlpha, dropout: p.loraDropout, useRslora: p.useRslora }, targets, a.seed);
+      applyLoraConfig(this.model, init.peftConfig, a.seed);
+      rememberLoraConfig(this.model, init.peftConfig);
     }
     if (a.disableDropout) disableDropout(this.model);
     this.model.gradientCheckpointing = a.gradientCheckpointing;

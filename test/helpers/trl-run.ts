@@ -11,6 +11,7 @@ import { Dataset } from '../../src/data/dataset.js';
 import { DPOConfig } from '../../src/dpo/config.js';
 import { DPOTrainer } from '../../src/dpo/trainer.js';
 import { loadAdapter } from '../../src/lora/peft-io.js';
+import { LoraConfig } from '../../src/lora/config.js';
 
 export const TRL_FIXTURES = 'test/fixtures/trl';
 const seed = JSON.parse(readFileSync('examples/dpo_example.json', 'utf8')) as Record<string, string[]>;
@@ -23,7 +24,7 @@ const conv = {
 const EVAL_SETS: Record<string, Record<string, unknown[]>> = { standard: seed, swapped: { prompt: seed.prompt, chosen: seed.rejected, rejected: seed.chosen } };
 
 export interface TrlRun {
-  case: { name: string; model: string; data: string; lora?: string; eval?: string | Record<string, string>; resume_at?: number; evaluate_after?: boolean; args: Record<string, unknown> };
+  case: { name: string; model: string; data: string; lora?: string; peft?: Record<string, unknown>; eval?: string | Record<string, string>; resume_at?: number; evaluate_after?: boolean; args: Record<string, unknown> };
   common: Record<string, unknown>;
   /** Every log entry but the run summary: training steps and evaluations. */
   log_history: Record<string, number>[];
@@ -49,14 +50,16 @@ export async function replayTrlRun(name: string, overrides: Record<string, unkno
   const dir = join('test/fixtures/models', run.case.model);
   const { model } = loadCausalLM(dir);
   const tok = HfTokenizer.fromDir(dir);
-  if (run.case.lora === 'continued') loadAdapter(model, join(TRL_FIXTURES, name, 'initial_adapter'));
+  // continued / peft: the adapter TRL started from (PEFT saved it); fresh: TRL's peft_config, applied by our trainer.
+  if (run.case.lora === 'continued' || run.case.lora === 'peft') loadAdapter(model, join(TRL_FIXTURES, name, 'initial_adapter'));
+  const peftConfig = run.case.lora === 'fresh' ? new LoraConfig({ ...run.case.peft, task_type: 'CAUSAL_LM' }) : null;
   // TRL's recorded arguments as they are (bf16 false included, so our defaults do not matter); report_to / use_cpu mean nothing here.
   const { report_to: _r, use_cpu: _u, ...common } = run.common;
   const args = new DPOConfig({ ...common, ...run.case.args, ...overrides, output_dir: mkdtempSync(join(tmpdir(), 'dpo-parity-')) });
   const data = run.case.data === 'standard' ? seed : conv;
   const ev = run.case.eval;
   const evalDataset = ev === undefined ? null : typeof ev === 'string' ? Dataset.fromDict(EVAL_SETS[ev]) : Object.fromEntries(Object.entries(ev).map(([k, v]) => [k, Dataset.fromDict(EVAL_SETS[v])]));
-  const make = (m: typeof model) => new DPOTrainer({ model: m, args, trainDataset: Dataset.fromDict(data), evalDataset, processingClass: tok, warn: () => {} });
+  const make = (m: typeof model) => new DPOTrainer({ model: m, args, trainDataset: Dataset.fromDict(data), evalDataset, processingClass: tok, peftConfig, warn: () => {} });
   let trainer = make(model);
   await trainer.train();
   const resumeAt = opts.resumeAt ?? run.case.resume_at;
