@@ -21,6 +21,7 @@ export const ITERATIVE_SPECS: Spec[] = [
   spec('model_name_or_path', 'string?', null, 'the starting policy: model directory or HF model id in your cache'),
   spec('prompts', 'string?', null, 'training prompts: .jsonl/.json/.parquet file or dataset directory with a `prompt` column'),
   spec('dataset_train_split', 'string', 'train', 'split of a prompts dataset directory'),
+  spec('dataset_name', 'string?', null, 'not with --judge: iterative DPO makes its pairs from --prompts'),
   spec('eval_prompts', 'string?', null, 'held-out prompts, evaluated after every round (score, win-rate, KL to the starting model)'),
   spec('judge', 'string?', null, 'judge module (.mjs/.js): export default (prompt, completion) => score, or { compare(prompt, a, b) }'),
   spec('iterations', 'int', 1, 'rounds of sample → judge → train → evaluate'),
