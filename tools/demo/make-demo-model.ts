@@ -5,7 +5,8 @@
  * with probability CORRECT_P and otherwise the sum with the carry forgotten (47+38 → 75), so the
  * model knows both and, greedily, mostly forgets to carry. Fixed seed: the same file every run.
  *
- *   npx tsc -p . && nice node dist/tools/demo/make-demo-model.js [--steps N] [--out DIR]
+ *   npx tsc -p . && DPO_NUM_THREADS=1 nice node dist/tools/demo/make-demo-model.js [--steps N] [--out DIR]
+ * (one thread: the matrices are tiny, and on a busy machine spinning OpenMP threads cost 5×)
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
