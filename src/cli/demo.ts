@@ -50,6 +50,9 @@ export async function demoCommand(argv: string[]): Promise<void> {
   }
   const o = resolveOptions(argv, DEMO_SPECS, 'demo');
   const root = packageRoot();
+  // The demo models' matrices are too small to split across threads: one thread is faster, and far
+  // faster on a busy machine, where waiting OpenMP threads spin (measured: 21 s vs 134 s).
+  if (!process.env.DPO_NUM_THREADS) getBackend().setNumThreads(1);
   if (o.seed_example) return seedExampleDemo(o, root);
   const t0 = Date.now();
   const outDir = resolve(o.output_dir as string);
@@ -60,9 +63,6 @@ export async function demoCommand(argv: string[]): Promise<void> {
   for (const k of ['iterations', 'prompts_per_round', 'num_generations', 'heldout_size'] as const) {
     if (!((o[k] as number) >= 1)) throw new DpoError(`dpo demo: --${k} must be ≥ 1, got ${o[k]}`);
   }
-  // A 119k-parameter model's matrices are too small to split across threads: one thread is faster,
-  // and far faster on a busy machine, where waiting OpenMP threads spin (measured: 21 s vs 134 s).
-  if (!process.env.DPO_NUM_THREADS) getBackend().setNumThreads(1);
   const assetDir = join(root, 'assets', 'demo-adder');
   const policy = loadPolicy(assetDir);
   const tok = policy.tokenizer;
