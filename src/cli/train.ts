@@ -13,6 +13,7 @@ import { TRL_ARGS, modelWithRevision, resolveTrlArgs } from '../dpo/trl-args.js'
 import { resolveModelDir } from '../io/model-source.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { iterativeTrainCommand, wantsIterative } from './train-iterative.js';
 
 export const TRAIN_SPECS: Spec[] = [
   spec('model_name_or_path', 'string?', null, 'model directory or Hugging Face model id (resolved offline from the HF cache)'),
@@ -28,6 +29,8 @@ export const TRAIN_SPECS: Spec[] = [
 ];
 
 export async function trainCommand(argv: string[]): Promise<void> {
+  // --judge / --prompts / --iterations: iterative (online) DPO, its own options (train-iterative.ts).
+  if (wantsIterative(argv)) return iterativeTrainCommand(argv);
   if (argv.includes('--help') || argv.includes('-h')) {
     console.log(helpText('train', 'align a causal LM on preference pairs with DPO (TRL-compatible flags)', TRAIN_SPECS));
     return;
