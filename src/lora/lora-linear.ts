@@ -39,8 +39,7 @@ export class LoraLinear extends Module implements LinearLike {
     const a = this.lora_A.weight.data;
     for (let i = 0; i < a.length; i++) a[i] = (initRng.nextFloat() * 2 - 1) * bound;
     // Only the adapter trains; the base weight stays frozen (its gradient is never computed).
-    base.weight.requiresGrad = false;
-    if (base.bias) base.bias.requiresGrad = false;
+    for (const p of base.parameters()) p.requiresGrad = false;
     this.lora_A.weight.requiresGrad = true;
     this.lora_B.weight.requiresGrad = true;
   }
