@@ -8,6 +8,8 @@ import { Dataset } from '../../src/data/dataset.js';
 import { DPOConfig } from '../../src/dpo/config.js';
 import { DPOTrainer } from '../../src/dpo/trainer.js';
 import { loadAdapter } from '../../src/lora/peft-io.js';
+import type { CausalLM } from '../../src/models/causal-lm.js';
+import type { StorageSpec } from '../../src/quant/load-stored.js';
 
 export const TRL_FIXTURES = 'test/fixtures/trl';
 const seed = JSON.parse(readFileSync('examples/dpo_example.json', 'utf8')) as Record<string, string[]>;
@@ -24,10 +26,12 @@ export interface TrlRun {
 }
 
 /** Our training logs (entries with a loss) for TRL's run `name`, with `overrides` on its arguments. */
-export async function replayTrlRun(name: string, overrides: Record<string, unknown> = {}): Promise<{ run: TrlRun; ours: Record<string, number>[] }> {
+/** `load.storage`: the base linears' storage (quant/load-stored.ts); `load.prepare` edits the loaded model first. */
+export async function replayTrlRun(name: string, overrides: Record<string, unknown> = {}, load: { storage?: StorageSpec; prepare?: (m: CausalLM) => void } = {}): Promise<{ run: TrlRun; ours: Record<string, number>[]; model: CausalLM }> {
   const run = JSON.parse(readFileSync(join(TRL_FIXTURES, name, 'run.json'), 'utf8')) as TrlRun;
   const dir = join('test/fixtures/models', run.case.model);
-  const { model } = loadCausalLM(dir);
+  const { model } = loadCausalLM(dir, { storage: load.storage });
+  load.prepare?.(model);
   const tok = HfTokenizer.fromDir(dir);
   if (run.case.lora === 'continued') loadAdapter(model, join(TRL_FIXTURES, name, 'initial_adapter'));
   // TRL's recorded arguments as they are (bf16 false included, so our defaults do not matter); report_to / use_cpu mean nothing here.
@@ -36,5 +40,5 @@ export async function replayTrlRun(name: string, overrides: Record<string, unkno
   const data = run.case.data === 'standard' ? seed : conv;
   const trainer = new DPOTrainer({ model, args, trainDataset: Dataset.fromDict(data), processingClass: tok, warn: () => {} });
   await trainer.train();
-  return { run, ours: trainer.state.log_history.filter((h) => 'loss' in h) as Record<string, number>[] };
+  return { run, ours: trainer.state.log_history.filter((h) => 'loss' in h) as Record<string, number>[], model };
 }
