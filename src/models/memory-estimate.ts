@@ -42,9 +42,6 @@ export interface MemoryEstimate {
   activationsOther: number;
 }
 
-/** What a training process holds besides the model and activations (Node, tokenizer, oneDNN, pools), measured on bench/quant-scaling.ts. */
-const RUNTIME_BYTES = 200e6;
-
 const numel = (e: ExpectedWeight) => e.shape.reduce((a, d) => a * d.size, 1);
 
 /** Bytes the run needs: weights, gradients and AdamW state of what trains, reference copy, activations. */
@@ -90,7 +87,6 @@ export function estimateRunMemory(s: RunShape): MemoryEstimate {
     ['gradients', 4 * trainable],
     ['AdamW state', 8 * trainable],
     ['reference copy', ref],
-    ['runtime (Node, tokenizer, kernel buffers)', RUNTIME_BYTES],
     [`activations for ${s.rows} rows × ${s.seqLen} tokens`, activations],
   ];
   return { bytes: parts.reduce((n, [, b]) => n + b, 0), parts, shape: s, activationsOther: s.gradientCheckpointing ? withoutGc : withGc };
