@@ -20,8 +20,10 @@ export interface Policy {
   adapter: string | null;
 }
 
-/** `beforeBuild(arch, hasAdapter)` runs once the checkpoint is checked, before the model is built. */
-/** `storage(hasAdapter)`: how the frozen base linears are stored (quant/options.ts), null = float32. */
+/**
+ * `beforeBuild(arch, hasAdapter)` runs once the checkpoint is checked, before the model is built;
+ * `storage(hasAdapter)` says how the frozen base linears are stored (quant/options.ts), null = float32.
+ */
 export function loadPolicy(modelNameOrPath: string, adapterPath: string | null = null, beforeBuild?: (arch: ArchConfig, hasAdapter: boolean) => void, storage?: (hasAdapter: boolean) => StorageSpec | null): Policy {
   let base = modelNameOrPath;
   let adapter = adapterPath;

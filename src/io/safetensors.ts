@@ -153,11 +153,6 @@ export class SafetensorsFile {
     return new Uint16Array(this.map, info.begin, numel(info.shape));
   }
 
-  /** The file's memory map once viewRaw16 made one (null: none possible). */
-  get mapped(): ArrayBuffer | null {
-    return this.map ?? null;
-  }
-
   /** A tensor's bytes exactly as stored (any dtype). */
   readBytes(name: string): Uint8Array {
     const info = this.info(name);

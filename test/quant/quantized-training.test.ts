@@ -9,7 +9,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { SafetensorsFile, writeSafetensors } from '../../src/io/safetensors.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { replayTrlRun } from '../helpers/trl-run.js';
@@ -71,13 +72,26 @@ for (const name of ['llama-lora-continued', 'qwen2-lora-continued-conv']) {
 }
 
 test('zero-copy: a bf16 checkpoint\'s linears are views of the memory-mapped file (single and sharded); DPO_NO_MMAP=1 copies', { skip: nativeAvailable() ? false : 'needs the native addon (mmap)' }, () => {
-  for (const dir of ['test/fixtures/models/llama-bf16']) {
+  // The bf16 fixture, and the same tensors split into two shards.
+  const src = 'test/fixtures/models/llama-bf16';
+  const sharded = mkdtempSync(join(tmpdir(), 'dpo-bf16-shards-'));
+  copyFileSync(join(src, 'config.json'), join(sharded, 'config.json'));
+  const f = new SafetensorsFile(join(src, 'model.safetensors'));
+  const names = f.names(), weightMap: Record<string, string> = {};
+  for (const [i, part] of [names.slice(0, names.length >> 1), names.slice(names.length >> 1)].entries()) {
+    const file = `model-0000${i + 1}-of-00002.safetensors`;
+    writeSafetensors(join(sharded, file), part.map((n) => { weightMap[n] = file; return [n, { shape: f.info(n).shape, data: f.readRawBf16(n), dtype: 'BF16' as const }] as const; }));
+  }
+  f.close();
+  writeFileSync(join(sharded, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+  for (const dir of [src, sharded]) {
     const { model } = loadCausalLM(dir, { storage: { kind: 'bf16' } });
     const stored = model.namedModules().filter((e): e is [string, FrozenLinear] => e[1] instanceof FrozenLinear);
     assert.ok(stored.length > 0);
-    const buf = stored[0][1]._w.data.buffer;
-    assert.equal(buf.byteLength, statSync(join(dir, 'model.safetensors')).size, 'the view is not over the whole mapped file');
-    for (const [name, l] of stored) assert.equal(l._w.data.buffer, buf, `${name}: copied, not a view of the mapping`);
+    const files = new Set(Object.values(weightMap).map((n) => statSync(join(sharded, n)).size).concat(statSync(join(src, 'model.safetensors')).size));
+    const bufs = new Set(stored.map(([, l]) => l._w.data.buffer));
+    assert.equal(bufs.size, dir === src ? 1 : 2, `${dir}: one mapping per file`);
+    for (const b of bufs) assert.ok(files.has(b.byteLength), `${dir}: a view not over a whole mapped file (${b.byteLength} bytes): copied`);
   }
   process.env.DPO_NO_MMAP = '1';
   try {
