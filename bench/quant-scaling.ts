@@ -91,6 +91,7 @@ async function main(): Promise<void> {
   // ~200 prompt and ~300 completion tokens with the tiny test tokenizer at the defaults.
   if (!existsSync(data)) await writeSyntheticJsonl(data, Math.max(16, o.steps * o.accum), { seed: 7, promptWords: [pw - 1, pw + 1], completionWords: [cw - 3, cw + 3] });
   const rows: Row[] = [];
+  const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
   for (const size of sizes) {
     const model = join(dir, `qwen2.5-${size}`);
     if (!existsSync(join(model, 'model.safetensors'))) makeQwenCheckpoint(size, model);
@@ -100,10 +101,9 @@ async function main(): Promise<void> {
       const r = await runOne(model, data, mode, gc, o);
       r.size = size;
       rows.push(r);
-      console.log(`  ${mode} gc ${gc}: ${r.ok ? 'done' : `failed: ${r.note}`}`);
+      console.log(`  ${mode} gc ${gc}: ${r.ok ? `load ${f(r.loadS)} s, first step ${f(r.firstS)} s, ${f(r.stepS)} s/step, peak RSS ${f(r.peakGb, 2)} GB, estimate ${f(r.estGb, 2)} GB` : `failed: ${r.note}`}`);
     }
   }
-  const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
   console.log(`\nLoRA r=16 all-linear, batch 1 × accumulation ${o.accum}, ${o.steps} steps, max_length ${o.maxLength}\n`);
   console.log('| shape | storage | grad ckpt | load s | first step s | s/step | peak RSS GB | estimate GB | estimate/peak |');
   console.log('|---|---|---|---|---|---|---|---|---|');
