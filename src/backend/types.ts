@@ -12,6 +12,8 @@
  * subtract the row max so large magnitudes (±1e4·) do not overflow.
  */
 
+import type { WeightStorage } from '../quant/storage.js';
+
 export type F = Float32Array | Float64Array;
 export type Idx = Int32Array;
 /** 1 = position is a real token, 0 = padding. */
@@ -55,6 +57,22 @@ export interface MatmulArgs {
   strideC: number;
   /** C = alpha·op(A)·op(B) + beta·C (beta 0 ignores C's old contents, even NaN). */
   alpha: number;
+  beta: number;
+}
+
+/**
+ * A GEMM with a frozen weight W (rows × cols) in any storage (quant/storage.ts), dequantized a tile
+ * of rows at a time (no float32 copy of W is made): `xWt` C (M × rows) = A (M × cols) · Wᵀ + beta·C;
+ * otherwise C (M × cols) = A (M × rows) · W + beta·C. Float32 storage, and bf16 storage under
+ * bf16 precision, multiply in place. bf16 storage is a bf16 GEMM (A rounded too), as `matmul`
+ * with bf16 bits; the other kinds multiply their float32 values as a float32 weight would be.
+ */
+export interface StoredMatmulArgs {
+  a: F;
+  w: WeightStorage;
+  c: F;
+  m: number;
+  xWt: boolean;
   beta: number;
 }
 
@@ -167,6 +185,8 @@ export interface AdamWArgs {
 export interface Kernels {
   /** Batched strided GEMM; see MatmulArgs. */
   matmul(p: MatmulArgs): void;
+  /** GEMM with a stored (bf16, f16, 4-bit, int8) frozen weight, dequantized per tile; see StoredMatmulArgs. */
+  storedMatmul(p: StoredMatmulArgs): void;
 
   /**
    * out = a ∘ b with broadcasting. `shape` is out's shape (rank ≤ 6); aStrides/bStrides give each
@@ -261,6 +281,8 @@ export interface Backend {
   setMatmulPrecision(p: MatmulPrecision): void;
   /** What runs the math on this CPU (decided once at start-up). */
   describe(): BackendInfo;
+  /** The whole file mapped read-only as an ArrayBuffer (unmapped on GC); native only (io/mmap.ts). */
+  mapFile?(path: string): ArrayBuffer;
 }
 
 export interface BackendInfo {

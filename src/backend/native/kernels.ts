@@ -6,6 +6,8 @@
 import { DpoError } from '../../errors.js';
 import type { Backend, BackendInfo, BinaryOp, KernelTable } from '../types.js';
 import { refKernels } from '../ref/index.js';
+import { DYNAMIC8, FP4, NF4 } from '../../quant/codes.js';
+import type { StorageKind } from '../../quant/storage.js';
 
 type Fn = (...args: unknown[]) => unknown;
 export type NativeAddon = Record<string, Fn>;
@@ -33,12 +35,18 @@ function guarded(addon: NativeAddon): NativeAddon {
   return out;
 }
 
+/** Storage kinds as native/src/stored-gemm.cc numbers them. */
+const STORAGE_CODE: Record<StorageKind, number> = { f32: 0, bf16: 1, f16: 2, nf4: 3, fp4: 4, int8: 5 };
+
 const BIN: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3 };
 
 export function makeNativeBackend(addon: NativeAddon): Backend {
   const n = guarded(addon);
   const k: KernelTable = {
     matmul: (p) => void n.matmul(p.a, p.b, p.c, p.batch, p.m, p.n, p.k, p.transA, p.transB, p.strideA, p.strideB, p.strideC, p.alpha, p.beta),
+    storedMatmul: ({ a, w, c, m, xWt, beta }) =>
+      void n.storedMatmul(a, c, m, xWt, beta, STORAGE_CODE[w.kind], w.rows, w.cols, w.data, w.absmax, w.qabsmax,
+        w.kind === 'nf4' ? NF4 : w.kind === 'fp4' ? FP4 : null, w.qabsmax ? DYNAMIC8 : null, w.offset),
     binary: (op, a, b, out, shape, as, bs) => void n.binary(BIN[op], a, b, out, shape, as, bs),
     unary: (op, x, out, cnt, alpha) => void n.unary(op, x, out, cnt, alpha),
     unaryBackward: (op, x, y, gy, gx, cnt, alpha) => void n.unaryBackward(op, x, y, gy, gx, cnt, alpha),
@@ -72,6 +80,7 @@ export function makeNativeBackend(addon: NativeAddon): Backend {
     setNumThreads: (t) => void n.setNumThreads(t),
     getNumThreads: () => n.getNumThreads() as number,
     setMatmulPrecision: (p) => void n.setMatmulBf16(p === 'bfloat16'),
+    mapFile: (path) => n.mapFile(path) as ArrayBuffer,
     describe: (): BackendInfo => {
       const c = n.cpuInfo() as { kernelIsa: string; onednnIsa: string; bf16Units: boolean };
       return { name: 'native', threads: n.getNumThreads() as number, ...c };
