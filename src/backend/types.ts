@@ -227,9 +227,11 @@ export interface Kernels {
   /**
    * Rotary embedding, HF rotate_half convention, on x (rows, H, D) with rows = B·T:
    * out = x·cos[pos] + rotate_half(x)·sin[pos], rotate_half(x) = concat(−x[D/2:], x[:D/2]).
-   * cos/sin: (maxPos, D) tables; pos (rows). `inverse` uses −sin (the backward). out may alias x.
+   * cos/sin: (maxPos, R) tables; pos (rows). `inverse` uses −sin (the transpose: the backward).
+   * Partial rotary (Phi-3): only the first R = rotaryDim (even, ≤ D; default D) dims of each head
+   * are rotated, in pairs (i, i + R/2); dims R.. are copied. out may alias x.
    */
-  rope(x: F, out: F, cos: F, sin: F, pos: Idx, rows: number, heads: number, dim: number, inverse: boolean): void;
+  rope(x: F, out: F, cos: F, sin: F, pos: Idx, rows: number, heads: number, dim: number, inverse: boolean, rotaryDim?: number): void;
 
   /** Fused scaled-dot-product attention; see AttentionArgs. Never materialises (B, H, T, T) beyond one row block. */
   attention(p: AttentionArgs): void;

@@ -124,6 +124,9 @@ test('embedding, rmsnorm, layernorm, rope', { skip }, () => {
   both('layernormBackward', [new Float32Array(rows * dim), rand(dim), rand(dim)], (K, [gx, gw, gb]) => K.layernormBackward(x, nw, mean, rs, gy, gx, gw, gb, rows, dim), 1e-4, 1e-5);
   const H = 3, D = 8, P = 20, cos = rand(P * D), sin = rand(P * D), pos = ids(rows, P), xr = rand(rows * H * D);
   for (const inv of [false, true]) both(`rope inverse=${inv}`, [new Float32Array(rows * H * D)], (K, [o]) => K.rope(xr, o, cos, sin, pos, rows, H, D, inv));
+  // partial rotary (Phi-3): tables (P, R) for the first R = 6 of D = 8 dims; the rest copied
+  const R = 6, pc = rand(P * R), ps = rand(P * R);
+  for (const inv of [false, true]) both(`rope partial inverse=${inv}`, [rand(rows * H * D)], (K, [o]) => K.rope(xr, o, pc, ps, pos, rows, H, D, inv, R));
 });
 
 test('attention forward/backward: GQA, padding, segments (contiguous blocks, a returning id, shared-prompt parents, a later parent), window, fully masked rows, non-causal', { skip }, () => {

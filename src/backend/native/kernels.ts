@@ -55,7 +55,7 @@ export function makeNativeBackend(addon: NativeAddon): Backend {
     rmsnormBackward: (x, w, rstd, gy, gx, gw, rows, dim) => void n.rmsnormBackward(x, w, rstd, gy, gx, gw, rows, dim),
     layernorm: (x, w, b, out, mean, rstd, rows, dim, eps) => void n.layernorm(x, w, b, out, mean, rstd, rows, dim, eps),
     layernormBackward: (x, w, mean, rstd, gy, gx, gw, gb, rows, dim) => void n.layernormBackward(x, w, mean, rstd, gy, gx, gw, gb, rows, dim),
-    rope: (x, out, cos, sin, pos, rows, heads, dim, inverse) => void n.rope(x, out, cos, sin, pos, rows, heads, dim, inverse),
+    rope: (x, out, cos, sin, pos, rows, heads, dim, inverse, rotaryDim) => void n.rope(x, out, cos, sin, pos, rows, heads, dim, inverse, rotaryDim ?? dim),
     attention: (p) => void n.attention(p.q, p.k, p.v, p.out, p.lse, p.B, p.T, p.Hq, p.Hkv, p.D, p.scale, p.causal, p.keyMask, p.segIds, p.window, p.segParents ?? null),
     attentionBackward: (p) =>
       void n.attentionBackward(p.q, p.k, p.v, p.out, p.lse, p.B, p.T, p.Hq, p.Hkv, p.D, p.scale, p.causal, p.keyMask, p.segIds, p.window, p.gOut, p.gq, p.gk, p.gv, p.segParents ?? null),
