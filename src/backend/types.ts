@@ -88,6 +88,11 @@ export interface AttentionArgs {
   segParents?: Idx | null;
   /** Sliding window (Mistral): a query at t attends keys in (t - window, t]; 0 = unlimited. */
   window: number;
+  /**
+   * Attention-logit soft-capping (Gemma 2): scores become cap·tanh(scores / cap) after scaling and
+   * before masking and softmax; 0 or absent = none.
+   */
+  softcap?: number;
 }
 
 export interface AttentionBackwardArgs extends AttentionArgs {
@@ -127,8 +132,14 @@ export interface TokenLogprobArgs {
   /**
    * Optional out (N, C): softmax(h·wᵀ)·w, each row's expected output embedding. With a frozen w the
    * gradient for h is then g·(w[target] − expected), with no second pass over the vocabulary.
+   * Not with softcap (the kernels refuse both).
    */
   expected?: F | null;
+  /**
+   * Final-logit soft-capping (Gemma 2): logits → cap·tanh(logits / cap) before everything else
+   * (log-softmax, entropy, logit sum, argmax); 0 or absent = none.
+   */
+  softcap?: number;
 }
 
 export interface TokenLogprobBackwardArgs {
@@ -146,6 +157,8 @@ export interface TokenLogprobBackwardArgs {
   gh: F | null;
   gw: F | null;
   accumulateGw?: boolean;
+  /** The forward's softcap: dlogits is multiplied by 1 − tanh²(logits / cap). */
+  softcap?: number;
 }
 
 export interface AdamWArgs {

@@ -1,6 +1,6 @@
 /** The autograd ops: every op records its own backward (see autograd/tape.ts). */
 export { matmul, linear } from './matmul.js';
-export { add, sub, mul, div, scale, neg, addScalar, clamp, exp, log, sqrt, square, sigmoid, logsigmoid, tanh, relu, silu, geluTanh, abs } from './elementwise.js';
+export { add, sub, mul, div, scale, neg, addScalar, clamp, exp, log, sqrt, square, sigmoid, logsigmoid, tanh, relu, silu, geluTanh, abs, softcap } from './elementwise.js';
 export { sum, mean } from './reduce.js';
 export { reshape, transpose, permute, slice, concat, indexSelect } from './shape.js';
 export { softmax, logSoftmax } from './softmax.js';
