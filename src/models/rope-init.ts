@@ -19,6 +19,7 @@
  *   original_max_position_embeddings, short_factor otherwise (stateless).
  */
 import { DpoError } from '../errors.js';
+import { invFreq } from '../ops/rope.js';
 
 const f32 = Math.fround;
 
@@ -208,11 +209,12 @@ export function planParams(plan: RopePlan, layerType: string | null): RopeParame
 
 /** 1 / base^(2i / dim) for i < dim / 2, each step in float32; `ext` multiplies base^… first (longrope). */
 function baseInvFreq(base: number, dim: number, ext?: readonly number[]): Float64Array {
+  if (!ext) return invFreq(dim, base);
   const n = Math.floor((dim + 1) / 2);
   const inv = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const pw = f32(f32(base) ** f32((2 * i) / dim));
-    inv[i] = f32(1 / (ext ? f32(f32(ext[i]) * pw) : pw));
+    inv[i] = f32(1 / f32(f32(ext[i]) * pw));
   }
   return inv;
 }
@@ -246,8 +248,8 @@ export function ropeInit(plan: RopePlan, layerType: string | null, dims: RopeDim
       if (ext.length < Math.floor((partialDim + 1) / 2)) throw new DpoError(`rope: longrope ${seqLen !== undefined && seqLen > orig ? 'long' : 'short'}_factor has ${ext.length} entries; expected rotary dim / 2 = ${Math.floor((partialDim + 1) / 2)}`);
       return out(baseInvFreq(base, partialDim, ext), att);
     }
-    case 'llama3':
-      return out(llama3InvFreq(baseInvFreq(base, partialDim), p));
+    case 'llama3': // _compute_llama3_parameters: ops/rope.ts's invFreq mirrors it
+      return out(invFreq(partialDim, base, { type: 'llama3', factor: p.factor!, low_freq_factor: p.low_freq_factor!, high_freq_factor: p.high_freq_factor!, original_max_position_embeddings: p.original_max_position_embeddings! }));
   }
 }
 
@@ -295,21 +297,6 @@ function yarn(p: RopeParameters, plan: RopePlan, dim: number, dims: RopeDims): R
     inv[i] = f32(f32(inter * f32(1 - ef)) + f32(extra * ef));
   }
   return { invFreq: inv, attentionScaling: att, rotaryDim: 2 * n };
-}
-
-/** _compute_llama3_parameters: wavelength-dependent scaling of the base inv_freq. */
-function llama3InvFreq(inv: Float64Array, p: RopeParameters): Float64Array {
-  const fac = f32(p.factor!);
-  const lo = p.low_freq_factor!, hi = p.high_freq_factor!, old = p.original_max_position_embeddings!;
-  const loWave = f32(old / lo), hiWave = f32(old / hi);
-  return inv.map((v) => {
-    const wavelen = f32(f32(1 / v) * f32(2 * Math.PI));
-    const llama = wavelen > loWave ? f32(v / fac) : v;
-    // smooth = (old / wavelen − lo) / (hi − lo); smoothed = (1 − smooth)·llama / factor + smooth·llama
-    const smooth = f32(f32(f32(f32(1 / wavelen) * f32(old)) - f32(lo)) / f32(hi - lo));
-    const smoothed = f32(f32(f32(f32(1 - smooth) * llama) / fac) + f32(smooth * llama));
-    return !(wavelen < hiWave) && !(wavelen > loWave) ? smoothed : llama;
-  });
 }
 
 /** What a transformers <Model>RotaryEmbedding keeps per layer type between forwards. */
