@@ -33,6 +33,9 @@ export type UnaryOp =
   | 'scale'
   | 'abs';
 
+/** The activation of a gated MLP (the swiglu kernels). */
+export type GatedAct = 'silu' | 'gelu_tanh';
+
 /** What float32 GEMMs multiply in: float32, or bf16-rounded operands with float32 accumulation (`--bf16`). */
 export type MatmulPrecision = 'float32' | 'bfloat16';
 
@@ -196,14 +199,17 @@ export interface Kernels {
    */
   unaryBackward(op: UnaryOp, x: F, y: F, gy: F, gx: F, n: number, alpha: number): void;
 
-  /** SwiGLU: out[i] = silu(g[i])·u[i] = g·σ(g)·u. */
-  swiglu(g: F, u: F, out: F, n: number): void;
+  /**
+   * Gated activation: out[i] = act(g[i])·u[i]; act = silu (SwiGLU, the default: g·σ(g)·u) or
+   * gelu_tanh (GeGLU, Gemma's gelu_pytorch_tanh: 0.5·g·(1 + tanh(√(2/π)·(g + 0.044715·g³)))).
+   */
+  swiglu(g: F, u: F, out: F, n: number, act?: GatedAct): void;
 
   /**
-   * SwiGLU backward from the inputs alone: gg = gy·u·σ(g)·(1 + g·(1 − σ(g))), gu = gy·silu(g); a
-   * null gradient buffer is skipped.
+   * Its backward from the inputs alone: gg = gy·u·act'(g), gu = gy·act(g) (SwiGLU: act' =
+   * σ(g)·(1 + g·(1 − σ(g)))); a null gradient buffer is skipped.
    */
-  swigluBackward(g: F, u: F, gy: F, gg: F | null, gu: F | null, n: number): void;
+  swigluBackward(g: F, u: F, gy: F, gg: F | null, gu: F | null, n: number, act?: GatedAct): void;
 
   /** y[i] += alpha·x[i] */
   axpy(y: F, x: F, n: number, alpha: number): void;

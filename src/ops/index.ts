@@ -8,6 +8,6 @@ export { embedding } from './embedding.js';
 export { rmsNorm, layerNorm } from './norm.js';
 export { rope, ropeTables, ropeTablesFrom, invFreq, type Llama3Scaling } from './rope.js';
 export { attention, type AttentionOptions } from './attention.js';
-export { swiglu } from './swiglu.js';
+export { swiglu, geglu } from './swiglu.js';
 export { dropout } from './dropout.js';
 export { tokenLogprobs, DEFAULT_VOCAB_CHUNK, type TokenLogprobsResult } from './logprob.js';

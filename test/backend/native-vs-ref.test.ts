@@ -72,7 +72,13 @@ test('swiglu forward/backward (large |gate|, a NaN, one gradient skipped), acros
     both(`swiglu ${n}`, [new Float32Array(n)], (K, [o]) => K.swiglu(g, u, o, n), 2e-5, 1e-6);
     both(`swigluBackward ${n}`, [new Float32Array(n), new Float32Array(n)], (K, [a, b]) => K.swigluBackward(g, u, gy, a, b, n), 2e-5, 1e-6);
     both(`swigluBackward gate only ${n}`, [new Float32Array(n)], (K, [a]) => K.swigluBackward(g, u, gy, a, null, n), 2e-5, 1e-6);
+    // GeGLU (gelu_tanh gate): the vectorised tanh against Math.tanh
+    both(`geglu ${n}`, [new Float32Array(n)], (K, [o]) => K.swiglu(g, u, o, n, 'gelu_tanh'), 2e-5, 1e-6);
+    both(`gegluBackward ${n}`, [new Float32Array(n), new Float32Array(n)], (K, [a, b]) => K.swigluBackward(g, u, gy, a, b, n, 'gelu_tanh'), 2e-5, 1e-6);
+    both(`gegluBackward up only ${n}`, [new Float32Array(n)], (K, [b]) => K.swigluBackward(g, u, gy, null, b, n, 'gelu_tanh'), 2e-5, 1e-6);
   }
+  const g = rand(40, 3), u = rand(40);
+  both('geglu small gates', [new Float32Array(40)], (K, [o]) => K.swiglu(g, u, o, 40, 'gelu_tanh'), 2e-5, 1e-6);
 });
 
 test('binary broadcasting, axpy, maskScale, sumAxis, sumSquares', { skip }, () => {
