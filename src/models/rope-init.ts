@@ -3,7 +3,8 @@
  * (modeling_rope_utils.py: RotaryEmbeddingConfigMixin.standardize_rope_params, ROPE_INIT_FUNCTIONS,
  * dynamic_rope_update, and each model's compute_default_rope_parameters), every tensor step
  * rounded to float32 as torch's float32 tensors are (Python scalars are cast to float32 inside each
- * op; `scalar / t` is `t.reciprocal() · scalar`). Pure: no tensors, no model.
+ * op; `scalar / t` is `t.reciprocal() · scalar`). No model; `RotaryState.tables` is the only part
+ * that makes tensors.
  *
  * - `ropeParameters(raw, opts)`: the config's `rope_parameters` (transformers 5) or legacy
  *   `rope_scaling` + `rope_theta` (+ Gemma 3's `rope_local_base_freq`), standardized; one dict, or
@@ -19,7 +20,8 @@
  *   original_max_position_embeddings, short_factor otherwise (stateless).
  */
 import { DpoError } from '../errors.js';
-import { invFreq } from '../ops/rope.js';
+import { invFreq, ropeTablesFrom } from '../ops/rope.js';
+import type { Tensor } from '../tensor/tensor.js';
 
 const f32 = Math.fround;
 
@@ -352,5 +354,25 @@ export class RotaryState {
   get(layerType: string | null = null): RopeInit | null {
     planParams(this.plan, layerType);
     return this.layers.get(layerType)?.current ?? null;
+  }
+
+  private readonly tableCache = new Map<string | null, { init: RopeInit; len: number; cos: Tensor; sin: Tensor }>();
+
+  /**
+   * cos/sin tables (≥ maxPos, rotaryDim) of a layer type's current RoPE, attention scaling applied,
+   * kept across calls and rebuilt when the frequencies change (dynamic, longrope) or maxPos outgrows
+   * them (doubling, at least 256 rows); null for a type without RoPE. Call update() first.
+   */
+  tables(layerType: string | null, maxPos: number): { cos: Tensor; sin: Tensor } | null {
+    const init = this.get(layerType);
+    if (!init) return null;
+    const c = this.tableCache.get(layerType);
+    if (c && c.init === init && c.len >= maxPos) return c;
+    const len = Math.max(maxPos, 256, c && c.init === init ? 2 * c.len : 0);
+    const { cos, sin } = ropeTablesFrom(init.invFreq, len, init.attentionScaling);
+    // old tables are left to the garbage collector: a recorded backward may still read them
+    const fresh = { init, len, cos: cos.keep(), sin: sin.keep() };
+    this.tableCache.set(layerType, fresh);
+    return fresh;
   }
 }

@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ropeInit, ropeParameters, RotaryState, type RopeConfigOptions, type RopeDims } from '../../src/models/rope-init.js';
-import { ropeTablesFrom } from '../../src/ops/index.js';
 import { DpoError } from '../../src/errors.js';
 
 interface LayerRec { inv_freq: number[]; attention_scaling: number; positions?: number[]; cos?: number[][]; sin?: number[][] }
@@ -69,7 +68,7 @@ for (const c of FIX.cases) {
         const r = state.get(key(lt))!;
         sameF32(`after seq_len ${call.seq_len}: ${lt} inv_freq`, r.invFreq, rec.inv_freq);
         assert.ok(Math.abs(r.attentionScaling - rec.attention_scaling) <= 1e-15);
-        const { cos, sin } = ropeTablesFrom(r.invFreq, call.seq_len, r.attentionScaling);
+        const { cos, sin } = state.tables(key(lt), call.seq_len)!;
         const R = 2 * r.invFreq.length;
         rec.positions!.forEach((p, k) => {
           // float32 cos/sin: ours are correctly rounded, torch's vectorised ones within 1 ulp (2 once scaled)
@@ -106,4 +105,22 @@ test('rope config errors are one line naming the key and the fix', () => {
   const nope = ropeParameters({ rope_parameters: { full_attention: null, sliding_attention: { rope_type: 'default', rope_theta: 1e4 } } }, { ...o, layerTypes: ['sliding_attention', 'full_attention'] });
   assert.equal(new RotaryState(nope, { headDim: 8, maxPositionEmbeddings: 64 }).get('full_attention'), null);
   assert.throws(() => ropeInit(nope, 'full_attention', { headDim: 8, maxPositionEmbeddings: 64 }), (e: Error) => e.message === 'rope: layer type "full_attention" has no RoPE (rope_parameters.full_attention is null)');
+});
+
+test('RotaryState.tables: kept while the frequencies stay, grown by doubling, rebuilt when dynamic NTK changes them', () => {
+  const plan = ropeParameters({ rope_scaling: { rope_type: 'dynamic', factor: 2 } }, { maxPositionEmbeddings: 32 });
+  const s = new RotaryState(plan, { headDim: 8, maxPositionEmbeddings: 32 });
+  s.update(10);
+  const a = s.tables(null, 10)!;
+  assert.equal(a.cos.shape[0], 256);
+  s.update(30);
+  assert.equal(s.tables(null, 30), a, 'same frequencies, long enough: the same tables');
+  assert.equal(s.tables(null, 300)!.cos.shape[0], 512, 'outgrown: doubled');
+  const grown = s.tables(null, 300)!;
+  s.update(40); // past max_position_embeddings: new frequencies
+  const b = s.tables(null, 40)!;
+  assert.notEqual(b, grown);
+  assert.notEqual(b.cos.data[1 * 8 + 1], grown.cos.data[1 * 8 + 1]);
+  s.update(20); // back under max_position_embeddings: the original frequencies again
+  assert.equal(s.tables(null, 20)!.cos.data[1 * 8 + 1], a.cos.data[1 * 8 + 1]);
 });
