@@ -35,6 +35,9 @@ export type UnaryOp =
   | 'scale'
   | 'abs';
 
+/** The activation of a gated MLP (the swiglu kernels). */
+export type GatedAct = 'silu' | 'gelu_tanh';
+
 /** What float32 GEMMs multiply in: float32, or bf16-rounded operands with float32 accumulation (`--bf16`). */
 export type MatmulPrecision = 'float32' | 'bfloat16';
 
@@ -106,6 +109,11 @@ export interface AttentionArgs {
   segParents?: Idx | null;
   /** Sliding window (Mistral): a query at t attends keys in (t - window, t]; 0 = unlimited. */
   window: number;
+  /**
+   * Attention-logit soft-capping (Gemma 2): scores become cap·tanh(scores / cap) after scaling and
+   * before masking and softmax; 0 or absent = none.
+   */
+  softcap?: number;
 }
 
 export interface AttentionBackwardArgs extends AttentionArgs {
@@ -145,8 +153,14 @@ export interface TokenLogprobArgs {
   /**
    * Optional out (N, C): softmax(h·wᵀ)·w, each row's expected output embedding. With a frozen w the
    * gradient for h is then g·(w[target] − expected), with no second pass over the vocabulary.
+   * Not with softcap (the kernels refuse both).
    */
   expected?: F | null;
+  /**
+   * Final-logit soft-capping (Gemma 2): logits → cap·tanh(logits / cap) before everything else
+   * (log-softmax, entropy, logit sum, argmax); 0 or absent = none.
+   */
+  softcap?: number;
 }
 
 export interface TokenLogprobBackwardArgs {
@@ -164,6 +178,8 @@ export interface TokenLogprobBackwardArgs {
   gh: F | null;
   gw: F | null;
   accumulateGw?: boolean;
+  /** The forward's softcap: dlogits is multiplied by 1 − tanh²(logits / cap). */
+  softcap?: number;
 }
 
 export interface AdamWArgs {
@@ -203,14 +219,17 @@ export interface Kernels {
    */
   unaryBackward(op: UnaryOp, x: F, y: F, gy: F, gx: F, n: number, alpha: number): void;
 
-  /** SwiGLU: out[i] = silu(g[i])·u[i] = g·σ(g)·u. */
-  swiglu(g: F, u: F, out: F, n: number): void;
+  /**
+   * Gated activation: out[i] = act(g[i])·u[i]; act = silu (SwiGLU, the default: g·σ(g)·u) or
+   * gelu_tanh (GeGLU, Gemma's gelu_pytorch_tanh: 0.5·g·(1 + tanh(√(2/π)·(g + 0.044715·g³)))).
+   */
+  swiglu(g: F, u: F, out: F, n: number, act?: GatedAct): void;
 
   /**
-   * SwiGLU backward from the inputs alone: gg = gy·u·σ(g)·(1 + g·(1 − σ(g))), gu = gy·silu(g); a
-   * null gradient buffer is skipped.
+   * Its backward from the inputs alone: gg = gy·u·act'(g), gu = gy·act(g) (SwiGLU: act' =
+   * σ(g)·(1 + g·(1 − σ(g)))); a null gradient buffer is skipped.
    */
-  swigluBackward(g: F, u: F, gy: F, gg: F | null, gu: F | null, n: number): void;
+  swigluBackward(g: F, u: F, gy: F, gg: F | null, gu: F | null, n: number, act?: GatedAct): void;
 
   /** y[i] += alpha·x[i] */
   axpy(y: F, x: F, n: number, alpha: number): void;
@@ -247,9 +266,11 @@ export interface Kernels {
   /**
    * Rotary embedding, HF rotate_half convention, on x (rows, H, D) with rows = B·T:
    * out = x·cos[pos] + rotate_half(x)·sin[pos], rotate_half(x) = concat(−x[D/2:], x[:D/2]).
-   * cos/sin: (maxPos, D) tables; pos (rows). `inverse` uses −sin (the backward). out may alias x.
+   * cos/sin: (maxPos, R) tables; pos (rows). `inverse` uses −sin (the transpose: the backward).
+   * Partial rotary (Phi-3): only the first R = rotaryDim (even, ≤ D; default D) dims of each head
+   * are rotated, in pairs (i, i + R/2); dims R.. are copied. out may alias x.
    */
-  rope(x: F, out: F, cos: F, sin: F, pos: Idx, rows: number, heads: number, dim: number, inverse: boolean): void;
+  rope(x: F, out: F, cos: F, sin: F, pos: Idx, rows: number, heads: number, dim: number, inverse: boolean, rotaryDim?: number): void;
 
   /** Fused scaled-dot-product attention; see AttentionArgs. Never materialises (B, H, T, T) beyond one row block. */
   attention(p: AttentionArgs): void;
