@@ -8,16 +8,8 @@ import { Module } from '../nn/module.js';
 import { Linear } from '../nn/linear.js';
 import { Rng } from '../tensor/rng.js';
 import type { CausalLM } from '../models/causal-lm.js';
+import { defaultLoraTargets } from '../models/registry.js';
 import { LoraLinear, type LoraLayerConfig } from './lora-linear.js';
-
-/** PEFT's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING for the supported architectures. */
-export const DEFAULT_TARGETS: Record<string, string[]> = {
-  llama: ['q_proj', 'v_proj'],
-  mistral: ['q_proj', 'v_proj'],
-  qwen2: ['q_proj', 'v_proj'],
-  qwen3: ['q_proj', 'v_proj'],
-  gpt2: ['c_attn'],
-};
 
 export function targetMatches(target: string | string[], name: string): boolean {
   if (typeof target === 'string') return new RegExp(`^(?:${target})$`).test(name);
@@ -29,9 +21,9 @@ export function resolveTargets(model: CausalLM, target: string | string[] | null
   const linears = model.namedModules().filter(([n, m]) => m instanceof Linear && n !== 'lm_head').map(([n]) => n);
   let spec: string | string[];
   if (target === null || target === undefined || (Array.isArray(target) && target.length === 0)) {
-    const d = DEFAULT_TARGETS[model.arch.modelType];
-    if (!d) throw new DpoError(`no default LoRA target_modules for model_type ${model.arch.modelType}; pass lora_target_modules`);
-    spec = d;
+    const d = defaultLoraTargets(model.arch.modelType);
+    if (!d) throw new DpoError(`no default LoRA target_modules for model_type ${model.arch.modelType} (PEFT has none); pass lora_target_modules`);
+    spec = [...d];
   } else if (typeof target === 'string' && target.toLowerCase() === 'all-linear') {
     return linears;
   } else spec = target;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DpoError } from '../../src/errors.js';
-import { archFromConfig } from '../../src/models/arch.js';
+import { archFromConfig } from '../../src/models/registry.js';
 import { architectureFor } from '../../src/models/registry.js';
 import { loadCausalLM } from '../../src/models/load.js';
 import { loadAdapter } from '../../src/lora/peft-io.js';
@@ -79,7 +79,7 @@ test('sizes that are not whole positive numbers, and heads that do not divide, f
   fails(mutated('llama', { num_key_value_heads: 3 }), /num_attention_heads 4 is not a multiple of num_key_value_heads 3/);
   fails(mutated('gpt2', { n_head: 5 }), /"n_head" 5 does not divide "n_embd" 32/);
   fails(mutated('llama', { rms_norm_eps: -1 }), /"rms_norm_eps" must be between 0 and 1/);
-  fails(mutated('llama', { rope_parameters: { rope_type: 'default', rope_theta: 'x' } }), /"rope_theta" must be a positive number/);
+  fails(mutated('llama', { rope_parameters: { rope_type: 'default', rope_theta: 'x' } }), /"rope_parameters\.rope_theta" must be a number, got "x"/);
 });
 
 test('dtype and layer gaps in the header are named', () => {
