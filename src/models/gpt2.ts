@@ -219,5 +219,5 @@ export const gpt2Registration: ModelRegistration = {
     return n === null ? null : [n, isConv1D(n) ? transpose2d(t) : t];
   },
   export: (name, t) => [name, isConv1D(name) ? transpose2d(t) : t],
-  loraTargets: ['c_attn'],
+  loraTargets: { gpt2: ['c_attn'] },
 };

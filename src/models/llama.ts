@@ -52,5 +52,5 @@ export const llamaRegistration: ModelRegistration = {
   build: (a) => new LlamaForCausalLM(a),
   weightShapes: (a) => decoderWeightShapes(a, planOf(a)),
   ...plainNames,
-  loraTargets: ['q_proj', 'v_proj'],
+  loraTargets: { llama: ['q_proj', 'v_proj'], mistral: ['q_proj', 'v_proj'], qwen2: ['q_proj', 'v_proj'], qwen3: ['q_proj', 'v_proj'] },
 };

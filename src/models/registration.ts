@@ -29,8 +29,8 @@ export interface ModelRegistration {
   sanitize(name: string, t: RawTensor, arch: ArchConfig): [string, RawTensor] | null;
   /** The inverse of sanitize, for saving a checkpoint transformers loads. */
   export(name: string, t: RawTensor, arch: ArchConfig): [string, RawTensor];
-  /** PEFT's default target_modules for these model types (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
-  loraTargets: readonly string[];
+  /** PEFT's default target_modules by model type (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING); absent where PEFT has none. */
+  loraTargets: Partial<Record<string, readonly string[]>>;
 }
 
 /** Plain HF names: drop rotary buffers and a tied lm_head; a multimodal prefix is stripped. */

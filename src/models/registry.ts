@@ -9,11 +9,12 @@ import type { CausalLM } from './causal-lm.js';
 import type { ModelRegistration, RawTensor } from './registration.js';
 import { llamaRegistration } from './llama.js';
 import { gpt2Registration } from './gpt2.js';
+import { gemma3Registration } from './gemma3.js';
 
 export type { RawTensor } from './registration.js';
 
 /** Every model file's registration; the supported model types are read from here, never listed again. */
-const REGISTRATIONS: readonly ModelRegistration[] = [llamaRegistration, gpt2Registration];
+const REGISTRATIONS: readonly ModelRegistration[] = [llamaRegistration, gpt2Registration, gemma3Registration];
 
 const BY_TYPE = new Map<string, ModelRegistration>(REGISTRATIONS.flatMap((r) => r.modelTypes.map((t) => [t, r] as [string, ModelRegistration])));
 
@@ -39,8 +40,7 @@ export function architectureFor(arch: ArchConfig): ModelRegistration {
 
 /** PEFT's default LoRA target_modules for a model type, or null where PEFT has none. */
 export function defaultLoraTargets(modelType: string): readonly string[] | null {
-  const t = BY_TYPE.get(modelType)?.loraTargets;
-  return t && t.length ? t : null;
+  return BY_TYPE.get(modelType)?.loraTargets[modelType] ?? null;
 }
 
 /**
