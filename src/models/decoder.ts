@@ -164,7 +164,7 @@ export class DecoderLayer extends Module {
     const branch = (x: Tensor, f: (y: Tensor) => Tensor, pre?: NormLike, post?: NormLike): Tensor => {
       let b = f(pre ? pre.forward(x) : x);
       if (post) b = post.forward(b);
-      if (m !== 1) b = scale(b, m);
+      if (m !== 1) return add(x, scale(b, m)); // scale's backward kernel reads its input and output: both stay
       const out = add(x, b);
       b.releaseEarly();
       return out;
