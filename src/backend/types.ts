@@ -88,6 +88,11 @@ export interface AttentionArgs {
   segParents?: Idx | null;
   /** Sliding window (Mistral): a query at t attends keys in (t - window, t]; 0 = unlimited. */
   window: number;
+  /**
+   * Attention-logit soft-capping (Gemma 2): scores become cap·tanh(scores / cap) after scaling and
+   * before masking and softmax; 0 or absent = none.
+   */
+  softcap?: number;
 }
 
 export interface AttentionBackwardArgs extends AttentionArgs {
@@ -127,8 +132,14 @@ export interface TokenLogprobArgs {
   /**
    * Optional out (N, C): softmax(h·wᵀ)·w, each row's expected output embedding. With a frozen w the
    * gradient for h is then g·(w[target] − expected), with no second pass over the vocabulary.
+   * Not with softcap (the kernels refuse both).
    */
   expected?: F | null;
+  /**
+   * Final-logit soft-capping (Gemma 2): logits → cap·tanh(logits / cap) before everything else
+   * (log-softmax, entropy, logit sum, argmax); 0 or absent = none.
+   */
+  softcap?: number;
 }
 
 export interface TokenLogprobBackwardArgs {
@@ -146,6 +157,8 @@ export interface TokenLogprobBackwardArgs {
   gh: F | null;
   gw: F | null;
   accumulateGw?: boolean;
+  /** The forward's softcap: dlogits is multiplied by 1 − tanh²(logits / cap). */
+  softcap?: number;
 }
 
 export interface AdamWArgs {
@@ -227,9 +240,11 @@ export interface Kernels {
   /**
    * Rotary embedding, HF rotate_half convention, on x (rows, H, D) with rows = B·T:
    * out = x·cos[pos] + rotate_half(x)·sin[pos], rotate_half(x) = concat(−x[D/2:], x[:D/2]).
-   * cos/sin: (maxPos, D) tables; pos (rows). `inverse` uses −sin (the backward). out may alias x.
+   * cos/sin: (maxPos, R) tables; pos (rows). `inverse` uses −sin (the transpose: the backward).
+   * Partial rotary (Phi-3): only the first R = rotaryDim (even, ≤ D; default D) dims of each head
+   * are rotated, in pairs (i, i + R/2); dims R.. are copied. out may alias x.
    */
-  rope(x: F, out: F, cos: F, sin: F, pos: Idx, rows: number, heads: number, dim: number, inverse: boolean): void;
+  rope(x: F, out: F, cos: F, sin: F, pos: Idx, rows: number, heads: number, dim: number, inverse: boolean, rotaryDim?: number): void;
 
   /** Fused scaled-dot-product attention; see AttentionArgs. Never materialises (B, H, T, T) beyond one row block. */
   attention(p: AttentionArgs): void;

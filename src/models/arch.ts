@@ -78,6 +78,9 @@ export interface ArchConfig {
   residualMultiplier: number;
   /** Logits ÷ this (Granite's logits_scaling). */
   logitsScaling: number;
+  /** Gemma's attn_logit_softcapping (scores → cap·tanh(scores / cap)) and final_logit_softcapping; 0 = none. */
+  attnSoftcap: number;
+  finalSoftcap: number;
   /** GPT-2 dropouts (0 elsewhere); TRL's disable_dropout sets them to 0. */
   residDropout: number;
   embdDropout: number;
@@ -146,7 +149,7 @@ export function parseDecoder(r: ConfigReader, d: DecoderDefaults): ArchConfig {
     qkvBias: flag(d.qkvBias), oBias: flag(d.oBias), mlpBias: flag(d.mlpBias), qkNorm: false,
     tieEmbeddings: r.bool('tie_word_embeddings', d.tie),
     slidingWindow: 0, hiddenAct,
-    embedScale: 1, residualMultiplier: 1, logitsScaling: 1,
+    embedScale: 1, residualMultiplier: 1, logitsScaling: 1, attnSoftcap: 0, finalSoftcap: 0,
     residDropout: 0, embdDropout: 0, attnDropout: r.inRange('attention_dropout', 0, 0, 1),
   };
   setRopes(arch, readRopes(r, d.theta, [], maxPositions));

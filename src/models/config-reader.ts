@@ -77,6 +77,13 @@ export class ConfigReader {
     return this.num(key);
   }
 
+  /** A soft-cap (Gemma): null = off, else a positive number; returned as 0 = off. */
+  softcap(key: string, fallback: number | null): number {
+    const v = this.numOrNull(key, fallback);
+    if (v !== null && !(v > 0)) this.fail(key, 'a positive number or null', v);
+    return v ?? 0;
+  }
+
   bool(key: string, fallback: boolean): boolean {
     if (!this.has(key)) return fallback;
     const v = this.raw[key];

@@ -5,7 +5,7 @@
  * config gives (sliding window, RoPE table or none) and the scalars in ArchConfig (attention scale,
  * embedding / residual / logit multipliers). Property names equal the HF weight keys.
  */
-import { add, attention, geluTanh, linear, mul, reshape, rope, ropeTables, scale, swiglu } from '../ops/index.js';
+import { add, attention, geluTanh, mul, reshape, rope, ropeTables, scale, swiglu } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Module } from '../nn/module.js';
 import { Linear, type LinearLike } from '../nn/linear.js';
@@ -13,7 +13,7 @@ import { Embedding } from '../nn/embedding.js';
 import { OffsetRMSNorm, RMSNorm, type NormLike } from '../nn/norm.js';
 import type { ArchConfig, LayerSpec, RopeParams } from './arch.js';
 import { appendAndAttend, type KVCache } from '../generate/kv-cache.js';
-import { defaultPositions, type CausalLM, type LmInputs } from './causal-lm.js';
+import { defaultPositions, lmLogits, type CausalLM, type LmInputs } from './causal-lm.js';
 import { runLayer } from './run-layer.js';
 import { dim, linearWeights, type Dim, type ExpectedWeight, type WeightTable } from './weight-shapes.js';
 
@@ -118,9 +118,9 @@ export class DecoderAttention extends Module {
       k0.releaseEarly();
     }
     const { window } = this._spec;
-    const scaleQK = this._a.attnScale;
-    if (ctx.cache) return this.o_proj.forward(reshape(appendAndAttend(ctx.cache, ctx.layer!, q, k, v, window, scaleQK), [B, T, H * D]));
-    const a = attention(q, k, v, { causal: true, keyMask: ctx.keyMask, segIds: ctx.segIds, segParents: ctx.segParents, window, scale: scaleQK });
+    const score = { scale: this._a.attnScale, softcap: this._a.attnSoftcap };
+    if (ctx.cache) return this.o_proj.forward(reshape(appendAndAttend(ctx.cache, ctx.layer!, q, k, v, window, score), [B, T, H * D]));
+    const a = attention(q, k, v, { causal: true, keyMask: ctx.keyMask, segIds: ctx.segIds, segParents: ctx.segParents, window, ...score });
     return this.o_proj.forward(reshape(a, [B, T, H * D]));
   }
 }
@@ -223,8 +223,12 @@ export class DecoderForCausalLM extends Module implements CausalLM {
     return this.lm_head ? this.lm_head.weight : this.model.embed_tokens.weight;
   }
 
+  get finalLogitSoftcap(): number {
+    return this.arch.finalSoftcap;
+  }
+
   logits(inp: LmInputs): Tensor {
-    return reshape(linear(this.hidden(inp), this.lmHeadWeight()), [inp.B, inp.T, this.arch.vocabSize]);
+    return reshape(lmLogits(this, this.hidden(inp)), [inp.B, inp.T, this.arch.vocabSize]);
   }
 }
 

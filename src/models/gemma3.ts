@@ -4,6 +4,7 @@
  *   the branch outputs; per-head q/k norms before RoPE;
  * - embeddings × √hidden (rounded to the weight dtype, float32 here); tied head;
  * - gelu_pytorch_tanh gated MLP (`hidden_activation`); scores × query_pre_attn_scalar^−½;
+ *   Gemma 2's soft-caps only when set (default none);
  * - sliding / full layers (`layer_types`, else every `sliding_window_pattern`-th layer is full)
  *   with `sliding_window`, and two RoPE tables: full layers rope_theta (+ scaling), sliding layers
  *   rope_local_base_freq;
@@ -32,7 +33,8 @@ function parseGemma3(top: ConfigReader): ArchConfig {
     actKey: 'hidden_activation', act: 'gelu_pytorch_tanh', acts: ['gelu_pytorch_tanh'],
     qkvBias: 'attention_bias', oBias: 'attention_bias', mlpBias: false,
   });
-  for (const k of ['final_logit_softcapping', 'attn_logit_softcapping']) r.only(k, [null], 'soft-capping');
+  a.attnSoftcap = r.softcap('attn_logit_softcapping', null);
+  a.finalSoftcap = r.softcap('final_logit_softcapping', null);
   r.only('use_bidirectional_attention', [false, null], 'bidirectional attention');
   a.attnScale = 1 / Math.sqrt(r.positive('query_pre_attn_scalar', 256));
   a.embedScale = Math.fround(Math.sqrt(a.hiddenSize));

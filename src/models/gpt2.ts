@@ -184,7 +184,7 @@ function parseGpt2(r: ConfigReader): ArchConfig {
     attnScale: 1 / Math.sqrt(C / H),
     qkvBias: true, oBias: true, mlpBias: true, qkNorm: false,
     tieEmbeddings: r.bool('tie_word_embeddings', true), slidingWindow: 0,
-    hiddenAct: act, embedScale: 1, residualMultiplier: 1, logitsScaling: 1,
+    hiddenAct: act, embedScale: 1, residualMultiplier: 1, logitsScaling: 1, attnSoftcap: 0, finalSoftcap: 0,
     residDropout: r.inRange('resid_pdrop', 0.1, 0, 1), embdDropout: r.inRange('embd_pdrop', 0.1, 0, 1),
     attnDropout: r.inRange('attn_pdrop', 0.1, 0, 1),
   };

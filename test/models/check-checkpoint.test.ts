@@ -11,7 +11,7 @@ import { loadAdapter } from '../../src/lora/peft-io.js';
 import { tempDir } from '../io/helpers.js';
 
 const FIXTURES = 'test/fixtures/models';
-const NAMES = ['llama', 'llama-tied', 'mistral', 'qwen2', 'qwen3', 'gpt2', 'gemma3', 'gemma3-mm', 'olmo2', 'granite', 'smollm3'];
+const NAMES = ['llama', 'llama-tied', 'mistral', 'qwen2', 'qwen3', 'gpt2', 'gemma3', 'gemma3-mm', 'gemma2', 'olmo2', 'granite', 'smollm3'];
 
 test('each family\'s weight table equals the parameters of the model it builds (names and shapes)', () => {
   const variants: Record<string, unknown>[] = [{}, { attention_bias: true }, { mlp_bias: true }, { tie_word_embeddings: true }, { tie_word_embeddings: false }, { head_dim: null }, { n_inner: 48 }];

@@ -57,6 +57,7 @@ for (const c of FIX.cases) {
         assert.deepEqual(r.scaling, { type: 'llama3', factor: want.factor, low_freq_factor: want.low_freq_factor, high_freq_factor: want.high_freq_factor, original_max_position_embeddings: want.original_max_position_embeddings });
       }
     });
-    for (const [ours, theirs] of [[a.residualMultiplier, t.residual_multiplier], [a.logitsScaling, t.logits_scaling]] as const) if (theirs !== undefined) assert.equal(ours, theirs);
+    for (const [ours, theirs] of [[a.residualMultiplier, t.residual_multiplier], [a.logitsScaling, t.logits_scaling], [a.embedScale, t.embedding_multiplier]] as const) if (theirs !== undefined) assert.equal(ours, theirs);
+    for (const [ours, theirs] of [[a.attnSoftcap, t.attn_logit_softcapping], [a.finalSoftcap, t.final_logit_softcapping]] as const) assert.equal(ours, theirs ?? 0, 'soft-caps');
   });
 }
