@@ -12,7 +12,7 @@ import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { loadCausalLM } from '../../src/models/load.js';
 import { loadAdapter, mergeAndUnload } from '../../src/lora/peft-io.js';
 
-for (const name of ['llama', 'gpt2']) {
+for (const name of ['llama', 'gpt2', 'gemma3']) {
   test(`${name}: adapter logits equal PEFT's, merged logits equal transformers' merged model`, () => {
     const dir = join('test/fixtures/peft-roundtrip', name);
     const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8'));
