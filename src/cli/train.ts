@@ -18,7 +18,7 @@ export const TRAIN_SPECS: Spec[] = [
   spec('model_name_or_path', 'string?', null, 'model directory or Hugging Face model id (resolved offline from the HF cache)'),
   spec('dataset_name', 'string?', null, 'data file (.json, .jsonl, .parquet) or Hugging Face dataset directory'),
   spec('dataset_train_split', 'string', 'train', 'split of a dataset directory to train on'),
-  spec('dataset_test_split', 'string', 'test', 'split of a dataset directory to evaluate on (with --eval_strategy steps|epoch; a plain file is used whole)'),
+  spec('dataset_test_split', 'strings', 'test', 'split of a dataset directory to evaluate on (with --eval_strategy steps|epoch; a plain file is used whole); several (test,validation, or a YAML list) are evaluated apart, logged as eval_<split>_loss'),
   ...TRAINING_OPTIONS,
   spec('config', 'string?', null, 'YAML file with any of these options (flags override it)'),
   spec('quiet', 'bool', false, 'no progress output'),
@@ -53,7 +53,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const policy = loadPolicy(modelPath, (o.adapter_name_or_path as string | null) ?? null, (arch, adapter) => assertRunFits(estimateTraining(arch, args, { lora: lora(adapter), seqLen: 0 })));
   const train = await Dataset.fromFile(o.dataset_name as string, { split: o.dataset_train_split as string });
   // As TRL's script: the test split is read only when evaluation is on.
-  const evalDs = args.evalStrategy !== 'no' ? await Dataset.fromFile(o.dataset_name as string, { split: o.dataset_test_split as string }) : null;
+  const evalDs = args.evalStrategy !== 'no' ? await evalSets(o.dataset_name as string, o.dataset_test_split as string | string[]) : null;
   const peftConfig = o.use_peft
     ? new LoraConfig({ r: o.lora_r, lora_alpha: o.lora_alpha, lora_dropout: o.lora_dropout, target_modules: (o.lora_target_modules as string[] | null) ?? null, use_rslora: o.use_rslora })
     : null;
@@ -62,7 +62,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
     if (!quiet) console.log(m);
   };
   log(`model ${policy.base}${policy.adapter ? ` + adapter ${policy.adapter}` : ''} (${policy.model.arch.modelType}, ${(policy.model.parameters().reduce((a, p) => a + p.size, 0) / 1e6).toFixed(1)}M parameters)`);
-  log(`data ${o.dataset_name}: ${train.length} training pairs${evalDs ? `, ${evalDs.length} eval pairs` : ''}`);
+  const evalCount = evalDs instanceof Dataset ? `, ${evalDs.length} eval pairs` : evalDs ? `, eval pairs: ${Object.entries(evalDs).map(([k, d]) => `${k} ${d.length}`).join(', ')}` : '';
+  log(`data ${o.dataset_name}: ${train.length} training pairs${evalCount}`);
   log(describeCompute());
   if (args.bf16) log(describeBf16());
   log(`precision: ${args.bf16 ? 'bf16 compute, f32 master weights' : 'float32'}; gradient_checkpointing ${args.gradientCheckpointing ? 'on' : 'off'}; logging_steps ${args.loggingSteps}`);
@@ -78,6 +79,20 @@ export async function trainCommand(argv: string[]): Promise<void> {
   log(`done: ${output.globalStep} steps, train_loss ${output.trainingLoss.toFixed(4)}${last ? `, rewards/accuracies ${last['rewards/accuracies'].toFixed(3)}, rewards/margins ${last['rewards/margins'].toFixed(4)}` : ''}`);
   log(`saved ${trainer.args.outputDir} (${peftConfig || policy.adapter ? 'adapter_model.safetensors' : 'model.safetensors'}, trainer_state.json, metrics.jsonl)`);
   log(`report: ${reportPath}`);
+}
+
+/**
+ * The eval set(s) of --dataset_test_split: one split, or a comma list of splits evaluated apart (as
+ * TRL's eval_dataset dict: eval_<split>_loss, ...).
+ */
+async function evalSets(dataset: string, splits: string | string[]): Promise<Dataset | Record<string, Dataset>> {
+  const names = (Array.isArray(splits) ? splits : [splits]).flatMap((x) => x.split(',')).map((x) => x.trim()).filter((x) => x !== '');
+  if (!names.length) throw new DpoError('dpo train: --dataset_test_split is empty; name a split (test) or several (test,validation)');
+  if (new Set(names).size < names.length) throw new DpoError(`dpo train: --dataset_test_split ${names.join(',')} names a split twice; list each once`);
+  if (names.length === 1) return Dataset.fromFile(dataset, { split: names[0] });
+  const out: Record<string, Dataset> = {};
+  for (const n of names) out[n] = await Dataset.fromFile(dataset, { split: n });
+  return out;
 }
 
 /** config.json's dtype (or torch_dtype) of the model, for --dtype auto; null when unknown. */

@@ -108,7 +108,7 @@ test('DPOConfig takes TRL\'s DPOConfig / TrainingArguments fields: notes for no-
   assert.equal(c.notes.length, 2);
   assert.ok(!('report_to' in c.toJSON()));
   assert.throws(() => new DPOConfig({ optim: 'adafactor' }), /DPOConfig: optim "adafactor" is not supported/);
-  assert.throws(() => new DPOConfig({ load_best_model_at_end: true }), /load_best_model_at_end true is not supported/);
+  assert.throws(() => new DPOConfig({ eval_delay: 5 }), /eval_delay 5 is not supported/);
   assert.throws(() => new DPOConfig({ dataloader_num_workers: 'many' }), /dataloader_num_workers must be an integer/);
   assert.equal(new DPOConfig().notes.length, 0);
   assert.deepEqual(new DPOConfig({ reportTo: ['wandb'], optim: 'adamw_torch_fused' }).notes, ['report_to wandb has no effect: no trackers (wandb, tensorboard, trackio, ...): dpo train uploads nothing (no network use); progress, metrics.jsonl and report.html are always written']);
