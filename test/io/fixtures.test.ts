@@ -16,7 +16,7 @@ test('every fixture checkpoint opens; shapes agree with its config', { skip: !ex
     const cfg = archFromConfig(readModelConfig(join(FIXTURES, name)).raw);
     const w = openCheckpointWeights(join(FIXTURES, name));
     try {
-      const embed = cfg.modelType === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight';
+      const embed = cfg.modelType === 'gpt2' ? 'transformer.wte.weight' : `${cfg.weightPrefix ?? 'model.'}embed_tokens.weight`;
       assert.deepEqual(w.info(embed).shape, [cfg.vocabSize, cfg.hiddenSize], `${name}: ${embed}`);
       assert.equal(w.has('lm_head.weight'), !cfg.tieEmbeddings, `${name}: lm_head stored exactly when not tied`);
       for (const [n, info, load] of w.entries) {
