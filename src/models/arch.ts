@@ -2,7 +2,7 @@
  * ArchConfig: the normalised facts a model builder needs, read from a Hugging Face config.json by
  * the one parser below with transformers 5.17's per-model_type defaults (each model file's
  * registration gives its defaults and its own keys; see registry.ts: archFromConfig).
- * Per layer, `layers[i]` says what transformers' layer i does: its sliding window and its RoPE
+ * Per layer, `layer(i)` says what transformers' layer i does: its sliding window and its RoPE
  * table (or none); keys that would change the numbers and that we do not implement are errors.
  */
 import { DpoError } from '../errors.js';
@@ -102,7 +102,7 @@ export interface DecoderDefaults {
   normEps: number;
   maxPositions: number;
   tie: boolean;
-  /** default_theta: one number, or per layer type (Gemma 3). */
+  /** The config class's default_theta (Gemma 3's second, local table is read by gemma3.ts). */
   theta: number;
   /** The activation key and its default; `acts` lists what we implement. */
   actKey: 'hidden_act' | 'hidden_activation';
@@ -116,7 +116,7 @@ export interface DecoderDefaults {
 
 /**
  * The settings every decoder shares, from config.json with the type's defaults: all layers full
- * attention with the 'default' RoPE until the model's own parse refines `layers` (windows, per-type
+ * attention with the 'default' RoPE until the model's own parse refines `layer` (windows, per-type
  * RoPE, no RoPE).
  */
 export function parseDecoder(r: ConfigReader, d: DecoderDefaults): ArchConfig {
