@@ -1,4 +1,4 @@
-/** Gemma 3 specifics beyond parity: the multimodal layout saved back, keys we refuse, image columns. */
+/** Gemma 3 specifics beyond parity: the multimodal layout saved back, keys we refuse or take, image columns. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -31,8 +31,7 @@ test('gemma3 (multimodal): saved with the text weights under language_model.mode
 test('gemma3: keys that would change the numbers and are not implemented are one-line errors', () => {
   const raw = JSON.parse(readFileSync(join(MODELS, 'gemma3', 'config.json'), 'utf8'));
   const cases: [Record<string, unknown>, RegExp][] = [
-    [{ final_logit_softcapping: 30.0 }, /c\.json: "final_logit_softcapping" = 30 is not supported for model_type "gemma3_text" \(soft-capping\)/],
-    [{ attn_logit_softcapping: 50.0 }, /"attn_logit_softcapping" = 50 is not supported/],
+    [{ final_logit_softcapping: -30.0 }, /c\.json: "final_logit_softcapping" must be a positive number or null, got -30/],
     [{ use_bidirectional_attention: true }, /"use_bidirectional_attention" = true is not supported for model_type "gemma3_text" \(bidirectional attention\)/],
     [{ hidden_activation: 'gelu' }, /hidden_activation "gelu" is not supported for gemma3_text \(supported: gelu_pytorch_tanh\)/],
     [{ rope_scaling: { rope_type: 'yarn', factor: 8.0 } }, /rope scaling type "yarn" is not supported/],
@@ -41,7 +40,10 @@ test('gemma3: keys that would change the numbers and are not implemented are one
     assert.throws(() => archFromConfig({ ...raw, ...patch }, 'c.json'), (e: unknown) => e instanceof DpoError && re.test(e.message) && !e.message.includes('\n'), String(re));
   }
   const mm = JSON.parse(readFileSync(join(MODELS, 'gemma3-mm', 'config.json'), 'utf8'));
-  assert.throws(() => archFromConfig({ ...mm, text_config: { ...mm.text_config, final_logit_softcapping: 30.0 } }, 'm.json'), /m\.json: "text_config\.final_logit_softcapping" = 30 is not supported/);
+  assert.throws(() => archFromConfig({ ...mm, text_config: { ...mm.text_config, use_bidirectional_attention: true } }, 'm.json'), /m\.json: "text_config\.use_bidirectional_attention" = true is not supported/);
+  // Soft-caps, off by default in Gemma 3, are taken when set (Gemma 2's fused ops).
+  const capped = archFromConfig({ ...raw, attn_logit_softcapping: 50.0, final_logit_softcapping: 30.0 });
+  assert.deepEqual([capped.attnSoftcap, capped.finalSoftcap, archFromConfig(raw).finalSoftcap], [50, 30, 0]);
 });
 
 test('an image column is an error naming the column, never dropped', () => {
