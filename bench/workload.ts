@@ -6,7 +6,7 @@
  */
 import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { archFromConfig } from '../src/models/arch.js';
+import { archFromConfig } from '../src/models/registry.js';
 import { architectureFor } from '../src/models/registry.js';
 import { saveCausalLM } from '../src/models/load.js';
 import { Rng } from '../src/tensor/rng.js';

@@ -100,3 +100,14 @@ export function invalidDataError(where: string, errors: RowError[], total: numbe
   if (errors.length > 50) lines.push(`  … and ${errors.length - 50} more`);
   return new DpoError(`${where}: ${rowsBad} of ${total} rows are invalid; fix them or pass --skip_invalid_rows to drop them\n${lines.join('\n')}`);
 }
+
+/**
+ * Only text models are loaded (a multimodal checkpoint's vision tower is not), so a data set with
+ * an image column is refused, never silently trained on its text alone.
+ */
+export function refuseImages(rows: readonly Row[], where: string): void {
+  const row = rows.find((r) => r && typeof r === 'object' && ('images' in r || 'image' in r));
+  if (!row) return;
+  const col = 'images' in row ? 'images' : 'image';
+  throw new DpoError(`${where}: column "${col}" holds images, but only the text model is trained here (a vision tower is never loaded); remove the column or use text-only pairs`);
+}

@@ -1,7 +1,6 @@
 /** A freshly initialised small Llama (HF-style normal(0, 0.02) weights, unit norms), deterministic in `seed`. */
 import { Rng } from '../tensor/rng.js';
-import { archFromConfig } from '../models/arch.js';
-import { architectureFor } from '../models/registry.js';
+import { archFromConfig, architectureFor } from '../models/registry.js';
 import type { CausalLM } from '../models/causal-lm.js';
 
 export function initModel(config: Record<string, unknown>, seed: number): CausalLM {

@@ -7,7 +7,7 @@ import { DpoError } from '../errors.js';
 import { Rng } from '../tensor/rng.js';
 import type { HfTokenizer } from '../tokenizer/tokenizer.js';
 import { Dataset } from '../data/dataset.js';
-import { detectFormat, invalidDataError, validateRows, type RowError } from '../data/validate.js';
+import { detectFormat, invalidDataError, refuseImages, validateRows, type RowError } from '../data/validate.js';
 import type { TokenizedPair } from '../data/prepare.js';
 import { prepareRowsParallel, prepareThreads } from '../data/prepare-parallel.js';
 import { collate, type CollateOptions, type CollatedBatch } from '../data/collate.js';
@@ -42,6 +42,7 @@ export interface TrainingData {
 }
 
 export function prepareSplit(ds: Dataset, tok: HfTokenizer, args: DPOConfig, name: string, warn: (m: string) => void, onProgress?: PrepareProgress): PreparedSplit {
+  refuseImages(ds.rows, `${name} data (${ds.source})`);
   const format = detectFormat(ds.rows);
   const errors = validateRows(ds.rows, format);
   let rows = ds.rows;

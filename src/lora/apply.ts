@@ -12,17 +12,9 @@ import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/rng.js';
 import type { CausalLM } from '../models/causal-lm.js';
 import type { LoraConfig, LoraInit } from './config.js';
+import { defaultLoraTargets } from '../models/registry.js';
 import { LoraLinear, type LoraLayerConfig } from './lora-linear.js';
 import { initLoraLayer } from './init.js';
-
-/** PEFT's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING for the supported architectures. */
-export const DEFAULT_TARGETS: Record<string, string[]> = {
-  llama: ['q_proj', 'v_proj'],
-  mistral: ['q_proj', 'v_proj'],
-  qwen2: ['q_proj', 'v_proj'],
-  qwen3: ['q_proj', 'v_proj'],
-  gpt2: ['c_attn'],
-};
 
 /** A string is a regex (re.fullmatch); a list matches a name equal to an entry or ending with "." + entry. */
 export function targetMatches(target: string | string[], name: string): boolean {
@@ -66,9 +58,9 @@ export function resolveTargets(model: CausalLM, spec: string | string[] | null |
   const linears = modules.filter(([, m]) => m instanceof Linear).map(([n]) => n);
   let target = cfg.targetModules;
   if (target === null || (Array.isArray(target) && target.length === 0)) {
-    const d = DEFAULT_TARGETS[model.arch.modelType];
-    if (!d) throw new DpoError(`no default LoRA target_modules for model_type ${model.arch.modelType}; pass lora_target_modules`);
-    target = d;
+    const d = defaultLoraTargets(model.arch.modelType);
+    if (!d) throw new DpoError(`no default LoRA target_modules for model_type ${model.arch.modelType} (PEFT has none); pass lora_target_modules`);
+    target = [...d];
   }
   const allLinear = typeof target === 'string' && target.toLowerCase() === 'all-linear';
   const lt = cfg.layersToTransform;

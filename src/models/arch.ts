@@ -1,8 +1,12 @@
 /**
- * ArchConfig: the normalised facts a model builder needs, read from a Hugging Face config.json.
- * One shape covers llama / mistral / qwen2 / qwen3 (by flags) and gpt2.
+ * ArchConfig: the normalised facts a model builder needs, read from a Hugging Face config.json by
+ * the one parser below with transformers 5.17's per-model_type defaults (each model file's
+ * registration gives its defaults and its own keys; see registry.ts: archFromConfig).
+ * Per layer, `layer(i)` says what transformers' layer i does: its sliding window and its RoPE
+ * table (or none); keys that would change the numbers and that we do not implement are errors.
  */
 import { DpoError } from '../errors.js';
+import { ConfigReader, type Raw } from './config-reader.js';
 
 export type Family = 'llama' | 'gpt2';
 
@@ -12,6 +16,25 @@ export interface RopeScaling {
   low_freq_factor: number;
   high_freq_factor: number;
   original_max_position_embeddings: number;
+}
+
+/** One RoPE table's parameters (transformers' rope_parameters entry, standardised). */
+export interface RopeParams {
+  ropeType: string;
+  theta: number;
+  /** llama3's wavelength scaling, or null for default RoPE. */
+  scaling: RopeScaling | null;
+}
+
+export type LayerType = 'full_attention' | 'sliding_attention';
+
+/** What decoder layer i does differently from the others: given at construction. */
+export interface LayerSpec {
+  type: LayerType;
+  /** Sliding window (keys within `window` positions, itself included); 0 = none. */
+  window: number;
+  /** Key into ArchConfig.ropes, or null for a layer without RoPE (SmolLM3's no_rope_layers). */
+  rope: string | null;
 }
 
 export interface ArchConfig {
@@ -26,8 +49,18 @@ export interface ArchConfig {
   intermediateSize: number;
   maxPositions: number;
   normEps: number;
+  /** The full-attention layers' RoPE (what GGUF export writes); 0 / null without RoPE. */
   ropeTheta: number;
   ropeScaling: RopeScaling | null;
+  /** RoPE tables by name ('default', or per layer type), referenced by layers[i].rope. */
+  ropes: Record<string, RopeParams>;
+  /**
+   * Layer i's spec, a function of i rather than a list: a config can name 10⁹ layers, which
+   * checkCheckpoint reports against the weights before anything per layer exists.
+   */
+  layer(i: number): LayerSpec;
+  /** Multiplier of q·k in attention (head_dim^−½, query_pre_attn_scalar^−½, attention_multiplier). */
+  attnScale: number;
   /** q/k/v projections carry a bias (qwen2, or attention_bias). */
   qkvBias: boolean;
   /** o_proj carries a bias (attention_bias in llama). */
@@ -36,9 +69,18 @@ export interface ArchConfig {
   /** RMSNorm on q and k per head (qwen3). */
   qkNorm: boolean;
   tieEmbeddings: boolean;
-  /** Mistral-style sliding window; 0 = none. */
+  /** The largest sliding window of any layer; 0 = none. */
   slidingWindow: number;
   hiddenAct: string;
+  /** Input embeddings × this (Gemma: √hidden; Granite: embedding_multiplier). */
+  embedScale: number;
+  /** Branch outputs × this before each residual add (Granite). */
+  residualMultiplier: number;
+  /** Logits ÷ this (Granite's logits_scaling). */
+  logitsScaling: number;
+  /** Gemma's attn_logit_softcapping (scores → cap·tanh(scores / cap)) and final_logit_softcapping; 0 = none. */
+  attnSoftcap: number;
+  finalSoftcap: number;
   /** GPT-2 dropouts (0 elsewhere); TRL's disable_dropout sets them to 0. */
   residDropout: number;
   embdDropout: number;
@@ -47,127 +89,144 @@ export interface ArchConfig {
   raw: Record<string, unknown>;
   /** JSON paths of numbers written as floats in config.json (10000.0), so saving keeps them floats. */
   floatPaths?: Set<string>;
+  /** Where the text model's weights sit in a multimodal checkpoint ('model.language_model.'), else ''. */
+  weightPrefix?: string;
 }
 
-type Raw = Record<string, unknown>;
-
-function num(raw: Raw, key: string, where: string, fallback?: number): number {
-  const v = raw[key];
-  if (v === undefined || v === null) {
-    if (fallback !== undefined) return fallback;
-    throw new DpoError(`${where}: config.json has no "${key}"; it is required for model_type "${raw.model_type}"`);
-  }
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new DpoError(`${where}: "${key}" must be a number, got ${JSON.stringify(v)}`);
-  return v;
+/** transformers' class defaults for a decoder model type (what a config.json may leave out). */
+export interface DecoderDefaults {
+  /** undefined: num_attention_heads (transformers' `if num_key_value_heads is None`). */
+  numKvHeads?: number;
+  /** undefined: hidden_size / num_attention_heads. */
+  headDim?: number;
+  normEps: number;
+  maxPositions: number;
+  tie: boolean;
+  /** The config class's default_theta (Gemma 3's second, local table is read by gemma3.ts). */
+  theta: number;
+  /** The activation key and its default; `acts` lists what we implement. */
+  actKey: 'hidden_act' | 'hidden_activation';
+  act: string;
+  acts: readonly string[];
+  /** q/k/v bias: always (qwen2), never, or the attention_bias key. */
+  qkvBias: boolean | 'attention_bias';
+  oBias: boolean | 'attention_bias';
+  mlpBias: boolean | 'mlp_bias';
 }
 
-/** Largest size accepted for one dimension: typed-array lengths and int32 token ids stay exact. */
-const MAX_DIM = 2 ** 31 - 1;
-
-/** A size (layers, heads, widths): a whole number ≥ 1; absurd ones are caught here, before any buffer exists. */
-function size(raw: Raw, key: string, where: string, fallback?: number): number {
-  const v = num(raw, key, where, fallback);
-  if (!Number.isInteger(v) || v < 1 || v > MAX_DIM) throw new DpoError(`${where}: "${key}" must be a whole number from 1 to ${MAX_DIM}, got ${v}`);
-  return v;
-}
-
-/** A number in [lo, hi] (dropouts, epsilons). */
-function inRange(raw: Raw, key: string, where: string, fallback: number, lo: number, hi: number): number {
-  const v = num(raw, key, where, fallback);
-  if (v < lo || v > hi) throw new DpoError(`${where}: "${key}" must be between ${lo} and ${hi}, got ${v}`);
-  return v;
-}
-
-/** head_dim = hidden / heads unless given; either way a whole number. */
-function headDim(raw: Raw, C: number, H: number, keys: { hidden: string; heads: string }, where: string): number {
-  if (raw.head_dim !== undefined && raw.head_dim !== null) return size(raw, 'head_dim', where);
-  if (C % H !== 0) throw new DpoError(`${where}: "${keys.heads}" ${H} does not divide "${keys.hidden}" ${C}; expected a divisor of ${C} (or set head_dim)`);
-  return C / H;
-}
-
-function positive(raw: Raw, key: string, where: string): number {
-  const v = num(raw, key, where);
-  if (v <= 0) throw new DpoError(`${where}: "${key}" must be a positive number, got ${v}`);
-  return v;
-}
-
-/** rope_theta and rope_scaling as transformers 4.x (top level) or 5.x (`rope_parameters`) write them. */
-function rope(raw: Raw, where: string): { theta: number; scaling: RopeScaling | null } {
-  const params = (raw.rope_parameters ?? null) as Raw | null;
-  const scalingRaw = (raw.rope_scaling ?? params ?? null) as Raw | null;
-  const theta = Number(params?.rope_theta ?? raw.rope_theta ?? 10000);
-  if (!Number.isFinite(theta) || theta <= 0) throw new DpoError(`${where}: "rope_theta" must be a positive number, got ${JSON.stringify(params?.rope_theta ?? raw.rope_theta)}`);
-  if (!scalingRaw) return { theta, scaling: null };
-  if (typeof scalingRaw !== 'object' || Array.isArray(scalingRaw)) throw new DpoError(`${where}: "${raw.rope_scaling !== undefined && raw.rope_scaling !== null ? 'rope_scaling' : 'rope_parameters'}" must be an object, got ${JSON.stringify(scalingRaw)}`);
-  const type = String(scalingRaw.rope_type ?? scalingRaw.type ?? 'default');
-  if (type === 'default') return { theta, scaling: null };
-  if (type !== 'llama3') {
-    throw new DpoError(`${where}: rope scaling type "${type}" is not supported (supported: default, llama3)`);
-  }
-  return {
-    theta,
-    scaling: {
-      type: 'llama3',
-      factor: positive(scalingRaw, 'factor', where),
-      low_freq_factor: positive(scalingRaw, 'low_freq_factor', where),
-      high_freq_factor: positive(scalingRaw, 'high_freq_factor', where),
-      original_max_position_embeddings: size(scalingRaw, 'original_max_position_embeddings', where),
-    },
-  };
-}
-
-export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3', 'gpt2'] as const;
-
-/** Normalises a config.json object; `where` names the file for error messages. */
-export function archFromConfig(raw: Raw, where = 'config.json'): ArchConfig {
-  const modelType = String(raw.model_type ?? '');
-  if (!(SUPPORTED_MODEL_TYPES as readonly string[]).includes(modelType)) {
-    throw new DpoError(`${where}: model_type "${modelType}" is not supported; supported: ${SUPPORTED_MODEL_TYPES.join(', ')}`);
-  }
-  if (modelType === 'gpt2') {
-    const C = size(raw, 'n_embd', where);
-    const H = size(raw, 'n_head', where);
-    if (C % H !== 0) throw new DpoError(`${where}: "n_head" ${H} does not divide "n_embd" ${C}; expected a divisor of ${C}`);
-    return {
-      modelType, family: 'gpt2', raw,
-      vocabSize: size(raw, 'vocab_size', where),
-      hiddenSize: C, numLayers: size(raw, 'n_layer', where), numHeads: H, numKvHeads: H, headDim: C / H,
-      intermediateSize: size(raw, 'n_inner', where, Math.min(4 * C, MAX_DIM)),
-      maxPositions: size(raw, 'n_positions', where),
-      normEps: inRange(raw, 'layer_norm_epsilon', where, 1e-5, 0, 1),
-      ropeTheta: 0, ropeScaling: null, qkvBias: true, oBias: true, mlpBias: true, qkNorm: false,
-      tieEmbeddings: raw.tie_word_embeddings !== false, slidingWindow: 0,
-      hiddenAct: String(raw.activation_function ?? 'gelu_new'),
-      residDropout: inRange(raw, 'resid_pdrop', where, 0.1, 0, 1), embdDropout: inRange(raw, 'embd_pdrop', where, 0.1, 0, 1),
-      attnDropout: inRange(raw, 'attn_pdrop', where, 0.1, 0, 1),
-    };
-  }
-  const C = size(raw, 'hidden_size', where);
-  const H = size(raw, 'num_attention_heads', where);
-  const { theta, scaling } = rope(raw, where);
-  const attentionBias = raw.attention_bias === true;
-  const useSliding = modelType === 'mistral' || (modelType !== 'qwen3' && raw.use_sliding_window === true);
-  const sliding = useSliding && raw.sliding_window !== null && raw.sliding_window !== undefined ? size(raw, 'sliding_window', where) : 0;
+/**
+ * The settings every decoder shares, from config.json with the type's defaults: all layers full
+ * attention with the 'default' RoPE until the model's own parse refines `layer` (windows, per-type
+ * RoPE, no RoPE).
+ */
+export function parseDecoder(r: ConfigReader, d: DecoderDefaults): ArchConfig {
+  const where = r.where;
+  const modelType = r.modelType;
+  const C = r.size('hidden_size');
+  const H = r.size('num_attention_heads');
+  const L = r.size('num_hidden_layers');
+  const KV = r.size('num_key_value_heads', d.numKvHeads ?? H);
+  let D: number;
+  if (r.has('head_dim') || d.headDim !== undefined) D = r.size('head_dim', d.headDim);
+  else if (C % H !== 0) throw new DpoError(`${where}: "num_attention_heads" ${H} does not divide "hidden_size" ${C}; expected a divisor of ${C} (or set head_dim)`);
+  else D = C / H;
+  if (H % KV !== 0) throw new DpoError(`${where}: num_attention_heads ${H} is not a multiple of num_key_value_heads ${KV}; expected a divisor of ${H}`);
+  const hiddenAct = r.str(d.actKey, d.act);
+  if (!d.acts.includes(hiddenAct)) throw new DpoError(`${where}: ${d.actKey} "${hiddenAct}" is not supported for ${modelType} (supported: ${d.acts.join(', ')})`);
+  const flag = (v: boolean | string) => (typeof v === 'boolean' ? v : r.bool(v, false));
+  r.only('partial_rotary_factor', [1, 1.0], 'partial rotary embeddings');
+  const maxPositions = r.size('max_position_embeddings', d.maxPositions);
   const arch: ArchConfig = {
-    modelType, family: 'llama', raw,
-    vocabSize: size(raw, 'vocab_size', where),
-    hiddenSize: C, numLayers: size(raw, 'num_hidden_layers', where), numHeads: H,
-    numKvHeads: size(raw, 'num_key_value_heads', where, H),
-    headDim: headDim(raw, C, H, { hidden: 'hidden_size', heads: 'num_attention_heads' }, where),
-    intermediateSize: size(raw, 'intermediate_size', where),
-    maxPositions: size(raw, 'max_position_embeddings', where, 2048),
-    normEps: inRange(raw, 'rms_norm_eps', where, 1e-6, 0, 1),
-    ropeTheta: theta, ropeScaling: scaling,
-    qkvBias: modelType === 'qwen2' || attentionBias,
-    oBias: modelType !== 'qwen2' && attentionBias,
-    mlpBias: raw.mlp_bias === true,
-    qkNorm: modelType === 'qwen3',
-    tieEmbeddings: raw.tie_word_embeddings === true,
-    slidingWindow: sliding,
-    hiddenAct: String(raw.hidden_act ?? 'silu'),
-    residDropout: 0, embdDropout: 0, attnDropout: inRange(raw, 'attention_dropout', where, 0, 0, 1),
+    modelType, family: 'llama', raw: r.raw,
+    vocabSize: r.size('vocab_size'),
+    hiddenSize: C, numLayers: L, numHeads: H, numKvHeads: KV, headDim: D,
+    intermediateSize: r.size('intermediate_size'),
+    maxPositions,
+    normEps: r.inRange('rms_norm_eps', d.normEps, 0, 1),
+    ropeTheta: 0, ropeScaling: null, ropes: {},
+    layer: () => ({ type: 'full_attention', window: 0, rope: 'default' }),
+    attnScale: 1 / Math.sqrt(D),
+    qkvBias: flag(d.qkvBias), oBias: flag(d.oBias), mlpBias: flag(d.mlpBias), qkNorm: false,
+    tieEmbeddings: r.bool('tie_word_embeddings', d.tie),
+    slidingWindow: 0, hiddenAct,
+    embedScale: 1, residualMultiplier: 1, logitsScaling: 1, attnSoftcap: 0, finalSoftcap: 0,
+    residDropout: 0, embdDropout: 0, attnDropout: r.inRange('attention_dropout', 0, 0, 1),
   };
-  if (arch.hiddenAct !== 'silu') throw new DpoError(`${where}: hidden_act "${arch.hiddenAct}" is not supported for ${modelType} (only silu)`);
-  if (H % arch.numKvHeads !== 0) throw new DpoError(`${where}: num_attention_heads ${H} is not a multiple of num_key_value_heads ${arch.numKvHeads}; expected a divisor of ${H}`);
+  setRopes(arch, readRopes(r, d.theta, [], maxPositions));
   return arch;
 }
+
+/**
+ * Layer types as transformers derives them: `layer_types` when given, else `fallback(i)`; a layer
+ * of type sliding_attention gets `window` (none when the window is null).
+ */
+export function setLayerTypes(arch: ArchConfig, r: ConfigReader, window: number | null, fallback: (i: number) => LayerType): void {
+  const ok = (x: unknown) => x === 'full_attention' || x === 'sliding_attention';
+  const given = r.list<LayerType>('layer_types', arch.numLayers, ok, '"full_attention" / "sliding_attention"');
+  const prev = arch.layer;
+  arch.layer = (i) => {
+    const type = given ? given[i] : fallback(i);
+    return { ...prev(i), type, window: type === 'sliding_attention' && window !== null ? window : 0 };
+  };
+  arch.slidingWindow = window !== null && layerTypes(arch).includes('sliding_attention') ? window : 0;
+}
+
+/** The layer types of the first layers (all of them in any real model; a config naming 10⁹ layers is refused by the weights later). */
+export function layerTypes(arch: ArchConfig): LayerType[] {
+  return Array.from({ length: Math.min(arch.numLayers, 4096) }, (_, i) => arch.layer(i).type);
+}
+
+/** Points every layer at its RoPE table (per layer type when the tables are per type). */
+export function setRopes(arch: ArchConfig, ropes: Record<string, RopeParams>): void {
+  arch.ropes = ropes;
+  const prev = arch.layer;
+  arch.layer = (i) => {
+    const l = prev(i);
+    return l.rope === null ? l : { ...l, rope: ropes.default ? 'default' : l.type };
+  };
+  const full = ropes.default ?? ropes.full_attention;
+  arch.ropeTheta = full?.theta ?? 0;
+  arch.ropeScaling = full?.scaling ?? null;
+}
+
+/**
+ * rope_parameters (transformers 5) or rope_theta + rope_scaling (4.x), standardised as
+ * transformers' convert_rope_params_to_dict / standardize_rope_params do: rope_scaling wins over
+ * rope_parameters; a dict keyed by layer types gives one table per type, else one 'default' table;
+ * rope_theta falls back to the top level, then to the type's default_theta.
+ */
+export function readRopes(r: ConfigReader, defaultTheta: number, layerTypes: readonly string[], maxPositions: number): Record<string, RopeParams> {
+  const key = r.has('rope_scaling') ? 'rope_scaling' : 'rope_parameters';
+  const d = r.sub(key);
+  const topTheta = r.positive('rope_theta', defaultTheta);
+  const perType = layerTypes.some((t) => d.has(t));
+  if (!perType) return { default: ropeEntry(d, r, topTheta, maxPositions) };
+  const out: Record<string, RopeParams> = {};
+  for (const t of new Set(layerTypes)) out[t] = ropeEntry(d.sub(t), r, topTheta, maxPositions);
+  return out;
+}
+
+const ROPE_TYPES = ['default', 'llama3'];
+
+function ropeEntry(d: ConfigReader, top: ConfigReader, theta: number, maxPositions: number): RopeParams {
+  const ropeType = d.str('rope_type', d.str('type', 'default'));
+  const params: RopeParams = { ropeType, theta: d.positive('rope_theta', theta), scaling: null };
+  d.only('partial_rotary_factor', [1, 1.0], 'partial rotary embeddings');
+  if (!ROPE_TYPES.includes(ropeType)) throw new DpoError(`${d.where}: rope scaling type "${ropeType}" is not supported (supported: ${ROPE_TYPES.join(', ')})`);
+  if (ropeType === 'llama3') {
+    params.scaling = {
+      type: 'llama3',
+      factor: d.positive('factor'),
+      low_freq_factor: d.positive('low_freq_factor'),
+      high_freq_factor: d.positive('high_freq_factor'),
+      // transformers copies a top-level original_max_position_embeddings in, else max_position_embeddings.
+      original_max_position_embeddings: top.has('original_max_position_embeddings') ? top.size('original_max_position_embeddings') : d.size('original_max_position_embeddings', maxPositions),
+    };
+    if (!(params.scaling.high_freq_factor > params.scaling.low_freq_factor)) {
+      throw new DpoError(`${d.where}: llama3 rope scaling needs high_freq_factor > low_freq_factor, got ${params.scaling.high_freq_factor} and ${params.scaling.low_freq_factor}`);
+    }
+  }
+  return params;
+}
+
+export { ConfigReader };

@@ -10,6 +10,9 @@ import { Linear, type LinearLike, headWeight } from '../nn/linear.js';
 import { Embedding } from '../nn/embedding.js';
 import { LayerNorm } from '../nn/norm.js';
 import type { ArchConfig } from './arch.js';
+import { DpoError } from '../errors.js';
+import { MAX_DIM, type ConfigReader } from './config-reader.js';
+import type { ModelRegistration, RawTensor } from './registration.js';
 import { appendAndAttend, type KVCache } from '../generate/kv-cache.js';
 import { defaultPositions, type CausalLM, type LmInputs } from './causal-lm.js';
 import { runLayer } from './run-layer.js';
@@ -158,3 +161,63 @@ export function gpt2WeightShapes(a: ArchConfig): WeightTable {
     layer, layerPrefix: 'transformer.h.', layersKey: 'n_layer', numLayers: a.numLayers,
   };
 }
+
+/** config.json with GPT2Config's defaults (n_positions 1024, n_inner 4·n_embd, dropouts 0.1, tied head). */
+function parseGpt2(r: ConfigReader): ArchConfig {
+  const C = r.size('n_embd');
+  const H = r.size('n_head');
+  if (C % H !== 0) throw new DpoError(`${r.where}: "n_head" ${H} does not divide "n_embd" ${C}; expected a divisor of ${C}`);
+  const L = r.size('n_layer');
+  const act = r.str('activation_function', 'gelu_new');
+  if (!['gelu_new', 'gelu_pytorch_tanh'].includes(act)) throw new DpoError(`${r.where}: activation_function "${act}" is not supported for gpt2 (supported: gelu_new, gelu_pytorch_tanh)`);
+  for (const k of ['scale_attn_by_inverse_layer_idx', 'reorder_and_upcast_attn']) r.only(k, [false], 'attention scaling variants');
+  r.only('scale_attn_weights', [true], 'attention scaling variants');
+  return {
+    modelType: 'gpt2', family: 'gpt2', raw: r.raw,
+    vocabSize: r.size('vocab_size'),
+    hiddenSize: C, numLayers: L, numHeads: H, numKvHeads: H, headDim: C / H,
+    intermediateSize: r.size('n_inner', Math.min(4 * C, MAX_DIM)),
+    maxPositions: r.size('n_positions', 1024),
+    normEps: r.inRange('layer_norm_epsilon', 1e-5, 0, 1),
+    ropeTheta: 0, ropeScaling: null, ropes: {},
+    layer: () => ({ type: 'full_attention', window: 0, rope: null }),
+    attnScale: 1 / Math.sqrt(C / H),
+    qkvBias: true, oBias: true, mlpBias: true, qkNorm: false,
+    tieEmbeddings: r.bool('tie_word_embeddings', true), slidingWindow: 0,
+    hiddenAct: act, embedScale: 1, residualMultiplier: 1, logitsScaling: 1, attnSoftcap: 0, finalSoftcap: 0,
+    residDropout: r.inRange('resid_pdrop', 0.1, 0, 1), embdDropout: r.inRange('embd_pdrop', 0.1, 0, 1),
+    attnDropout: r.inRange('attn_pdrop', 0.1, 0, 1),
+  };
+}
+
+export function transpose2d(t: RawTensor): RawTensor {
+  const [r, c] = t.shape;
+  const out = new Float32Array(r * c);
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = t.data[i * c + j];
+  return { shape: [c, r], data: out };
+}
+
+const isConv1D = (name: string) => name.endsWith('.weight') && GPT2_CONV1D.some((m) => name.endsWith(`${m}.weight`));
+
+function renameGpt2(name: string, a: ArchConfig): string | null {
+  // Old GPT-2 checkpoints omit the "transformer." prefix.
+  if (!name.startsWith('transformer.') && !name.startsWith('lm_head.')) name = `transformer.${name}`;
+  if (name.endsWith('.attn.bias') || name.endsWith('.attn.masked_bias')) return null;
+  if (a.tieEmbeddings && name === 'lm_head.weight') return null;
+  return name;
+}
+
+export const gpt2Registration: ModelRegistration = {
+  modelTypes: ['gpt2'],
+  parse: parseGpt2,
+  build: (a) => new GPT2LMHeadModel(a),
+  weightShapes: gpt2WeightShapes,
+  rename: renameGpt2,
+  storedShape: (name, shape) => (isConv1D(name) ? shape.slice().reverse() : shape),
+  sanitize(name, t, a) {
+    const n = renameGpt2(name, a);
+    return n === null ? null : [n, isConv1D(n) ? transpose2d(t) : t];
+  },
+  export: (name, t) => [name, isConv1D(name) ? transpose2d(t) : t],
+  loraTargets: { gpt2: ['c_attn'] },
+};

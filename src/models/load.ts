@@ -2,19 +2,18 @@
  * Loading and saving whole models in the Hugging Face layout: config.json + safetensors weights,
  * through the same loaders a user's downloaded checkpoint goes through.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { parseJson } from '../io/json.js';
-import { writeModelConfig } from '../io/config.js';
+import { mkdirSync } from 'node:fs';
+import { readModelConfig, writeModelConfig } from '../io/config.js';
 import { join } from 'node:path';
 import { DpoError } from '../errors.js';
 import { resolveModelDir } from '../io/model-source.js';
 import { openCheckpointWeights } from '../io/checkpoint-files.js';
 import { writeSafetensors, type STDType } from '../io/safetensors.js';
-import { archFromConfig, type ArchConfig } from './arch.js';
+import type { ArchConfig } from './arch.js';
 import { checkCheckpoint } from './check-checkpoint.js';
 import { WEIGHTS_INDEX_NAME, WEIGHTS_NAME } from '../io/sharded.js';
 import type { CausalLM } from './causal-lm.js';
-import { buildModel, exportWeights } from './registry.js';
+import { archFromConfig, buildModel, exportWeights } from './registry.js';
 import { buildStoredModel, type StorageSpec } from '../quant/load-stored.js';
 
 export interface LoadedModel {
@@ -25,17 +24,9 @@ export interface LoadedModel {
   nameOrPath: string;
 }
 
+/** config.json of a checkpoint directory (raw JSON and float paths). */
 export function readConfig(dir: string): { raw: Record<string, unknown>; floatPaths: Set<string> } {
-  const p = join(dir, 'config.json');
-  let parsed: { value: unknown; floatPaths: Set<string> };
-  try {
-    parsed = parseJson(readFileSync(p, 'utf8'));
-  } catch (e) {
-    throw new DpoError(`${p}: ${existsSync(p) ? `not valid JSON (${(e as Error).message})` : 'missing'}`);
-  }
-  const raw = parsed.value;
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new DpoError(`${p}: must be a JSON object`);
-  return { raw: raw as Record<string, unknown>, floatPaths: parsed.floatPaths };
+  return readModelConfig(dir);
 }
 
 /**

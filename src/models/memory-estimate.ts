@@ -10,9 +10,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { freemem } from 'node:os';
 import { DpoError } from '../errors.js';
-import { targetMatches, DEFAULT_TARGETS } from '../lora/apply.js';
+import { targetMatches } from '../lora/apply.js';
 import type { ArchConfig } from './arch.js';
-import { architectureFor } from './registry.js';
+import { architectureFor, defaultLoraTargets } from './registry.js';
 import type { ExpectedWeight } from './weight-shapes.js';
 import { bytesPerWeight } from '../quant/storage.js';
 import type { StorageSpec } from '../quant/load-stored.js';
@@ -55,7 +55,7 @@ export function estimateRunMemory(s: RunShape): MemoryEstimate {
   const params = globalParams + layerParams;
   let trainable = params;
   if (s.lora) {
-    const targets = s.lora.targetModules ?? DEFAULT_TARGETS[a.modelType] ?? [];
+    const targets = s.lora.targetModules ?? [...(defaultLoraTargets(a.modelType) ?? [])];
     const all = typeof targets === 'string' && targets.toLowerCase() === 'all-linear';
     let perLayer = 0;
     for (const e of layer) {

@@ -1,89 +1,50 @@
 /**
- * model_type → builder, plus the checkpoint quirks each architecture needs (`sanitize`) so that
- * loading is a plain name match between HF keys and module properties.
+ * model_type → the model file's registration (config parsing, build, checkpoint quirks, LoRA
+ * targets), so that loading is a plain name match between HF keys and module properties.
  */
 import { DpoError, fmtShape } from '../errors.js';
 import type { ArchConfig } from './arch.js';
+import { ConfigReader } from './config-reader.js';
 import type { CausalLM } from './causal-lm.js';
-import { LlamaForCausalLM, llamaWeightShapes } from './llama.js';
-import { GPT2LMHeadModel, GPT2_CONV1D, gpt2WeightShapes } from './gpt2.js';
-import type { WeightTable } from './weight-shapes.js';
+import type { ModelRegistration, RawTensor } from './registration.js';
+import { llamaRegistration } from './llama.js';
+import { gpt2Registration } from './gpt2.js';
+import { gemma3Registration } from './gemma3.js';
+import { gemma2Registration } from './gemma2.js';
+import { olmo2Registration } from './olmo2.js';
+import { graniteRegistration } from './granite.js';
+import { smollm3Registration } from './smollm3.js';
 
-/** A checkpoint tensor in our layout: float32, row-major. */
-export interface RawTensor {
-  shape: number[];
-  data: Float32Array;
-}
+export type { RawTensor } from './registration.js';
 
-interface Architecture {
-  build(arch: ArchConfig): CausalLM;
-  /** The parameters build(arch) will have, by config.json key, computed without allocating. */
-  weightShapes(arch: ArchConfig): WeightTable;
-  /** A checkpoint key's module key, or null for what loading drops (buffers, a tied lm_head). */
-  rename(name: string, arch: ArchConfig): string | null;
-  /** A module parameter's shape as the checkpoint stores it (GPT-2's Conv1D: transposed). */
-  storedShape(moduleName: string, shape: number[]): number[];
-  /** Maps checkpoint keys to module keys, dropping buffers and fixing layouts. */
-  sanitize(name: string, t: RawTensor, arch: ArchConfig): [string, RawTensor] | null;
-  /** The inverse of sanitize, for saving a checkpoint transformers loads. */
-  export(name: string, t: RawTensor, arch: ArchConfig): [string, RawTensor];
-}
+/** Every model file's registration; the supported model types are read from here, never listed again. */
+const REGISTRATIONS: readonly ModelRegistration[] = [llamaRegistration, gpt2Registration, gemma3Registration, gemma2Registration, olmo2Registration, graniteRegistration, smollm3Registration];
 
-const llamaArch: Architecture = {
-  build: (a) => new LlamaForCausalLM(a),
-  weightShapes: llamaWeightShapes,
-  rename(name, a) {
-    if (name.includes('rotary_emb.inv_freq')) return null;
-    if (a.tieEmbeddings && name === 'lm_head.weight') return null;
-    return name;
-  },
-  storedShape: (_name, shape) => shape,
-  sanitize(name, t, a) {
-    const n = llamaArch.rename(name, a);
-    return n === null ? null : [n, t];
-  },
-  export: (name, t) => [name, t],
-};
+const BY_TYPE = new Map<string, ModelRegistration>(REGISTRATIONS.flatMap((r) => r.modelTypes.map((t) => [t, r] as [string, ModelRegistration])));
 
-export function transpose2d(t: RawTensor): RawTensor {
-  const [r, c] = t.shape;
-  const out = new Float32Array(r * c);
-  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = t.data[i * c + j];
-  return { shape: [c, r], data: out };
-}
+/** The model_type values config.json may name, in registration order. */
+export const SUPPORTED_MODEL_TYPES: readonly string[] = [...BY_TYPE.keys()];
 
-const isConv1D = (name: string) => name.endsWith('.weight') && GPT2_CONV1D.some((m) => name.endsWith(`${m}.weight`));
-
-const gpt2Arch: Architecture = {
-  build: (a) => new GPT2LMHeadModel(a),
-  weightShapes: gpt2WeightShapes,
-  rename(name, a) {
-    // Old GPT-2 checkpoints omit the "transformer." prefix.
-    if (!name.startsWith('transformer.') && !name.startsWith('lm_head.')) name = `transformer.${name}`;
-    if (name.endsWith('.attn.bias') || name.endsWith('.attn.masked_bias')) return null;
-    if (a.tieEmbeddings && name === 'lm_head.weight') return null;
-    return name;
-  },
-  storedShape: (name, shape) => (isConv1D(name) ? shape.slice().reverse() : shape),
-  sanitize(name, t, a) {
-    const n = gpt2Arch.rename(name, a);
-    return n === null ? null : [n, isConv1D(n) ? transpose2d(t) : t];
-  },
-  export: (name, t) => [name, isConv1D(name) ? transpose2d(t) : t],
-};
-
-const REGISTRY: Record<string, Architecture> = {
-  llama: llamaArch,
-  mistral: llamaArch,
-  qwen2: llamaArch,
-  qwen3: llamaArch,
-  gpt2: gpt2Arch,
-};
-
-export function architectureFor(arch: ArchConfig): Architecture {
-  const a = REGISTRY[arch.modelType];
-  if (!a) throw new DpoError(`model_type "${arch.modelType}" is not supported; supported: ${Object.keys(REGISTRY).join(', ')}`);
+function registrationOf(modelType: string, where: string): ModelRegistration {
+  const a = BY_TYPE.get(modelType);
+  if (!a) throw new DpoError(`${where}: model_type "${modelType}" is not supported; supported: ${SUPPORTED_MODEL_TYPES.join(', ')}`);
   return a;
+}
+
+/** The one config.json parser: the model type's registration reads it, with transformers' defaults. */
+export function archFromConfig(raw: Record<string, unknown>, where = 'config.json'): ArchConfig {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new DpoError(`${where}: must be a JSON object`);
+  const r = new ConfigReader(raw, where);
+  return registrationOf(r.modelType, where).parse(r);
+}
+
+export function architectureFor(arch: ArchConfig): ModelRegistration {
+  return registrationOf(arch.modelType, 'config.json');
+}
+
+/** PEFT's default LoRA target_modules for a model type, or null where PEFT has none. */
+export function defaultLoraTargets(modelType: string): readonly string[] | null {
+  return BY_TYPE.get(modelType)?.loraTargets[modelType] ?? null;
 }
 
 /**

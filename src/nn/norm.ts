@@ -1,5 +1,5 @@
-/** RMSNorm (Llama family) and LayerNorm (GPT-2), over the last axis. */
-import { layerNorm, rmsNorm } from '../ops/index.js';
+/** RMSNorm (Llama family), Gemma's offset RMSNorm and LayerNorm (GPT-2), over the last axis. */
+import { addScalar, layerNorm, rmsNorm } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Module } from './module.js';
 
@@ -26,3 +26,19 @@ export class LayerNorm extends Module {
     return layerNorm(x, this.weight, this.bias, this.eps);
   }
 }
+
+/** Gemma's RMSNorm: x / rms(x) · (1 + w), the weight stored as an offset from 1 (zeros = identity). */
+export class OffsetRMSNorm extends Module {
+  weight: Tensor;
+  constructor(readonly dim: number, readonly eps: number) {
+    super();
+    this.weight = Tensor.zeros([dim]).keep();
+  }
+  /** d/dw of (1 + w) is 1: the gradient flows to w unchanged. */
+  forward(x: Tensor): Tensor {
+    return rmsNorm(x, addScalar(this.weight, 1), this.eps);
+  }
+}
+
+/** What a decoder's norms offer: forward over the last axis. */
+export type NormLike = RMSNorm | OffsetRMSNorm;

@@ -38,7 +38,7 @@ test('saveModelDir: config with dtype, bf16 weights, tokenizer files; loads back
   assert.ok(readFileSync(join(out, 'model.safetensors')).equals(readFileSync(join(FIXTURES, 'llama-bf16', 'model.safetensors'))), 'bf16 weights match transformers byte for byte');
   assert.equal(readFileSync(join(out, 'config.json'), 'utf8'), readFileSync(join(FIXTURES, 'llama-bf16', 'config.json'), 'utf8'));
   const back = readModelConfig(out);
-  assert.equal(back.dtype, 'bfloat16');
+  assert.equal(back.raw.dtype ?? back.raw.torch_dtype, 'bfloat16');
   // Sharded F32 save reads back to the same values.
   const out2 = join(root, 'saved-sharded');
   const s2 = saveModelDir(out2, { config: cfg.raw, weights, maxShardSize: '40KB' });

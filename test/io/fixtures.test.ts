@@ -5,6 +5,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCheckpointWeights } from '../../src/io/checkpoint-files.js';
 import { readModelConfig } from '../../src/io/config.js';
+import { archFromConfig } from '../../src/models/registry.js';
 import { encodeHalf } from '../../src/io/half.js';
 
 const FIXTURES = join(process.cwd(), 'test', 'fixtures', 'models');
@@ -12,12 +13,12 @@ const have = (name: string): boolean => existsSync(join(FIXTURES, name, 'config.
 
 test('every fixture checkpoint opens; shapes agree with its config', { skip: !existsSync(FIXTURES) }, () => {
   for (const name of readdirSync(FIXTURES).filter(have)) {
-    const cfg = readModelConfig(join(FIXTURES, name));
+    const cfg = archFromConfig(readModelConfig(join(FIXTURES, name)).raw);
     const w = openCheckpointWeights(join(FIXTURES, name));
     try {
-      const embed = cfg.modelType === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight';
+      const embed = cfg.modelType === 'gpt2' ? 'transformer.wte.weight' : `${cfg.weightPrefix ?? 'model.'}embed_tokens.weight`;
       assert.deepEqual(w.info(embed).shape, [cfg.vocabSize, cfg.hiddenSize], `${name}: ${embed}`);
-      assert.equal(w.has('lm_head.weight'), !cfg.tieWordEmbeddings, `${name}: lm_head stored exactly when not tied`);
+      assert.equal(w.has('lm_head.weight'), !cfg.tieEmbeddings, `${name}: lm_head stored exactly when not tied`);
       for (const [n, info, load] of w.entries) {
         const x = load();
         assert.equal(x.length, info.shape.reduce((a, d) => a * d, 1), n);

@@ -7,7 +7,7 @@ import { loadCausalLM } from '../../src/models/load.js';
 import { generate, sampleToken } from '../../src/generate/generate.js';
 import { Rng } from '../../src/tensor/rng.js';
 
-for (const name of ['llama', 'mistral', 'qwen3', 'gpt2']) {
+for (const name of ['llama', 'mistral', 'qwen3', 'gpt2', 'gemma3', 'gemma3-mm', 'gemma2', 'olmo2', 'granite', 'smollm3']) {
   test(`${name}: cached greedy decoding matches full recomputation`, () => {
     const { model } = loadCausalLM(join('test/fixtures/models', name));
     const prompt = [5, 17, 42, 8, 99, 3, 61];

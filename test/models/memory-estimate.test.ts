@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DpoError } from '../../src/errors.js';
-import { archFromConfig } from '../../src/models/arch.js';
+import { archFromConfig } from '../../src/models/registry.js';
 import { assertRunFits, availableMemory, estimateRunMemory, type RunShape } from '../../src/models/memory-estimate.js';
 import { BENCH_CONFIG } from '../../bench/workload.js';
 

@@ -37,7 +37,7 @@ function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 const backends = nativeAvailable() ? (['ref', 'native'] as const) : (['ref'] as const);
-for (const backend of backends) for (const name of ['llama', 'llama-tied', 'mistral', 'qwen2', 'qwen3', 'gpt2', 'llama-bf16', 'llama-sharded']) {
+for (const backend of backends) for (const name of ['llama', 'llama-tied', 'mistral', 'qwen2', 'qwen3', 'gpt2', 'llama-bf16', 'llama-sharded', 'gemma3', 'gemma3-mm', 'gemma2', 'olmo2', 'granite', 'smollm3']) {
   test(`${name}: logits and every parameter gradient match transformers (${backend})`, () => {
     const prev = getBackend().name;
     setBackend(backend);
@@ -77,7 +77,7 @@ function check(name: string): void {
           wts[b * T + s] = w[s];
         }
       }
-      const { logp } = tokenLogprobs(h, model.lmHeadWeight(), targets, { chunk: 100 });
+      const { logp } = tokenLogprobs(h, model.lmHeadWeight(), targets, { chunk: 100, softcap: model.finalLogitSoftcap });
       const lp = t.get('logp')!;
       let errP = 0;
       for (let b = 0; b < B; b++) for (let s = 0; s + 1 < T; s++) errP = Math.max(errP, Math.abs(logp.data[b * T + s] - lp[b * (T - 1) + s]));
@@ -85,7 +85,9 @@ function check(name: string): void {
       backward(sum(mul(logp, Tensor.from(wts, [B * T]))));
       let worst = { name: '', rel: 0 };
       for (const [pname, p] of model.namedParameters()) {
-        const g = t.get(`grad.${pname}`);
+        // transformers' parameter name (a multimodal model's text model is model.language_model).
+        const hfName = model.arch.weightPrefix && pname.startsWith('model.') ? `model.language_model.${pname.slice(6)}` : pname;
+        const g = t.get(`grad.${hfName}`);
         assert.ok(g, `${name}: fixture has no gradient for ${pname}`);
         const ref = name === 'gpt2' && /(c_attn|c_proj|c_fc)\.weight$/.test(pname) ? transposeOf(g, p.shape) : g;
         let num = 0, den = 0;

@@ -5,7 +5,7 @@ import { cpSync, mkdirSync, mkdtempSync, writeFileSync, readFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveModelDir } from '../../src/io/model-source.js';
-import { archFromConfig } from '../../src/models/arch.js';
+import { archFromConfig } from '../../src/models/registry.js';
 import { loadCausalLM } from '../../src/models/load.js';
 
 test('a model id resolves from $HF_HOME/hub via refs/main, and says where it looked otherwise', () => {
