@@ -3,7 +3,7 @@ import { DpoError } from '../errors.js';
 import { DPOConfig } from '../dpo/config.js';
 import { TRAINING_OPTIONS } from '../dpo/options.js';
 import { LoraConfig } from '../lora/config.js';
-import { Dataset } from '../data/dataset.js';
+import { scriptDatasets, type ScriptDataArgs } from '../data/script-data.js';
 import { loadPolicy } from './load-policy.js';
 import { helpText, resolveOptions, spec, type Spec } from './args.js';
 import { runTraining } from './run-training.js';
@@ -16,9 +16,13 @@ import { join } from 'node:path';
 
 export const TRAIN_SPECS: Spec[] = [
   spec('model_name_or_path', 'string?', null, 'model directory or Hugging Face model id (resolved offline from the HF cache)'),
-  spec('dataset_name', 'string?', null, 'data file (.json, .jsonl, .parquet) or Hugging Face dataset directory'),
+  spec('dataset_name', 'string?', null, 'data file (.json, .jsonl, .parquet), dataset folder, or Hugging Face dataset id (resolved offline from the HF cache)'),
+  spec('dataset_config', 'string?', null, 'configuration (subset) of the data set, as its README\'s configs: declare them'),
+  spec('dataset_revision', 'string', 'main', 'branch, tag or commit of a Hub data set in the HF cache (not a TRL 1.13 argument)'),
   spec('dataset_train_split', 'string', 'train', 'split of a dataset directory to train on'),
   spec('dataset_test_split', 'string', 'test', 'split of a dataset directory to evaluate on (with --eval_strategy steps|epoch; a plain file is used whole)'),
+  spec('datasets', 'any', [], 'TRL\'s dataset mixture (a YAML list of {path, name, data_dir, data_files, split, columns, fraction}); replaces --dataset_name'),
+  spec('test_split_size', 'float?', null, 'with datasets: split off this fraction (or row count) as the test split'),
   ...TRAINING_OPTIONS,
   spec('config', 'string?', null, 'YAML file with any of these options (flags override it)'),
   spec('quiet', 'bool', false, 'no progress output'),
@@ -35,7 +39,6 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const configNotes: string[] = [];
   const o = resolveOptions(argv, TRAIN_SPECS, 'train', { tolerateUnknown: (m) => configNotes.push(m) });
   if (!o.model_name_or_path) throw new DpoError('dpo train: --model_name_or_path is required (a model directory or an HF model id in your cache)');
-  if (!o.dataset_name) throw new DpoError('dpo train: --dataset_name is required (a .json/.jsonl/.parquet file or a dataset directory)');
   const groups = new Set(['training', 'dpo', 'data']);
   const cfg: Record<string, unknown> = {};
   for (const s of TRAINING_OPTIONS) if (groups.has(s.group) && o[s.snake] !== undefined) cfg[s.snake] = o[s.snake];
@@ -51,9 +54,10 @@ export async function trainCommand(argv: string[]): Promise<void> {
   // Weights and optimizer state must fit before anything is built (activations are checked once the data is tokenized).
   const lora = (adapter: boolean) => (o.use_peft || adapter ? { r: o.lora_r as number, targetModules: (o.lora_target_modules as string[] | null) ?? null } : null);
   const policy = loadPolicy(modelPath, (o.adapter_name_or_path as string | null) ?? null, (arch, adapter) => assertRunFits(estimateTraining(arch, args, { lora: lora(adapter), seqLen: 0 })));
-  const train = await Dataset.fromFile(o.dataset_name as string, { split: o.dataset_train_split as string });
-  // As TRL's script: the test split is read only when evaluation is on.
-  const evalDs = args.evalStrategy !== 'no' ? await Dataset.fromFile(o.dataset_name as string, { split: o.dataset_test_split as string }) : null;
+  // As TRL's script: the datasets mixture or dataset_name; the test split is read only when evaluation is on.
+  const data = await scriptDatasets(o as unknown as ScriptDataArgs, args.evalStrategy !== 'no', args.seed);
+  const train = data.train;
+  const evalDs = data.eval;
   const peftConfig = o.use_peft
     ? new LoraConfig({ r: o.lora_r, lora_alpha: o.lora_alpha, lora_dropout: o.lora_dropout, target_modules: (o.lora_target_modules as string[] | null) ?? null, use_rslora: o.use_rslora })
     : null;
@@ -62,17 +66,17 @@ export async function trainCommand(argv: string[]): Promise<void> {
     if (!quiet) console.log(m);
   };
   log(`model ${policy.base}${policy.adapter ? ` + adapter ${policy.adapter}` : ''} (${policy.model.arch.modelType}, ${(policy.model.parameters().reduce((a, p) => a + p.size, 0) / 1e6).toFixed(1)}M parameters)`);
-  log(`data ${o.dataset_name}: ${train.length} training pairs${evalDs ? `, ${evalDs.length} eval pairs` : ''}`);
+  log(`data ${data.label}: ${train.length} training pairs${evalDs ? `, ${evalDs.length} eval pairs` : ''}`);
   log(describeCompute());
   if (args.bf16) log(describeBf16());
   log(`precision: ${args.bf16 ? 'bf16 compute, f32 master weights' : 'float32'}; gradient_checkpointing ${args.gradientCheckpointing ? 'on' : 'off'}; logging_steps ${args.loggingSteps}`);
-  for (const n of [...configNotes, ...trl.notes]) log(`warning: ${n}`);
+  for (const n of [...configNotes, ...trl.notes, ...data.notes]) log(`warning: ${n}`);
   const { trainer, output, reportPath } = await runTraining(
     {
       model: policy.model, args, trainDataset: train, evalDataset: evalDs, processingClass: policy.tokenizer, peftConfig,
       modelNameOrPath: policy.base, warn: (m) => log(`warning: ${m}`),
     },
-    { title: `DPO: ${policy.base} on ${o.dataset_name}`, settings: { model_name_or_path: policy.base, dataset_name: o.dataset_name }, quiet, resumeFromCheckpoint: args.resumeFromCheckpoint },
+    { title: `DPO: ${policy.base} on ${data.label}`, settings: { model_name_or_path: policy.base, dataset_name: o.dataset_name }, quiet, resumeFromCheckpoint: args.resumeFromCheckpoint },
   );
   const last = [...trainer.state.log_history].reverse().find((e) => 'rewards/accuracies' in e && 'loss' in e);
   log(`done: ${output.globalStep} steps, train_loss ${output.trainingLoss.toFixed(4)}${last ? `, rewards/accuracies ${last['rewards/accuracies'].toFixed(3)}, rewards/margins ${last['rewards/margins'].toFixed(4)}` : ''}`);

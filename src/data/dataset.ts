@@ -20,8 +20,9 @@ export class Dataset {
     return new Dataset(Array.from({ length: n }, (_, i) => Object.fromEntries(entries.map(([k, c]) => [k, c[i]]))), 'dict');
   }
 
-  static fromList(rows: Row[]): Dataset {
-    return new Dataset(rows.slice(), 'list');
+  /** `source` names the rows in messages (a file, a Hub id). */
+  static fromList(rows: Row[], source = 'list'): Dataset {
+    return new Dataset(rows.slice(), source);
   }
 
   /** .json, .jsonl, .parquet, or an HF dataset directory (split chosen by name). */

@@ -53,13 +53,11 @@ export const DTYPES = ['float32', 'bfloat16', 'auto'] as const;
 
 export const TRL_ARGS: readonly TrlArg[] = [
   // ScriptArguments
-  rf('dataset_config', 'string?', null, 'dataset configurations (subsets) are not supported; point --dataset_name at the files of that configuration', 'script'),
-  rf('dataset_streaming', 'bool', false, 'streaming is not supported; dpo train reads the data set from disk (large sets are fine)', 'script'),
+  rf('dataset_streaming', 'bool', false, 'streaming is not supported (TRL then trains on the rows in file order, unshuffled); dpo train reads the data set from disk (large sets are fine) and shuffles as TRL does without streaming', 'script'),
+  // dataset_config, dataset_revision, datasets and test_split_size are implemented (cli/train.ts TRAIN_SPECS, data/script-data.ts).
   ig('ignore_bias_buffers', 'bool', false, `a DDP workaround; ${NO_DIST}`, 'script'),
   // DatasetMixtureConfig
-  rf('datasets', 'any', [], 'dataset mixtures are not supported; pass one data set with --dataset_name', 'mixture'),
-  rf('streaming', 'bool', false, 'streaming is not supported; dpo train reads the data set from disk', 'mixture'),
-  rf('test_split_size', 'float?', null, 'splitting off a test set is not supported; pass a data set directory with a test split', 'mixture'),
+  rf('streaming', 'bool', false, 'streaming is not supported (TRL then trains on the rows in file order, unshuffled); dpo train reads the data sets from disk', 'mixture'),
   // ModelConfig
   sp('model_revision', 'string', 'main', 'the branch, tag or commit of a Hugging Face model id, resolved in the HF cache (as model_id@revision)', 'model'),
   sp('dtype', 'string?', 'float32', 'weights stay float32; bfloat16 (or auto on a bf16 checkpoint) turns --bf16 compute on', 'model'),
