@@ -30,6 +30,7 @@ import { microBatchesOf, runLayout, type RunLayout } from './schedule.js';
 import { computeLoss } from './loss-step.js';
 import { AdamW, clipGradNorm, learningRateAt } from '../optim/index.js';
 import { assertRunFits } from '../models/memory-estimate.js';
+import { createTrackers, resolveReportTo, type Tracker } from '../report/trackers.js';
 import { trainingEstimate } from './memory-check.js';
 
 export interface LogEntry {
@@ -107,6 +108,8 @@ export class DPOTrainer {
   private lastLoggedStep = 0;
   private totalLossScalar = 0;
   private lastCheckpoint: { step: number; dir: string } | null = null;
+  /** report_to's trackers (report/trackers.ts): told of the start and of every logged entry. */
+  readonly trackers: Tracker[];
 
   /** Recorded in adapter_config.json (base_model_name_or_path) and the report. */
   readonly modelNameOrPath: string;
@@ -124,6 +127,7 @@ export class DPOTrainer {
     this.tokenizer = init.processingClass ?? null;
     this.args = init.args ?? new DPOConfig();
     this.callbacks = init.callbacks ?? {};
+    this.trackers = createTrackers(resolveReportTo(this.args.reportTo, 'DPOConfig'), { outputDir: this.args.outputDir, loggingDir: this.args.loggingDir });
     // TRL arguments given that have no effect here (trl-args.ts): one line each.
     for (const n of this.args.notes ?? []) (init.warn ?? ((m: string) => process.emitWarning(m, { code: 'DPO_TRL_ARG' })))(n);
     if (init.data) this.data = init.data;
@@ -346,6 +350,7 @@ export class DPOTrainer {
       if (this.data.eval && !this.stopRequested) this.refCache.eval ??= await this.cachedRefLogpsYielding(this.data.eval, 'eval');
     }
     if (resumedFrom) startStep = this.restore(resumedFrom);
+    for (const t of this.trackers) t.trainBegin({ argsJson: JSON.stringify(a.toJSON(), null, 2) });
     this.model.train();
     const ga = a.gradientAccumulationSteps;
     let lastGradNorm = 0;
@@ -430,6 +435,8 @@ export class DPOTrainer {
     entry.step = this.state.global_step;
     this.state.log_history.push(entry);
     this.callbacks.onLog?.(entry);
+    const { step: _step, ...onLog } = entry; // transformers' on_log gets the entry without step
+    for (const t of this.trackers) t.log(onLog, this.state.global_step);
     return entry;
   }
 
