@@ -38,12 +38,12 @@ const IN_DIR = ['**/{k}/**', `**/{k}${SEP}*/**`, `**/*${SEP}{k}/**`, `**/*${SEP}
 const IN_FILENAME = [`**/{k}${SEP}*`, `**/*${SEP}{k}${SEP}*`];
 const SHARDED = 'data/*-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9]*.*';
 const FILES_TO_IGNORE = ['README.md', 'config.json', 'dataset_info.json', 'dataset_infos.json', 'dummy_data.zip', 'dataset_dict.json'];
-/** Data extensions datasets knows (so the pattern search sees what it sees); only json and parquet are read here. */
+/** Data extensions datasets knows (so the pattern search sees what it sees); json, parquet and arrow (IPC streams) are read here. */
 const EXT_TO_BUILDER: Record<string, string> = {
   '.parquet': 'parquet', '.json': 'json', '.jsonl': 'json', '.csv': 'csv', '.tsv': 'csv', '.txt': 'text', '.arrow': 'arrow',
   '.lance': 'lance', '.xml': 'xml', '.hdf5': 'hdf5', '.h5': 'hdf5', '.eval': 'eval', '.zip': 'zip',
 };
-const READABLE = new Set(['parquet', 'json']);
+const READABLE = new Set(['parquet', 'json', 'arrow']);
 
 /** A glob as fsspec ≥ 2023.12 reads it: `*` within a name, `**` as a whole segment = any number of folders. */
 export function globToRegExp(pattern: string): RegExp {

@@ -2,7 +2,8 @@
  * `--dataset_name` as `datasets.load_dataset` reads it, offline: a local file (used whole), a local
  * dataset folder, or a Hugging Face Hub id resolved in the hub cache
  * (`datasets--org--name/snapshots/<commit>/`, the commit from `refs/<revision>`; roots as
- * huggingface_hub: $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub). The splits of a folder
+ * huggingface_hub: $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub), else in the datasets
+ * library's processed Arrow cache (datasets-cache.ts). The splits of a folder
  * come from data-files.ts (README `configs:`, split file names). Nothing is downloaded: a missing id
  * says where it looked and how to fetch it.
  *
@@ -16,6 +17,7 @@ import { join, resolve } from 'node:path';
 import { DpoError } from '../errors.js';
 import { fromCache, hubCacheDirs, hubRepoFolder, parseModelId } from '../io/model-source.js';
 import { resolveDataFiles, type DataFilesSpec } from './data-files.js';
+import { datasetsCacheFolders, fromDatasetsCache } from './datasets-cache.js';
 import { readFiles, loadRows, type Row } from './load.js';
 
 export interface DatasetSpec {
@@ -37,19 +39,9 @@ export interface ResolvedDataset {
   splits: Map<string, string[]>;
   /** For a Hub id: the snapshot folder and its commit. */
   snapshot?: { dir: string; commit: string; repoId: string };
+  /** For a Hub id found only in the datasets library's processed cache: that folder. */
+  processed?: string;
   config: string | null;
-}
-
-/** datasets' camelcase_to_snakecase (its processed-cache folder names). */
-function snakeCase(name: string): string {
-  return name.replace(/([A-Z]+)([A-Z][a-z])/g, '$1_$2').replace(/([a-z\d])([A-Z])/g, '$1_$2').toLowerCase();
-}
-
-/** The datasets library's own cache roots ($HF_DATASETS_CACHE, $HF_HOME/datasets, ~/.cache/huggingface/datasets). */
-export function datasetsCacheDirs(env: NodeJS.ProcessEnv = process.env): string[] {
-  const home = env.HOME || homedir();
-  const dirs = [env.HF_DATASETS_CACHE, env.HF_HOME && join(env.HF_HOME, 'datasets'), env.XDG_CACHE_HOME && join(env.XDG_CACHE_HOME, 'huggingface', 'datasets'), join(home, '.cache', 'huggingface', 'datasets')];
-  return [...new Set(dirs.filter((d): d is string => !!d).map((d) => resolve(d)))];
 }
 
 const isLocalLike = (p: string) => p.startsWith('.') || p.startsWith('/') || p.startsWith('~') || /\.(jsonl?|ndjson|parquet)$/i.test(p);
@@ -86,12 +78,15 @@ export function resolveDataset(spec: DatasetSpec, env: NodeJS.ProcessEnv = proce
     const r = resolveDataFiles(hit.dir, spec, `${label} (${hit.dir})`);
     return { label, file: null, splits: r.splits, config: r.config, snapshot: { ...hit, repoId: id.repoId } };
   }
-  const [ns, name] = id.repoId.includes('/') ? id.repoId.split('/') : [null, id.repoId];
-  const processed = datasetsCacheDirs(env).map((d) => join(d, ns ? `${ns}___${snakeCase(name)}` : snakeCase(name))).filter((d) => existsSync(d));
+  // The datasets library's processed Arrow cache (what load_dataset itself reads offline); it has no revisions or data_files.
+  if (!revision && !spec.dataDir && !spec.dataFiles) {
+    const c = fromDatasetsCache(id.repoId, spec.name ?? null, env, `${where}: ${id.repoId}`);
+    if (c) return { label: id.repoId, file: null, splits: c.splits, config: c.config, processed: c.dir };
+  }
+  looked.push(...datasetsCacheFolders(id.repoId, env));
   const why = problems.length ? ` (${problems.join('; ')})` : '';
-  const arrow = processed.length ? `; ${processed[0]} is the datasets library's processed Arrow cache, which is not read here` : '';
   throw new DpoError(
-    `${where}: data set "${spec.path}" not found; looked in ${looked.join(', ')}${why}${arrow}. Nothing is downloaded: fetch it with \`huggingface-cli download --repo-type dataset ${id.repoId}${revision ? ` --revision ${revision}` : ''}\` (or set HF_HOME / HF_HUB_CACHE to a cache that holds it)`,
+    `${where}: data set "${spec.path}" not found; looked in ${looked.join(', ')}${why}. Nothing is downloaded: fetch it with \`huggingface-cli download --repo-type dataset ${id.repoId}${revision ? ` --revision ${revision}` : ''}\` (or set HF_HOME / HF_HUB_CACHE to a cache that holds it)`,
   );
 }
 

@@ -8,6 +8,7 @@ import { extname } from 'node:path';
 import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { DpoError } from '../errors.js';
 import { resolveDataFiles } from './data-files.js';
+import { readArrowRows } from './arrow-ipc.js';
 
 export type Row = Record<string, unknown>;
 
@@ -85,6 +86,7 @@ async function readFile(path: string): Promise<Row[]> {
   if (ext === '.json') return readJson(path);
   if (ext === '.jsonl' || ext === '.ndjson') return readJsonl(path);
   if (ext === '.parquet') return readParquet(path);
+  if (ext === '.arrow') return readArrowRows(readFileSync(path), path);
   throw new DpoError(`${path}: unsupported data file type "${ext}"; use .json, .jsonl or .parquet (or a Hugging Face dataset directory)`);
 }
 

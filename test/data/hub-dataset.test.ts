@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { readSplit, resolveDataset } from '../../src/data/hub-dataset.js';
 import { loadMixture, parseMixture, type MixtureEntry } from '../../src/data/mixture.js';
 import { globToRegExp } from '../../src/data/data-files.js';
+import { readArrowRows } from '../../src/data/arrow-ipc.js';
 import { scriptDatasets } from '../../src/data/script-data.js';
 
 const FIX = resolve('test/fixtures/hub-cache');
@@ -59,10 +60,28 @@ test('a missing id says where it looked and how to fetch it; the processed Arrow
     /data set "trl-lib\/ultrafeedback_binarized" not found; looked in .*hub-cache\/hub\/datasets--trl-lib--ultrafeedback_binarized.*Nothing is downloaded: fetch it with `huggingface-cli download --repo-type dataset trl-lib\/ultrafeedback_binarized`/);
   const dc = mkdtempSync(join(tmpdir(), 'dpo-dscache-'));
   mkdirSync(join(dc, 'trl-lib___ultra_feedback', 'default', '0.0.0', 'abc'), { recursive: true });
-  assert.throws(() => resolveDataset({ path: 'trl-lib/UltraFeedback' }, { ...ENV, HF_DATASETS_CACHE: dc }), /trl-lib___ultra_feedback is the datasets library's processed Arrow cache, which is not read here/);
+  assert.throws(() => resolveDataset({ path: 'trl-lib/UltraFeedback' }, { ...ENV, HF_DATASETS_CACHE: dc }), /looked in .*datasets--trl-lib--UltraFeedback, .*trl-lib___ultra_feedback/);
   assert.throws(() => resolveDataset({ path: 'trl-lib/tiny-prefs', revision: 'v9' }, ENV), /datasets--trl-lib--tiny-prefs has no snapshot for revision "v9".*--revision v9/);
   assert.throws(() => resolveDataset({ path: 'test/fixtures/data/hfdir', revision: 'v1' }, ENV), /dataset_revision v1: test\/fixtures\/data\/hfdir is a local path, which has no revisions/);
   assert.throws(() => resolveDataset({ path: 'nope.jsonl' }, ENV), /nope\.jsonl: data file or directory not found/);
+});
+
+test('the datasets library\'s processed Arrow cache (HF_HOME/datasets/org___arrow_only): the rows load_dataset read from it offline', async () => {
+  const a = (expected as unknown as { arrow_cache: { repo_id: string; splits: Record<string, Record<string, unknown>[]>; files: string[] } }).arrow_cache;
+  assert.ok(a.files.some((f) => f.endsWith('arrow_only-train.arrow')));
+  const ds = resolveDataset({ path: a.repo_id }, ENV);
+  assert.match(ds.processed!, /org___arrow_only\/default\/0\.0\.0\/0123456789abcdef$/);
+  assert.deepEqual([...ds.splits.keys()].sort(), Object.keys(a.splits).sort());
+  for (const [split, rows] of Object.entries(a.splits)) assert.deepEqual(await readSplit(ds, split), rows, split);
+  assert.throws(() => resolveDataset({ path: a.repo_id, name: 'fr' }, ENV), /the datasets cache .*org___arrow_only has no configuration "fr"; it has default/);
+});
+
+test('Arrow IPC reader: every type pyarrow wrote (nulls, several batches, the file format) as to_pylist gives; others refused', () => {
+  const rows = (expected as unknown as { typed_arrow_rows: Record<string, unknown>[] }).typed_arrow_rows;
+  assert.deepEqual(readArrowRows(readFileSync(join(FIX, 'typed.arrow')), 'typed.arrow'), rows);
+  assert.deepEqual(readArrowRows(readFileSync(join(FIX, 'typed-file.arrow')), 'typed-file.arrow'), rows);
+  assert.throws(() => readArrowRows(readFileSync(join(FIX, 'timestamp.arrow')), 'timestamp.arrow'), /^DpoError: timestamp\.arrow: column t has Arrow type timestamp, which is not read here; export the data set to parquet or jsonl$/);
+  assert.throws(() => readArrowRows(new Uint8Array(16).fill(7), 'junk.arrow'), /junk\.arrow: not an Arrow IPC stream/);
 });
 
 test('configurations and splits: unknown ones are one-line errors listing what there is', async () => {
