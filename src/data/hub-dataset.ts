@@ -90,11 +90,6 @@ export function resolveDataset(spec: DatasetSpec, env: NodeJS.ProcessEnv = proce
   );
 }
 
-/** The split names of a resolved data set (a single file: every name). */
-export function splitNames(ds: ResolvedDataset): string[] {
-  return [...ds.splits.keys()];
-}
-
 /** Rows of one split; a single file is every split. `flag` names the option that chose the split (for the error). */
 export async function readSplit(ds: ResolvedDataset, split: string, flag = '--dataset_train_split'): Promise<Row[]> {
   if (ds.file) return loadRows(ds.file);
