@@ -40,3 +40,5 @@ export { Tensor } from './tensor/tensor.js';
 export { noGrad, backward } from './autograd/tape.js';
 export { generatePairs, type GeneratePairsOptions, type PairsResult, type PairsStats } from './generate/pairs.js';
 export { loadJudge, type Judge, type RewardFn, type PairwiseJudge, type JudgePrompt } from './generate/judge.js';
+export { judgeEval, type JudgeEvalOptions, type JudgeEvalResult } from './generate/judge-eval.js';
+export { iterativeDPO, iterativeHistory, type IterativeDPOOptions, type IterativeDPOResult, type RoundRecord, type RefUpdate } from './dpo/iterative.js';

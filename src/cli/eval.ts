@@ -6,6 +6,7 @@ import { Dataset } from '../data/dataset.js';
 import { loadCausalLM } from '../models/load.js';
 import { loadPolicy } from './load-policy.js';
 import { helpText, resolveOptions, spec, type Spec } from './args.js';
+import { judgeEvalCommand, wantsJudgeEval } from './eval-judge.js';
 
 export const EVAL_SPECS: Spec[] = [
   spec('model_name_or_path', 'string?', null, 'model directory, HF model id, or adapter directory'),
@@ -21,6 +22,8 @@ export const EVAL_SPECS: Spec[] = [
 ];
 
 export async function evalCommand(argv: string[]): Promise<void> {
+  // --judge / --prompts: held-out judge score, win-rate and KL against the base (eval-judge.ts).
+  if (wantsJudgeEval(argv)) return judgeEvalCommand(argv);
   if (argv.includes('--help') || argv.includes('-h')) {
     console.log(helpText('eval', 'DPO metrics of a model / adapter on a data set', EVAL_SPECS));
     return;

@@ -13,6 +13,7 @@ import { TRAINING_OPTIONS } from '../dpo/options.js';
 import { TRL_ARGS, resolveTrlArgs } from '../dpo/trl-args.js';
 import { DISTRIBUTED, launchScript, trlRecipe, type Distributed, type RecipeOptions } from '../dpo/trl-recipe.js';
 import { scriptDatasets, type ScriptDataArgs } from '../data/script-data.js';
+import { Dataset } from '../data/dataset.js';
 import type { Row } from '../data/load.js';
 import { helpText, parseArgs, resolveOptions, spec } from './args.js';
 import { TRAIN_SPECS } from './train.js';
@@ -52,15 +53,17 @@ export async function exportTrlCommand(argv: string[]): Promise<void> {
   resolveTrlArgs(trlOther, 'dpo export-trl');
   const args = new DPOConfig(cfg, 'dpo export-trl');
   const data = await scriptDatasets(o as unknown as ScriptDataArgs, args.evalStrategy !== 'no', args.seed, process.env, 'dpo export-trl');
+  if (data.eval && !(data.eval instanceof Dataset)) throw new DpoError(`dpo export-trl: several eval splits (${Object.keys(data.eval).join(', ')}); trl dpo evaluates one, so pass one --dataset_test_split`);
+  const evalDs = data.eval;
   const job = resolve(e.output_dir as string);
   mkdirSync(join(job, 'data'), { recursive: true });
   writeJsonl(join(job, 'data', 'train.jsonl'), data.train.rows);
-  if (data.eval) writeJsonl(join(job, 'data', 'test.jsonl'), data.eval.rows);
+  if (evalDs) writeJsonl(join(job, 'data', 'test.jsonl'), evalDs.rows);
   const model = o.model_name_or_path as string;
   const local = existsSync(model) || model.startsWith('.') || isAbsolute(model);
   const r: RecipeOptions = {
     numProcesses: e.num_processes as number, distributed: e.distributed as Distributed, datasetName: 'data',
-    modelNameOrPath: local ? resolve(model) : model, hasTest: !!data.eval,
+    modelNameOrPath: local ? resolve(model) : model, hasTest: !!evalDs,
   };
   const defaults = Object.fromEntries(TRAIN_SPECS.map((s) => [s.snake, s.default]));
   const recipe = trlRecipe(o, defaults, r);
@@ -68,9 +71,9 @@ export async function exportTrlCommand(argv: string[]): Promise<void> {
   writeFileSync(join(job, 'accelerate_config.yaml'), recipe.accelerateYaml);
   writeFileSync(join(job, 'launch.sh'), launchScript(String(o.config ?? 'flags'), r, (o.logging_dir as string | null) ?? null));
   chmodSync(join(job, 'launch.sh'), 0o755);
-  writeFileSync(join(job, 'README.md'), readme(r, data.train.length, data.eval?.length ?? null, data.label));
+  writeFileSync(join(job, 'README.md'), readme(r, data.train.length, evalDs?.length ?? null, data.label));
   for (const n of [...notes, ...data.notes, ...recipe.notes]) console.log(`warning: ${n}`);
-  console.log(`wrote ${job}: dpo.yaml, data/train.jsonl (${data.train.length} pairs)${data.eval ? `, data/test.jsonl (${data.eval.length})` : ''}, accelerate_config.yaml (${r.distributed}, ${r.numProcesses} processes), launch.sh, README.md`);
+  console.log(`wrote ${job}: dpo.yaml, data/train.jsonl (${data.train.length} pairs)${evalDs ? `, data/test.jsonl (${evalDs.length})` : ''}, accelerate_config.yaml (${r.distributed}, ${r.numProcesses} processes), launch.sh, README.md`);
   console.log(`run it: ${join(job, 'launch.sh')}   (one process: cd ${job} && python -m trl.scripts.dpo --config dpo.yaml)`);
 }
 

@@ -74,7 +74,9 @@ export async function runTraining(init: DPOTrainerInit, opts: RunOptions): Promi
         if (!tty && !opts.quiet && 'loss' in e) {
           out.write(`step ${e.step}/${trainer.state.max_steps} loss ${fmt(e.loss)} rewards/accuracies ${fmt(e['rewards/accuracies'], 3)} rewards/margins ${fmt(e['rewards/margins'])} grad_norm ${fmt(e.grad_norm)} lr ${e.learning_rate?.toExponential(2)}\n`);
         }
-        if (!opts.quiet && 'eval_loss' in e) out.write(`${tty ? '\n' : ''}eval step ${e.step}: eval_loss ${fmt(e.eval_loss)} eval_rewards/accuracies ${fmt(e['eval_rewards/accuracies'], 3)}\n`);
+        // eval_loss, or eval_<name>_loss for one of several eval sets.
+        const evalLoss = Object.keys(e).find((k) => /^eval_(.+_)?loss$/.test(k));
+        if (!opts.quiet && evalLoss) out.write(`${tty ? '\n' : ''}eval step ${e.step}: ${evalLoss} ${fmt(e[evalLoss])} eval_rewards/accuracies ${fmt(e['eval_rewards/accuracies'], 3)}\n`);
       },
       onSave(dir) {
         if (!opts.quiet) out.write(`${tty ? '\n' : ''}checkpoint saved: ${dir}\n`);

@@ -2,7 +2,8 @@
 import { DpoError } from '../errors.js';
 import { DPOConfig } from '../dpo/config.js';
 import { TRAINING_OPTIONS } from '../dpo/options.js';
-import { LoraConfig } from '../lora/config.js';
+import { loraConfigFromOptions } from '../lora/config.js';
+import { Dataset } from '../data/dataset.js';
 import { scriptDatasets, type ScriptDataArgs } from '../data/script-data.js';
 import { loadPolicy } from './load-policy.js';
 import { helpText, resolveOptions, spec, type Spec } from './args.js';
@@ -13,6 +14,7 @@ import { TRL_ARGS, modelWithRevision, resolveTrlArgs } from '../dpo/trl-args.js'
 import { resolveModelDir } from '../io/model-source.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { iterativeTrainCommand, wantsIterative } from './train-iterative.js';
 
 export const TRAIN_SPECS: Spec[] = [
   spec('model_name_or_path', 'string?', null, 'model directory or Hugging Face model id (resolved offline from the HF cache)'),
@@ -20,7 +22,7 @@ export const TRAIN_SPECS: Spec[] = [
   spec('dataset_config', 'string?', null, 'configuration (subset) of the data set, as its README\'s configs: declare them'),
   spec('dataset_revision', 'string', 'main', 'branch, tag or commit of a Hub data set in the HF cache (not a TRL 1.13 argument)'),
   spec('dataset_train_split', 'string', 'train', 'split of a dataset directory to train on'),
-  spec('dataset_test_split', 'string', 'test', 'split of a dataset directory to evaluate on (with --eval_strategy steps|epoch; a plain file is used whole)'),
+  spec('dataset_test_split', 'strings', 'test', 'split of a dataset directory to evaluate on (with --eval_strategy steps|epoch; a plain file is used whole); several (test,validation, or a YAML list) are evaluated apart, logged as eval_<split>_loss'),
   spec('datasets', 'any', [], 'TRL\'s dataset mixture (a YAML list of {path, name, data_dir, data_files, split, columns, fraction}); replaces --dataset_name'),
   spec('test_split_size', 'float?', null, 'with datasets: split off this fraction (or row count) as the test split'),
   ...TRAINING_OPTIONS,
@@ -32,6 +34,8 @@ export const TRAIN_SPECS: Spec[] = [
 ];
 
 export async function trainCommand(argv: string[]): Promise<void> {
+  // --judge / --prompts / --iterations: iterative (online) DPO, its own options (train-iterative.ts).
+  if (wantsIterative(argv)) return iterativeTrainCommand(argv);
   if (argv.includes('--help') || argv.includes('-h')) {
     console.log(helpText('train', 'align a causal LM on preference pairs with DPO (TRL-compatible flags)', TRAIN_SPECS));
     return;
@@ -54,19 +58,18 @@ export async function trainCommand(argv: string[]): Promise<void> {
   // Weights and optimizer state must fit before anything is built (activations are checked once the data is tokenized).
   const lora = (adapter: boolean) => (o.use_peft || adapter ? { r: o.lora_r as number, targetModules: (o.lora_target_modules as string[] | null) ?? null } : null);
   const policy = loadPolicy(modelPath, (o.adapter_name_or_path as string | null) ?? null, (arch, adapter) => assertRunFits(estimateTraining(arch, args, { lora: lora(adapter), seqLen: 0 })));
-  // As TRL's script: the datasets mixture or dataset_name; the test split is read only when evaluation is on.
+  // As TRL's script: the datasets mixture or dataset_name; the test split(s) read only when evaluation is on.
   const data = await scriptDatasets(o as unknown as ScriptDataArgs, args.evalStrategy !== 'no', args.seed);
   const train = data.train;
   const evalDs = data.eval;
-  const peftConfig = o.use_peft
-    ? new LoraConfig({ r: o.lora_r, lora_alpha: o.lora_alpha, lora_dropout: o.lora_dropout, target_modules: (o.lora_target_modules as string[] | null) ?? null, use_rslora: o.use_rslora })
-    : null;
+  const peftConfig = o.use_peft ? loraConfigFromOptions(o) : null;
   const quiet = o.quiet as boolean;
   const log = (m: string) => {
     if (!quiet) console.log(m);
   };
   log(`model ${policy.base}${policy.adapter ? ` + adapter ${policy.adapter}` : ''} (${policy.model.arch.modelType}, ${(policy.model.parameters().reduce((a, p) => a + p.size, 0) / 1e6).toFixed(1)}M parameters)`);
-  log(`data ${data.label}: ${train.length} training pairs${evalDs ? `, ${evalDs.length} eval pairs` : ''}`);
+  const evalCount = evalDs instanceof Dataset ? `, ${evalDs.length} eval pairs` : evalDs ? `, eval pairs: ${Object.entries(evalDs).map(([k, d]) => `${k} ${d.length}`).join(', ')}` : '';
+  log(`data ${data.label}: ${train.length} training pairs${evalCount}`);
   log(describeCompute());
   if (args.bf16) log(describeBf16());
   log(`precision: ${args.bf16 ? 'bf16 compute, f32 master weights' : 'float32'}; gradient_checkpointing ${args.gradientCheckpointing ? 'on' : 'off'}; logging_steps ${args.loggingSteps}`);
@@ -84,6 +87,10 @@ export async function trainCommand(argv: string[]): Promise<void> {
   log(`report: ${reportPath}`);
 }
 
+/**
+ * The eval set(s) of --dataset_test_split: one split, or a comma list of splits evaluated apart (as
+ * TRL's eval_dataset dict: eval_<split>_loss, ...).
+ */
 /** config.json's dtype (or torch_dtype) of the model, for --dtype auto; null when unknown. */
 function checkpointDtype(nameOrPath: string): string | null {
   try {

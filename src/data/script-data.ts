@@ -16,14 +16,16 @@ export interface ScriptDataArgs {
   dataset_config?: string | null;
   dataset_revision?: string | null;
   dataset_train_split: string;
-  dataset_test_split: string;
+  /** One split, or several (a list, or comma-separated) evaluated apart. */
+  dataset_test_split: string | string[];
   datasets?: unknown;
   test_split_size?: number | null;
 }
 
 export interface ScriptData {
   train: Dataset;
-  eval: Dataset | null;
+  /** One eval set, several by split name, or none. */
+  eval: Dataset | Record<string, Dataset> | null;
   /** What the data came from, for the start-up line. */
   label: string;
   notes: string[];
@@ -37,17 +39,28 @@ export async function scriptDatasets(o: ScriptDataArgs, withEval: boolean, seed:
     if (o.dataset_name) notes.push(`both datasets and dataset_name are given: the datasets mixture is used and dataset_name ${o.dataset_name} is ignored (as TRL)`);
     if (o.test_split_size != null) notes.push(`test_split_size ${o.test_split_size}: the test rows are drawn by a shuffle seeded with --seed ${seed} (TRL's train_test_split is unseeded, so its rows change from run to run)`);
     const splits = await loadMixture({ datasets: mixture, test_split_size: o.test_split_size }, seed, env, `${where}: datasets`);
-    const pick = (s: string, flag: string) => {
+    const pick = async (s: string, test: boolean) => {
       const d = splits[s];
-      if (!d) throw new DpoError(`${where}: the datasets mixture has no "${s}" split (it has ${Object.keys(splits).join(', ')}); ${s === o.dataset_test_split ? 'set test_split_size to split one off' : `set ${flag} train`}`);
+      if (!d) throw new DpoError(`${where}: the datasets mixture has no "${s}" split (it has ${Object.keys(splits).join(', ')}); ${test ? 'set test_split_size to split one off' : 'set --dataset_train_split train'}`);
       return d;
     };
-    return { train: pick(o.dataset_train_split, '--dataset_train_split'), eval: withEval ? pick(o.dataset_test_split, '--dataset_test_split') : null, label: `mixture of ${mixture.map((m) => m.path).join(', ')}`, notes };
+    return { train: await pick(o.dataset_train_split, false), eval: withEval ? await evalSets(o.dataset_test_split, (s) => pick(s, true), where) : null, label: `mixture of ${mixture.map((m) => m.path).join(', ')}`, notes };
   }
   if (!o.dataset_name) throw new DpoError(`${where}: --dataset_name is required (a .json/.jsonl/.parquet file, a dataset folder or a Hub id in your HF cache), or a datasets: list in --config`);
   const ds = resolveDataset({ path: o.dataset_name, name: o.dataset_config, revision: o.dataset_revision }, env, where);
   const train = Dataset.fromList(await readSplit(ds, o.dataset_train_split, '--dataset_train_split'), ds.label);
-  const evalDs = withEval ? Dataset.fromList(await readSplit(ds, o.dataset_test_split, '--dataset_test_split'), ds.label) : null;
+  const evalDs = withEval ? await evalSets(o.dataset_test_split, async (s) => Dataset.fromList(await readSplit(ds, s, '--dataset_test_split'), ds.label), where) : null;
   const label = ds.snapshot ? `${ds.label}${ds.config ? ` (${ds.config})` : ''} from the HF cache (snapshot ${ds.snapshot.commit.slice(0, 12)})` : `${o.dataset_name}${ds.config ? ` (${ds.config})` : ''}`;
   return { train, eval: evalDs, label, notes };
+}
+
+/** The eval split(s): one Dataset, or several by name (a list or comma-separated names, each once). */
+async function evalSets(splits: string | string[], read: (split: string) => Promise<Dataset>, where: string): Promise<Dataset | Record<string, Dataset>> {
+  const names = (Array.isArray(splits) ? splits : [splits]).flatMap((x) => x.split(',')).map((x) => x.trim()).filter((x) => x !== '');
+  if (!names.length) throw new DpoError(`${where}: --dataset_test_split is empty; name a split (test) or several (test,validation)`);
+  if (new Set(names).size < names.length) throw new DpoError(`${where}: --dataset_test_split ${names.join(',')} names a split twice; list each once`);
+  if (names.length === 1) return read(names[0]);
+  const out: Record<string, Dataset> = {};
+  for (const n of names) out[n] = await read(n);
+  return out;
 }

@@ -17,6 +17,8 @@ import { exportWeights, loadWeightsInto } from '../models/registry.js';
 import { checkCheckpoint } from '../models/check-checkpoint.js';
 import type { CausalLM } from '../models/causal-lm.js';
 import type { DPOTrainer } from './trainer.js';
+import { checkpointsToDelete } from './best-model.js';
+import { saveRefLogpsToCheckpoint } from './ref-cache.js';
 
 /** Model weights (full) or the adapter (LoRA) into `dir`, in the formats transformers / PEFT load. */
 export function writeModelFiles(model: CausalLM, dir: string, baseModel: string): void {
@@ -91,14 +93,14 @@ export function saveTrainerCheckpoint(t: DPOTrainer): string {
       const ref = t.reference.model;
       if (ref) writeSafetensors(join(tmp, 'ref_model.safetensors'), exportWeights(ref).map(([n, x]) => [n, { shape: x.shape, data: x.data }] as [string, TensorToWrite]));
     }
+    // precompute_ref_log_probs: the values made from the initial weights travel with the checkpoint (a resume reuses them).
+    saveRefLogpsToCheckpoint(tmp, t.refCache);
     writeFileSync(join(tmp, 'trainer_state.json'), `${JSON.stringify({ ...sortKeys(t.state), dpo_ts: t.counters() }, null, 2)}\n`);
     writeFileSync(join(tmp, 'training_args.json'), `${JSON.stringify(a.toJSON(), null, 2)}\n`);
     t.tokenizer?.save(tmp);
   });
-  if (a.saveTotalLimit !== null && a.saveTotalLimit > 0) {
-    const all = checkpointDirs(a.outputDir);
-    for (const old of all.slice(0, Math.max(0, all.length - a.saveTotalLimit))) rmSync(old, { recursive: true, force: true });
-  }
+  // rotate_checkpoints: the oldest go first, never the newest nor the best.
+  for (const old of checkpointsToDelete(checkpointDirs(a.outputDir), a.saveTotalLimit, t.state.best_model_checkpoint)) rmSync(old, { recursive: true, force: true });
   t.callbacks.onSave?.(dir);
   return dir;
 }
@@ -129,27 +131,27 @@ function readCheckpointJson(path: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-export function restoreTrainerCheckpoint(t: DPOTrainer, dir: string): { totalTrainTokens: number; trLoss: number; totalLossScalar: number; lastLoggedStep: number } {
-  const state = readCheckpointJson(join(dir, 'trainer_state.json'));
-  // Weights: the adapter or the full model, into the existing parameters.
+/** A checkpoint's weights (the adapter, or the full model) into `model`'s existing parameters. */
+export function loadCheckpointWeights(model: CausalLM, dir: string): void {
   const weightsFile = existsSync(join(dir, 'adapter_model.safetensors')) ? 'adapter_model.safetensors' : 'model.safetensors';
   const st = new SafetensorsFile(join(dir, weightsFile));
   try {
     if (weightsFile.startsWith('adapter')) {
-      const layers = new Map(loraLayers(t.model));
-      if (!layers.size) throw new DpoError(`${dir}: holds a LoRA adapter but the run is full fine-tuning; resume with the same --use_peft settings`);
-      for (const [name, l] of layers) {
-        st.read(`base_model.model.${name}.lora_A.weight`, l.lora_A.weight.data as Float32Array);
-        st.read(`base_model.model.${name}.lora_B.weight`, l.lora_B.weight.data as Float32Array);
-      }
+      if (!loraLayers(model).length) throw new DpoError(`${dir}: holds a LoRA adapter but the run is full fine-tuning; resume with the same --use_peft settings`);
+      for (const [key, x] of adapterTensors(model)) st.read(key, x.data as Float32Array);
     } else {
       // Headers against the run's config first, so a wrong tensor fails before it is read.
-      checkCheckpoint(t.model.arch, [...st.tensors.values()].map((i) => ({ ...i, file: st.path })), join(dir, 'config.json'), { path: st.path, label: weightsFile });
-      loadWeightsInto(t.model, [...st.tensors.values()].map((info) => [info.name, () => ({ shape: info.shape, data: st.read(info.name) })]), dir);
+      checkCheckpoint(model.arch, [...st.tensors.values()].map((i) => ({ ...i, file: st.path })), join(dir, 'config.json'), { path: st.path, label: weightsFile });
+      loadWeightsInto(model, [...st.tensors.values()].map((info) => [info.name, () => ({ shape: info.shape, data: st.read(info.name) })]), dir);
     }
   } finally {
     st.close();
   }
+}
+
+export function restoreTrainerCheckpoint(t: DPOTrainer, dir: string): { totalTrainTokens: number; trLoss: number; totalLossScalar: number; lastLoggedStep: number } {
+  const state = readCheckpointJson(join(dir, 'trainer_state.json'));
+  loadCheckpointWeights(t.model, dir);
   const opt = t.ensureOptimizer();
   const of = new SafetensorsFile(join(dir, 'optimizer.safetensors'));
   try {

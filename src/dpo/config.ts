@@ -8,6 +8,7 @@ import { OPTIONS_BY_CAMEL, OPTIONS_BY_SNAKE, TRAINING_OPTIONS, LOSS_TYPES, type 
 import { validateLossConfig } from './losses.js';
 import { TRL_ARGS_BY_CAMEL, TRL_ARGS_BY_SNAKE, resolveTrlArgs } from './trl-args.js';
 import { resolveReportTo } from '../report/trackers.js';
+import { resolveBestModelArgs } from './best-model.js';
 import { validateLrSchedule, warmupSteps, type LrSchedulerKwargs } from '../optim/schedule.js';
 
 /** Converts a raw value (from code, YAML or a CLI string) to the option's type. */
@@ -128,6 +129,10 @@ export class DPOConfig {
   saveTotalLimit: number | null = null;
   evalStrategy = 'no';
   evalSteps: number | null = null;
+  evalOnStart = false;
+  loadBestModelAtEnd = false;
+  metricForBestModel: string | null = null;
+  greaterIsBetter: boolean | null = null;
   seed = 42;
   resumeFromCheckpoint: string | null = null;
   bf16 = true;
@@ -200,6 +205,7 @@ export class DPOConfig {
     if (this.syncRefModel && this.precomputeRefLogProbs) {
       throw new DpoError(`${where}: sync_ref_model cannot be combined with precompute_ref_log_probs (the reference changes during training)`);
     }
+    resolveBestModelArgs(this, where);
   }
 
   /** The effective warmup steps for a run of `total` steps (transformers 5: < 1 means a ratio, rounded up). */

@@ -6,11 +6,12 @@
  *  - precomputed log-probs (see ref-cache.ts), which bypass this module during training.
  * All reference forwards run under noGrad and keep no activations.
  */
+import type { Hash } from 'node:crypto';
 import { DpoError } from '../errors.js';
 import { noGrad } from '../autograd/tape.js';
 import type { CausalLM } from '../models/causal-lm.js';
 import { architectureFor } from '../models/registry.js';
-import { loraLayers, withAdaptersDisabled } from '../lora/apply.js';
+import { adapterParameters, loraLayers, trainedCopies, withAdaptersDisabled } from '../lora/apply.js';
 import { Linear } from '../nn/linear.js';
 import { FrozenBf16Linear } from '../nn/frozen-bf16-linear.js';
 import { sequenceLogps, type PairBatch, type SequenceLogpsOptions } from './logps.js';
@@ -25,6 +26,22 @@ export interface Reference {
   logps(b: PairBatch, opts: RefLogpsOptions): Float64Array;
   /** TR-DPO: ref ← α·policy + (1−α)·ref. */
   mixup(policy: CausalLM, alpha: number): void;
+  /** Feeds the reference's own weights to `h` (the precomputed log-probs' cache key): what it computes with, not the policy. */
+  hashWeights(h: Hash): void;
+}
+
+/** Names and bytes of `model`'s parameters into `h`; `skip` leaves some out (the adapters of an adapters-off reference). */
+function hashParameters(h: Hash, model: CausalLM, skip: (name: string) => boolean = () => false): void {
+  for (const [n, p] of model.namedParameters()) {
+    if (skip(n)) continue;
+    h.update(n);
+    h.update(new Uint8Array(p.data.buffer, p.data.byteOffset, p.data.byteLength));
+  }
+}
+
+/** The LoRA settings that change an adapter's output (rank, scaling), so two adapters with equal tensors still differ. */
+function hashAdapterSettings(h: Hash, model: CausalLM): void {
+  for (const [n, l] of loraLayers(model)) h.update(JSON.stringify([n, l.cfg]));
 }
 
 export type RefLogpsOptions = Pick<SequenceLogpsOptions, 'ldAlpha' | 'paddingFree' | 'sharePrompt'>;
@@ -66,6 +83,7 @@ export function copyReference(policy: CausalLM, opts: { bf16Weights?: boolean } 
     kind: 'copy',
     model: ref,
     logps: (b, o) => run(ref, b, o),
+    hashWeights: (h) => hashParameters(h, ref),
     mixup(p, alpha) {
       if (opts.bf16Weights) throw new DpoError('sync_ref_model needs a float32 reference copy; it is not stored in bf16 when sync_ref_model is on');
       const src = new Map(p.namedParameters());
@@ -83,6 +101,10 @@ export function fixedReference(model: CausalLM): Reference {
   return {
     kind: 'copy',
     logps: (b, o) => run(model, b, o),
+    hashWeights(h) {
+      hashParameters(h, model);
+      hashAdapterSettings(h, model);
+    },
     mixup() {
       throw new DpoError('sync_ref_model needs the built-in reference copy; do not pass ref_model or precompute_ref_log_probs');
     },
@@ -93,23 +115,31 @@ export function adaptersOffReference(policy: CausalLM): Reference {
   return {
     kind: 'adapters-off',
     logps: (b, o) => withAdaptersDisabled(policy, () => run(policy, b, o)),
+    // Adapters off: the base weights alone (a fresh adapter's seeded A does not change the reference),
+    // with modules_to_save's frozen originals in place of their trained copies.
+    hashWeights(h) {
+      const copies = trainedCopies(policy);
+      hashParameters(h, policy, (n) => n.includes('.lora_') || copies.some(([m]) => n.startsWith(`${m}.`)));
+      for (const [m, c] of copies) for (const [k, t] of c._mts.original) {
+        h.update(`${m}.${k}`);
+        h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+      }
+    },
     mixup() {
       throw new DpoError('sync_ref_model is not supported with LoRA (as in TRL): the reference is the adapter-free or initial-adapter model');
     },
   };
 }
 
-/** Keeps a copy of the adapter's initial A/B and swaps it in for reference forwards. */
+/** Keeps a copy of the adapter's initial tensors (A, B, DoRA magnitudes, modules_to_save copies) and swaps it in for reference forwards. */
 export function refAdapterReference(policy: CausalLM): Reference {
-  const layers = loraLayers(policy);
-  const frozen = layers.map(([, l]) => [Float32Array.from(l.lora_A.weight.data), Float32Array.from(l.lora_B.weight.data)] as const);
+  const params = adapterParameters(policy);
+  const frozen: Float32Array[] = params.map((t) => Float32Array.from(t.data as Float32Array));
   const swap = () => {
-    layers.forEach(([, l], i) => {
-      const a = l.lora_A.weight.data;
-      const b = l.lora_B.weight.data;
-      l.lora_A.weight.data = frozen[i][0];
-      l.lora_B.weight.data = frozen[i][1];
-      (frozen as unknown as [Float32Array, Float32Array][])[i] = [a as Float32Array, b as Float32Array];
+    params.forEach((t, i) => {
+      const cur = t.data as Float32Array;
+      t.data = frozen[i];
+      frozen[i] = cur;
     });
   };
   return {
@@ -118,6 +148,15 @@ export function refAdapterReference(policy: CausalLM): Reference {
       swap();
       try {
         return run(policy, b, o);
+      } finally {
+        swap();
+      }
+    },
+    hashWeights(h) {
+      swap();
+      try {
+        hashParameters(h, policy);
+        hashAdapterSettings(h, policy);
       } finally {
         swap();
       }

@@ -5,8 +5,7 @@
  * It orchestrates; the math lives in logps.ts, losses.ts, optim/ and the ops.
  */
 import { performance } from 'node:perf_hooks';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { backward, noGrad } from '../autograd/tape.js';
 import { scope } from '../tensor/pool.js';
@@ -15,15 +14,18 @@ import { scale } from '../ops/index.js';
 import { DpoError } from '../errors.js';
 import { getMatmulPrecision, setMatmulPrecision, type MatmulPrecision } from '../backend/index.js';
 import type { CausalLM } from '../models/causal-lm.js';
-import { applyLora, loraLayers, resolveTargets } from '../lora/apply.js';
+import { applyLoraConfig, loraLayers } from '../lora/apply.js';
+import { rememberLoraConfig } from '../lora/peft-io.js';
 import type { LoraConfig } from '../lora/config.js';
 import type { HfTokenizer } from '../tokenizer/tokenizer.js';
 import { DPOConfig } from './config.js';
 import { sequenceLogps, type PairBatch } from './logps.js';
 import type { TokenizedPair } from '../data/prepare.js';
-import { batchOf, checkVocabulary, epochOrder, hashPairs, prepareTrainingData, type TrainingData } from './training-data.js';
+import { batchOf, checkVocabulary, epochOrder, evalSetsOf, prepareTrainingData, type EvalSet, type TrainingData } from './training-data.js';
 import type { Dataset } from '../data/dataset.js';
-import { resolveCheckpoint, restoreTrainerCheckpoint, saveTrainerCheckpoint, writeModelFiles } from './checkpoint.js';
+import { checkpointDirs, loadCheckpointWeights, resolveCheckpoint, restoreTrainerCheckpoint, saveTrainerCheckpoint, writeModelFiles } from './checkpoint.js';
+import { BestModelTracker } from './best-model.js';
+import { loadRefLogpsFromCheckpoint, outputDirCacheFile, readRefLogps, refDataKey, writeRefLogps, type RefLogps } from './ref-cache.js';
 import { MetricLog, recordBatchMetrics } from './metrics.js';
 import { adaptersOffReference, copyReference, fixedReference, refAdapterReference, type Reference, type RefLogpsOptions } from './reference.js';
 import { microBatchesOf, runLayout, type RunLayout } from './schedule.js';
@@ -77,7 +79,8 @@ export interface DPOTrainerInit {
   model: CausalLM;
   args?: DPOConfig;
   trainDataset?: Dataset;
-  evalDataset?: Dataset | null;
+  /** One eval set, or several by name as TRL's eval_dataset dict (metrics eval_<name>_loss, ...). */
+  evalDataset?: Dataset | Record<string, Dataset> | null;
   /** The tokenizer (TRL's processing_class). */
   processingClass?: HfTokenizer;
   peftConfig?: LoraConfig | null;
@@ -110,6 +113,13 @@ export class DPOTrainer {
   private lastCheckpoint: { step: number; dir: string } | null = null;
   /** report_to's trackers (report/trackers.ts): told of the start and of every logged entry. */
   readonly trackers: Tracker[];
+  /** best_metric / best_model_checkpoint bookkeeping (best-model.ts). */
+  readonly best: BestModelTracker;
+  /** Every eval set, in order (name null: a single unnamed one). */
+  readonly evalSets: EvalSet[];
+  private readonly warn: (msg: string) => void;
+  /** precompute_ref_log_probs without a separate reference: the policy's weights are the reference only before the first update. */
+  private referenceIsPolicy = false;
 
   /** Recorded in adapter_config.json (base_model_name_or_path) and the report. */
   readonly modelNameOrPath: string;
@@ -128,8 +138,9 @@ export class DPOTrainer {
     this.args = init.args ?? new DPOConfig();
     this.callbacks = init.callbacks ?? {};
     this.trackers = createTrackers(resolveReportTo(this.args.reportTo, 'DPOConfig'), { outputDir: this.args.outputDir, loggingDir: this.args.loggingDir });
+    this.warn = init.warn ?? ((m: string) => process.emitWarning(m, { code: 'DPO_TRL_ARG' }));
     // TRL arguments given that have no effect here (trl-args.ts): one line each.
-    for (const n of this.args.notes ?? []) (init.warn ?? ((m: string) => process.emitWarning(m, { code: 'DPO_TRL_ARG' })))(n);
+    for (const n of this.args.notes ?? []) this.warn(n);
     if (init.data) this.data = init.data;
     else {
       if (!init.trainDataset) throw new DpoError('DPOTrainer needs trainDataset (a Dataset of prompt/chosen/rejected)');
@@ -137,14 +148,15 @@ export class DPOTrainer {
       this.data = prepareTrainingData({ train: init.trainDataset, eval: init.evalDataset, tokenizer: init.processingClass, args: this.args, warn: init.warn, onProgress: this.callbacks.onDataProgress });
     }
     checkVocabulary(this.data, this.model.arch.vocabSize);
+    this.evalSets = evalSetsOf(this.data);
+    this.best = new BestModelTracker(this.args);
     const a = this.args;
     const hadAdapter = loraLayers(this.model).length > 0;
     assertRunFits(trainingEstimate(this.model, a, this.data.train, init.peftConfig ?? null, !!init.refModel));
     if (init.peftConfig) {
       if (hadAdapter) throw new DpoError('the model already carries a LoRA adapter and a peft_config was given; merge the adapter first, or drop peft_config to continue training it');
-      const p = init.peftConfig;
-      const targets = resolveTargets(this.model, p.targetModules);
-      applyLora(this.model, { r: p.r, alpha: p.loraAlpha, dropout: p.loraDropout, useRslora: p.useRslora }, targets, a.seed);
+      applyLoraConfig(this.model, init.peftConfig, a.seed);
+      rememberLoraConfig(this.model, init.peftConfig);
     }
     if (a.disableDropout) disableDropout(this.model);
     this.model.gradientCheckpointing = a.gradientCheckpointing;
@@ -157,6 +169,7 @@ export class DPOTrainer {
     else if (a.precomputeRefLogProbs) {
       // One pass before any update: the policy as it is now is the reference, no copy needed.
       this.reference = fixedReference(this.model);
+      this.referenceIsPolicy = true;
     } else if (!isLora) this.reference = copyReference(this.model, { bf16Weights: a.bf16 && !a.syncRefModel });
     else this.reference = refAdapterReference(this.model);
     const layout = this.layout();
@@ -181,10 +194,10 @@ export class DPOTrainer {
   }
 
   /** One micro-batch: forward, loss, backward of loss/ga (train); returns the unscaled loss. */
-  microStep(b: PairBatch & { indices: number[] }, ga: number, mode: 'train' | 'eval'): { loss: number; accuracy: number } {
+  microStep(b: PairBatch & { indices: number[] }, ga: number, mode: 'train' | 'eval', split = mode === 'train' ? 'train' : 'eval'): { loss: number; accuracy: number } {
     const a = this.args;
     return scope(() => {
-      const ref = this.refLogpsFor(b, mode);
+      const ref = this.refLogpsFor(b, split);
       const run = () => {
         const pol = sequenceLogps(this.model, b, { ldAlpha: a.ldAlpha, stats: true, wpo: a.useWeighting, ...this.packing() });
         return { pol, loss: computeLoss(pol, ref, b, a) };
@@ -209,8 +222,8 @@ export class DPOTrainer {
     });
   }
 
-  private refLogpsFor(b: PairBatch & { indices: number[] }, mode: 'train' | 'eval'): Float64Array {
-    const cache = mode === 'train' ? this.refCache.train : this.refCache.eval;
+  private refLogpsFor(b: PairBatch & { indices: number[] }, split: string): Float64Array {
+    const cache = this.refCache.get(split)?.values;
     if (cache) {
       const B = b.rows / 2;
       const out = new Float64Array(2 * B);
@@ -233,39 +246,38 @@ export class DPOTrainer {
     return { paddingFree: a.paddingFree, sharePrompt: a.paddingFree && a.sharePrompt && !hasDropout(this.model) };
   }
 
-  /** Precomputed reference log-probs per pair (chosen, rejected), by position in the prepared split. */
-  refCache: { train: Float64Array | null; eval: Float64Array | null } = { train: null, eval: null };
+  /** Precomputed reference log-probs per split ('train', 'eval', 'eval_<name>'): (chosen, rejected) per pair, by position in the prepared split. */
+  refCache = new Map<string, RefLogps>();
+
+  /** The split names of the precomputed caches: 'train', then 'eval' or 'eval_<name>' per eval set. */
+  private refSplits(): { split: string; pairs: TokenizedPair[]; kind: 'train' | 'eval' }[] {
+    return [{ split: 'train', pairs: this.data.train, kind: 'train' as const }, ...this.evalSets.map((e) => ({ split: evalSplitName(e), pairs: e.pairs, kind: 'eval' as const }))];
+  }
+
+  /** What the values of a split depend on besides the reference's weights: data, batch composition (seed, batch size), packing, precision. */
+  private refDataKey(pairs: TokenizedPair[], kind: 'train' | 'eval'): string {
+    const a = this.args;
+    const batching = { seed: a.seed, bs: kind === 'train' ? a.perDeviceTrainBatchSize : a.perDeviceEvalBatchSize, ...this.packing(), bf16: a.bf16 };
+    return refDataKey(pairs, { c: this.data.collate, ld: a.ldAlpha, ref: this.reference?.kind, batching });
+  }
 
   /**
    * Reference log-probs for a split, cached on disk under output_dir keyed by a hash of the
-   * reference weights, the tokenised data and the settings that change them, so a rerun skips it.
+   * reference's weights, the tokenised data and the settings that change them, so a rerun skips it.
    */
   cachedRefLogps(pairs: TokenizedPair[], split: 'train' | 'eval'): Float64Array {
-    return drain(this.cachedRefLogpsPass(pairs, split));
+    return drain(this.cachedRefLogpsPass(pairs, split, split)).values;
   }
 
   /** cachedRefLogps batch by batch: it yields after each batch, so a caller can let signals in. */
-  *cachedRefLogpsPass(pairs: TokenizedPair[], split: 'train' | 'eval'): Generator<void, Float64Array> {
-    const h = createHash('sha256');
-    for (const [n, p] of this.model.namedParameters()) {
-      h.update(n);
-      h.update(new Uint8Array(p.data.buffer, p.data.byteOffset, p.data.byteLength));
-    }
-    const a = this.args;
-    hashPairs(h, pairs);
-    // The batch composition (seed, batch sizes) and packing decide the last bits: part of the key.
-    const batching = { seed: a.seed, bs: split === 'train' ? a.perDeviceTrainBatchSize : a.perDeviceEvalBatchSize, ...this.packing(), bf16: a.bf16 };
-    h.update(JSON.stringify({ c: this.data.collate, ld: a.ldAlpha, ref: this.reference?.kind, batching }));
-    const file = join(a.outputDir, `ref_logps-${split}-${h.digest('hex').slice(0, 16)}.f64`);
-    if (existsSync(file)) {
-      const buf = readFileSync(file);
-      if (buf.byteLength === pairs.length * 16) return new Float64Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
-    }
-    const out = yield* this.refLogpsPass(pairs, split, this.callbacks.onRefProgress);
-    mkdirSync(this.args.outputDir, { recursive: true });
-    writeFileSync(`${file}.tmp`, new Uint8Array(out.buffer));
-    renameSync(`${file}.tmp`, file);
-    return out;
+  *cachedRefLogpsPass(pairs: TokenizedPair[], kind: 'train' | 'eval', split: string = kind): Generator<void, RefLogps> {
+    const dataKey = this.refDataKey(pairs, kind);
+    const file = outputDirCacheFile(this.args.outputDir, split, dataKey, this.reference!);
+    const cached = readRefLogps(file, pairs.length);
+    if (cached) return { values: cached, dataKey };
+    const values = yield* this.refLogpsPass(pairs, kind, this.callbacks.onRefProgress);
+    writeRefLogps(file, values);
+    return { values, dataKey };
   }
 
   /**
@@ -299,13 +311,37 @@ export class DPOTrainer {
   }
 
   /** cachedRefLogps with a turn of the event loop after each batch, so a stop signal ends this long pass promptly (null then). */
-  private async cachedRefLogpsYielding(pairs: TokenizedPair[], split: 'train' | 'eval'): Promise<Float64Array | null> {
-    const pass = this.cachedRefLogpsPass(pairs, split);
+  private async cachedRefLogpsYielding(pairs: TokenizedPair[], kind: 'train' | 'eval', split: string): Promise<RefLogps | null> {
+    const pass = this.cachedRefLogpsPass(pairs, kind, split);
     for (let r = pass.next(); !this.stopRequested; r = pass.next()) {
       if (r.done) return r.value;
       await new Promise((res) => setImmediate(res));
     }
     return null;
+  }
+
+  /**
+   * precompute_ref_log_probs, before any update and before a resume restores trained weights (TRL
+   * computes every split in __init__): each split's values come from the checkpoint resumed from
+   * (made from the initial weights; never recomputed from restored ones), else from output_dir's
+   * cache, else from one pass of the reference.
+   */
+  private async precomputeRefLogps(resumedFrom: string | null): Promise<void> {
+    for (const { split, pairs, kind } of this.refSplits()) {
+      if (this.stopRequested) return;
+      if (this.refCache.has(split)) continue;
+      if (resumedFrom) {
+        const dataKey = this.refDataKey(pairs, kind);
+        const stored = loadRefLogpsFromCheckpoint(resumedFrom, split, dataKey, pairs.length);
+        if (stored instanceof Float64Array) {
+          this.refCache.set(split, { values: stored, dataKey });
+          continue;
+        }
+        if (stored === 'other-data') this.warn(`${resumedFrom}: its precomputed reference log-probs for ${split} were made for other data or settings; computing them from the model as loaded (it must be the initial model)`);
+      }
+      const r = await this.cachedRefLogpsYielding(pairs, kind, split);
+      if (r) this.refCache.set(split, r);
+    }
   }
 
   /** Optimizer over the trainable parameters (created on first use). */
@@ -345,13 +381,12 @@ export class DPOTrainer {
     const resumedFrom = resume ? resolveCheckpoint(a.outputDir, resume) : null;
     // The reference pass runs on the initial weights, before a resume restores trained ones (TRL
     // computes both splits before any update too).
-    if (a.precomputeRefLogProbs) {
-      this.refCache.train ??= await this.cachedRefLogpsYielding(this.data.train, 'train');
-      if (this.data.eval && !this.stopRequested) this.refCache.eval ??= await this.cachedRefLogpsYielding(this.data.eval, 'eval');
-    }
+    if (a.precomputeRefLogProbs) await this.precomputeRefLogps(resumedFrom);
     if (resumedFrom) startStep = this.restore(resumedFrom);
     for (const t of this.trackers) t.trainBegin({ argsJson: JSON.stringify(a.toJSON(), null, 2) });
     this.model.train();
+    // transformers: eval_on_start evaluates before the first step (on resume too); it does not enter best-model tracking.
+    if (a.evalOnStart && this.evalSets.length && !this.stopRequested) this.evaluate();
     const ga = a.gradientAccumulationSteps;
     let lastGradNorm = 0;
     let lastLoss = NaN, lastAcc = NaN;
@@ -384,13 +419,14 @@ export class DPOTrainer {
       this.state.epoch = epoch + (Math.min((u + 1) * ga, layout.batchesPerEpoch)) / layout.batchesPerEpoch;
       this.state.num_input_tokens_seen = this.totalTrainTokens;
       const gs = this.state.global_step;
+      const last = gs >= total;
       const doLog = gs % this.state.logging_steps === 0 || (a.loggingFirstStep && gs === 1);
       if (doLog) this.logStep(lastGradNorm, lr);
-      if (a.evalStrategy === 'steps' && this.data.eval && gs % this.state.eval_steps === 0) this.evaluate();
-      if (a.saveStrategy === 'steps' && gs % this.state.save_steps === 0 && gs < total) this.saveCheckpoint();
+      // DefaultFlowCallback.on_step_end: the last step also evaluates (when off the eval grid) and saves.
+      this.evaluateAndSave(a.evalStrategy === 'steps' && (gs % this.state.eval_steps === 0 || last), a.saveStrategy === 'steps' && (gs % this.state.save_steps === 0 || last));
       this.callbacks.onStep?.({ step: gs, totalSteps: total, loss: lastLoss, rewardAccuracy: lastAcc, tokens: tokensThisStep, elapsedS: (performance.now() - start) / 1000 });
-      if (a.saveStrategy === 'epoch' && u === layout.stepsPerEpoch - 1 && gs < total) this.saveCheckpoint();
-      if (a.evalStrategy === 'epoch' && this.data.eval && u === layout.stepsPerEpoch - 1) this.evaluate();
+      // on_epoch_end: after an epoch's last step, or the step max_steps stops in.
+      if (u === layout.stepsPerEpoch - 1 || last) this.evaluateAndSave(a.evalStrategy === 'epoch', a.saveStrategy === 'epoch');
       // Let signals (Ctrl-C) and output through between steps.
       await new Promise((r) => setImmediate(r));
     }
@@ -415,6 +451,7 @@ export class DPOTrainer {
       train_steps_per_second: round(total / runtime, 3), total_flos: 0, train_loss: trainLoss,
     };
     this.log(final, 'train');
+    this.endWithBestModel();
     this.saveModel(a.outputDir);
     return { globalStep: this.state.global_step, trainingLoss: trainLoss, metrics: final, interrupted: false, checkpoint: null, saved: false };
   }
@@ -440,32 +477,69 @@ export class DPOTrainer {
     return entry;
   }
 
-  /** Evaluates on the eval split (eval_ metrics, eval_loss), as transformers' evaluate(). */
+  /**
+   * transformers' _maybe_log_save_evaluate after the log: evaluate (then best-model tracking; under
+   * save_strategy best a new best is what saves), then save.
+   */
+  private evaluateAndSave(evaluate: boolean, save: boolean): void {
+    if (evaluate && this.evalSets.length) {
+      const isBest = this.best.update(this.state, this.evaluate());
+      if (this.args.saveStrategy === 'best') save = isBest;
+    }
+    if (save) this.saveCheckpoint();
+  }
+
+  /**
+   * Evaluates every eval set, as transformers' evaluate() (TRL's for a dict of sets): one logged
+   * entry per set with eval_loss (eval_<name>_loss, ...) and the eval_ DPO metrics; returns them merged.
+   */
   evaluate(): LogEntry {
-    const pairs = this.data.eval;
-    if (!pairs) throw new DpoError('no eval data set given');
+    if (!this.evalSets.length) throw new DpoError('no eval data set given');
+    const merged: LogEntry = {};
+    for (const set of this.evalSets) Object.assign(merged, this.evaluateSet(set));
+    return merged;
+  }
+
+  private evaluateSet(set: EvalSet): LogEntry {
+    const pairs = set.pairs;
+    const split = evalSplitName(set);
     const start = performance.now();
     const wasTraining = this.model.training;
     const prevPrecision = this.enterPrecision();
     this.model.eval();
     const bs = this.args.perDeviceEvalBatchSize;
     let lossSum = 0, n = 0;
-    if (this.args.precomputeRefLogProbs && !this.refCache.eval) this.refCache.eval = this.cachedRefLogps(pairs, 'eval');
-    const saved = this.refCache.train;
-    this.refCache.train = this.refCache.eval;
+    // Outside train() (nothing precomputed yet): the weights are still the initial ones only before the first step.
+    if (this.args.precomputeRefLogProbs && !this.refCache.has(split)) {
+      if (this.referenceIsPolicy && this.state.global_step > 0) {
+        throw new DpoError(`precompute_ref_log_probs: the reference log-probs of ${split} were not computed before training, and the policy is the reference only until the first update (full fine-tuning, no ref_model); pass that eval set at the start, or a ref_model`);
+      }
+      this.refCache.set(split, drain(this.cachedRefLogpsPass(pairs, 'eval', split)));
+    }
     try {
       const order = Int32Array.from(pairs.keys());
       for (let bi = 0; bi * bs < pairs.length; bi++) {
-        lossSum += this.microStep(batchOf(pairs, this.data.collate, order, bi, bs), 1, 'eval').loss;
+        lossSum += this.microStep(batchOf(pairs, this.data.collate, order, bi, bs), 1, 'eval', split).loss;
         n++;
       }
     } finally {
-      this.refCache.train = saved;
       setMatmulPrecision(prevPrecision);
       if (wasTraining) this.model.train();
     }
     const runtime = (performance.now() - start) / 1000;
-    return this.log({ eval_loss: lossSum / n, eval_runtime: round(runtime, 4), eval_samples_per_second: round(pairs.length / runtime, 3), eval_steps_per_second: round(n / runtime, 3) }, 'eval');
+    const p = set.name === null ? 'eval' : `eval_${set.name}`;
+    return this.log({ [`${p}_loss`]: lossSum / n, [`${p}_runtime`]: round(runtime, 4), [`${p}_samples_per_second`]: round(pairs.length / runtime, 3), [`${p}_steps_per_second`]: round(n / runtime, 3) }, 'eval');
+  }
+
+  /**
+   * _finalize_training: with load_best_model_at_end the best checkpoint's weights become the final
+   * model; with save_total_limit 1 only the best checkpoint stays.
+   */
+  private endWithBestModel(): void {
+    const best = this.state.best_model_checkpoint;
+    if (!best) return;
+    if (this.args.loadBestModelAtEnd) loadCheckpointWeights(this.model, best);
+    if (this.args.saveTotalLimit === 1) for (const d of checkpointDirs(this.args.outputDir)) if (d !== best) rmSync(d, { recursive: true, force: true });
   }
 
   /** The final model (or adapter), tokenizer and trainer_state.json, as TRL's save_model + save_state. */
@@ -479,6 +553,7 @@ export class DPOTrainer {
 
   // Checkpointing lives in checkpoint.ts.
   saveCheckpoint(): string {
+    this.best.beforeSave(this.state, join(this.args.outputDir, `checkpoint-${this.state.global_step}`));
     this.lastCheckpoint = { step: this.state.global_step, dir: saveTrainerCheckpoint(this) };
     return this.lastCheckpoint.dir;
   }
@@ -518,6 +593,11 @@ export class NonFiniteLossError extends DpoError {
   constructor(value: number, step: number, what = 'loss') {
     super(`${what} became ${value} at step ${step}; training stopped (the last checkpoint is kept). Lower learning_rate or check the data`);
   }
+}
+
+/** The precomputed-cache split name of an eval set: 'eval', or 'eval_<name>' for a named one. */
+function evalSplitName(set: EvalSet): string {
+  return set.name === null ? 'eval' : `eval_${set.name}`;
 }
 
 /** Runs a generator to its end and returns its result. */

@@ -6,7 +6,7 @@ import type { Hash } from 'node:crypto';
 import { DpoError } from '../errors.js';
 import { Rng } from '../tensor/rng.js';
 import type { HfTokenizer } from '../tokenizer/tokenizer.js';
-import type { Dataset } from '../data/dataset.js';
+import { Dataset } from '../data/dataset.js';
 import { detectFormat, invalidDataError, validateRows, type RowError } from '../data/validate.js';
 import type { TokenizedPair } from '../data/prepare.js';
 import { prepareRowsParallel, prepareThreads } from '../data/prepare-parallel.js';
@@ -25,9 +25,18 @@ export interface PreparedSplit {
   conversational: boolean;
 }
 
+/** One eval set: `name` null for a single eval_dataset, its key when eval_dataset is a mapping (metrics eval_<name>_loss, ...). */
+export interface EvalSet {
+  name: string | null;
+  pairs: TokenizedPair[];
+}
+
 export interface TrainingData {
   train: TokenizedPair[];
+  /** The (first) eval set's pairs; all of them, named, in evalSets. */
   eval: TokenizedPair[] | null;
+  /** Every eval set in order (absent: just `eval`, unnamed). */
+  evalSets?: EvalSet[];
   collate: CollateOptions;
   report: { train: PreparedSplit; eval: PreparedSplit | null };
 }
@@ -48,18 +57,29 @@ export function prepareSplit(ds: Dataset, tok: HfTokenizer, args: DPOConfig, nam
   return { pairs, dropped, skipped: errors, conversational: format.conversational };
 }
 
-/** Validates and tokenises the data sets; the pad token falls back to EOS as in TRL. */
-export function prepareTrainingData(p: { train: Dataset; eval?: Dataset | null; tokenizer: HfTokenizer; args: DPOConfig; warn?: (m: string) => void; onProgress?: PrepareProgress }): TrainingData {
+/** The eval sets of `data`, named as given (a TrainingData built without evalSets has at most its one unnamed set). */
+export function evalSetsOf(data: TrainingData): EvalSet[] {
+  return data.evalSets ?? (data.eval ? [{ name: null, pairs: data.eval }] : []);
+}
+
+/**
+ * Validates and tokenises the data sets; the pad token falls back to EOS as in TRL. `eval` is one
+ * data set or, as TRL's eval_dataset dict, a mapping name → data set (each evaluated and logged apart).
+ */
+export function prepareTrainingData(p: { train: Dataset; eval?: Dataset | Record<string, Dataset> | null; tokenizer: HfTokenizer; args: DPOConfig; warn?: (m: string) => void; onProgress?: PrepareProgress }): TrainingData {
   const warn = p.warn ?? ((m: string) => process.emitWarning(m, { code: 'DPO_DATA' }));
   const tok = p.tokenizer;
   if (tok.padToken === null) tok.padToken = tok.eosToken;
   const padTokenId = tok.padTokenId;
   if (padTokenId === null) throw new DpoError('the tokenizer has neither a pad_token nor an eos_token in its vocabulary; set pad_token in tokenizer_config.json');
   const train = prepareSplit(p.train, tok, p.args, 'train', warn, p.onProgress);
-  const ev = p.eval ? prepareSplit(p.eval, tok, p.args, 'eval', warn, p.onProgress) : null;
+  const given: [string | null, Dataset][] = !p.eval ? [] : p.eval instanceof Dataset ? [[null, p.eval]] : Object.entries(p.eval);
+  const evals = given.map(([name, ds]) => ({ name, split: prepareSplit(ds, tok, p.args, name === null ? 'eval' : `eval ${name}`, warn, p.onProgress) }));
+  const ev = evals[0]?.split ?? null;
   return {
     train: train.pairs,
     eval: ev?.pairs ?? null,
+    evalSets: evals.map((e) => ({ name: e.name, pairs: e.split.pairs })),
     collate: { padTokenId, maxLength: p.args.maxLength, truncationMode: p.args.truncationMode, padToMultipleOf: p.args.padToMultipleOf },
     report: { train, eval: ev },
   };
@@ -69,7 +89,7 @@ export function prepareTrainingData(p: { train: Dataset; eval?: Dataset | null; 
 export function checkVocabulary(data: TrainingData, vocabSize: number): void {
   // A loop, not Math.max(...ids): a real data set holds millions of ids, past any argument limit.
   let maxId = data.collate.padTokenId;
-  for (const pairs of [data.train, data.eval ?? []]) {
+  for (const pairs of [data.train, ...evalSetsOf(data).map((e) => e.pairs)]) {
     for (const p of pairs) {
       for (const ids of [p.promptIds, p.chosenIds, p.rejectedIds]) for (const t of ids) if (t > maxId) maxId = t;
     }

@@ -63,7 +63,7 @@ export function sampleSeed(seed: number, i: number, k: number): number {
 }
 
 /** The prompt's token ids exactly as `dpo train` tokenizes it (TRL: chat template with the generation prompt, or plain encode). */
-function promptIds(tok: HfTokenizer, row: Row): number[] {
+export function promptIds(tok: HfTokenizer, row: Row): number[] {
   const p = row.prompt as JudgePrompt;
   if (typeof p === 'string') return tok.encode(p);
   let tools: unknown[] | undefined;
@@ -73,7 +73,7 @@ function promptIds(tok: HfTokenizer, row: Row): number[] {
 }
 
 /** Checks every row has a prompt of one representation; returns whether it is conversational. */
-function checkPrompts(rows: readonly Row[]): boolean {
+export function checkPrompts(rows: readonly Row[]): boolean {
   if (!rows.length) throw new DpoError('generatePairs: no prompts');
   const conv = Array.isArray(rows[0].prompt);
   rows.forEach((r, i) => {

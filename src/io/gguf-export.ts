@@ -7,7 +7,8 @@
 import { DpoError } from '../errors.js';
 import type { CausalLM } from '../models/causal-lm.js';
 import type { HfTokenizer } from '../tokenizer/tokenizer.js';
-import { loraLayers } from '../lora/apply.js';
+import { loraLayers, trainedCopies } from '../lora/apply.js';
+import { loraConfigOf } from '../lora/peft-io.js';
 import { GGML_TYPES, str, u32, f32, writeGguf, type GgmlType, type GgufTensor, type GgufValue } from './gguf.js';
 import { encodeTensor } from './gguf-quant.js';
 import { ggufModuleName, ggufTableFor, permuteRows, type GgufArchTable } from './gguf-arch.js';
@@ -100,6 +101,10 @@ export function exportModelGguf(model: CausalLM, tok: HfTokenizer, path: string,
 export function exportLoraGguf(model: CausalLM, path: string, opts: { outtype: GgufOuttype; name: string }): GgufExportResult {
   const layers = loraLayers(model);
   if (!layers.length) throw new DpoError('GGUF adapter export: the model has no LoRA adapter (pass --adapter_name_or_path)');
+  // A GGUF adapter holds only A and B over the original base; these variants need more (merge them instead).
+  const init = loraConfigOf(model)?.initLoraWeights;
+  const extra = layers.some(([, l]) => l.lora_magnitude_vector) ? 'DoRA magnitudes' : trainedCopies(model).length ? 'modules_to_save weights' : init === 'pissa' || init === 'olora' ? `a ${init} adapter (its base is the residual W − s·B₀·A₀)` : null;
+  if (extra) throw new DpoError(`GGUF adapter export: llama.cpp adapters cannot hold ${extra}; export the merged model instead (--format gguf)`);
   const a = model.arch;
   const t = ggufTableFor(a.modelType);
   const alpha = layers[0][1].cfg.alpha;

@@ -6,7 +6,7 @@ import { add, attention, dropout, geluTanh, linear, reshape, slice, type Attenti
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/rng.js';
 import { Module } from '../nn/module.js';
-import { Linear, type LinearLike } from '../nn/linear.js';
+import { Linear, type LinearLike, headWeight } from '../nn/linear.js';
 import { Embedding } from '../nn/embedding.js';
 import { LayerNorm } from '../nn/norm.js';
 import type { ArchConfig } from './arch.js';
@@ -118,7 +118,7 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
   }
 
   lmHeadWeight(): Tensor {
-    return this.lm_head ? this.lm_head.weight : this.transformer.wte.weight;
+    return this.lm_head ? headWeight(this.lm_head) : this.transformer.wte.weight;
   }
 
   logits(inp: LmInputs): Tensor {

@@ -5,7 +5,7 @@
 import { add, attention, reshape, rope, ropeTables, swiglu, linear } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Module } from '../nn/module.js';
-import { Linear, type LinearLike } from '../nn/linear.js';
+import { Linear, type LinearLike, headWeight } from '../nn/linear.js';
 import { Embedding } from '../nn/embedding.js';
 import { RMSNorm } from '../nn/norm.js';
 import type { ArchConfig } from './arch.js';
@@ -170,7 +170,7 @@ export class LlamaForCausalLM extends Module implements CausalLM {
   }
 
   lmHeadWeight(): Tensor {
-    return this.lm_head ? this.lm_head.weight : this.model.embed_tokens.weight;
+    return this.lm_head ? headWeight(this.lm_head) : this.model.embed_tokens.weight;
   }
 
   logits(inp: LmInputs): Tensor {

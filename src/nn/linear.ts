@@ -22,3 +22,8 @@ export class Linear extends Module implements LinearLike {
     return linear(x, this.weight, this.bias);
   }
 }
+
+/** The (out, in) weight a linear layer applies: its own, or a LoRA layer's W + s·B·A (the fused log-prob op reads lm_head this way). */
+export function headWeight(m: Linear | (LinearLike & { effectiveWeight(): Tensor })): Tensor {
+  return 'effectiveWeight' in m ? m.effectiveWeight() : m.weight;
+}

@@ -9,6 +9,9 @@ type Entry = Record<string, number>;
 export interface ChartSpec {
   title: string;
   series: { key: string; label: string; color: string }[];
+  /** The x-axis' key and label (default: step). */
+  xKey?: string;
+  xLabel?: string;
 }
 
 export const DEFAULT_CHARTS: ChartSpec[] = [
@@ -42,8 +45,9 @@ function extent(v: readonly number[]): [number, number] {
 /** One SVG line chart; returns '' when no series has data. */
 export function svgChart(spec: ChartSpec, history: Entry[]): string {
   const W = 460, H = 240, L = 60, R = 12, T = 28, Bm = 36;
+  const xk = spec.xKey ?? 'step';
   const lines = spec.series
-    .map((s) => ({ ...s, pts: history.filter((e) => Number.isFinite(e[s.key]) && Number.isFinite(e.step)).map((e) => [e.step, e[s.key]] as const) }))
+    .map((s) => ({ ...s, pts: history.filter((e) => Number.isFinite(e[s.key]) && Number.isFinite(e[xk])).map((e) => [e[xk], e[s.key]] as const) }))
     .filter((s) => s.pts.length > 0);
   if (!lines.length) return '';
   const xs = lines.flatMap((s) => s.pts.map((p) => p[0]));
@@ -63,10 +67,10 @@ export function svgChart(spec: ChartSpec, history: Entry[]): string {
     return `<path class="series" data-key="${esc(s.key)}" data-points="${s.pts.length}" d="${d}" fill="none" stroke="${s.color}" stroke-width="1.8"/>${dots}`;
   }).join('');
   const legend = lines.map((s, i) => `<rect x="${L + i * 120}" y="8" width="10" height="10" fill="${s.color}"/><text x="${L + 14 + i * 120}" y="17" font-size="11">${esc(s.label)}</text>`).join('');
-  return `<figure class="chart"><figcaption>${esc(spec.title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(spec.title)}">${grid}${xt}<text x="${(L + W - R) / 2}" y="${H - 4}" text-anchor="middle" font-size="10" fill="#6b7280">step</text>${legend}${paths}</svg></figure>`;
+  return `<figure class="chart"><figcaption>${esc(spec.title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(spec.title)}">${grid}${xt}<text x="${(L + W - R) / 2}" y="${H - 4}" text-anchor="middle" font-size="10" fill="#6b7280">${esc(spec.xLabel ?? 'step')}</text>${legend}${paths}</svg></figure>`;
 }
 
-export function renderReport(p: { title: string; history: Entry[]; settings: Record<string, unknown>; summary?: Record<string, unknown>; notes?: string[] }): string {
+export function renderReport(p: { title: string; history: Entry[]; settings: Record<string, unknown>; summary?: Record<string, unknown>; notes?: string[]; sections?: string }): string {
   const charts = DEFAULT_CHARTS.map((c) => svgChart(c, p.history)).filter(Boolean).join('\n');
   const row = ([k, v]: [string, unknown]) => `<tr><th>${esc(k)}</th><td>${esc(typeof v === 'string' ? v : JSON.stringify(v))}</td></tr>`;
   const settings = Object.entries(p.settings).filter(([, v]) => v !== undefined).map(row).join('');
@@ -77,7 +81,7 @@ export function renderReport(p: { title: string; history: Entry[]; settings: Rec
 <style>body{font:14px system-ui,sans-serif;margin:24px;color:#111827}h1{font-size:20px}h2{font-size:16px;margin-top:28px}
 .charts{display:flex;flex-wrap:wrap;gap:16px}.chart{margin:0;border:1px solid #e5e7eb;border-radius:6px;padding:8px}
 figcaption{font-weight:600;margin-bottom:4px}table{border-collapse:collapse}th,td{text-align:left;padding:3px 10px;border-bottom:1px solid #f3f4f6;font-family:ui-monospace,monospace;font-size:12px}</style>
-</head><body><h1>${esc(p.title)}</h1>${summary}<h2>Curves</h2><div class="charts">${charts || '<p>No logged steps yet.</p>'}</div>${notes}<h2>Settings</h2><table>${settings}</table></body></html>
+</head><body><h1>${esc(p.title)}</h1>${summary}${p.sections ?? ''}<h2>Curves</h2><div class="charts">${charts || '<p>No logged steps yet.</p>'}</div>${notes}<h2>Settings</h2><table>${settings}</table></body></html>
 `;
 }
 

@@ -213,9 +213,9 @@ test('--config YAML gives the same keys, flags override it; --help lists every o
   assert.match(h.out, /--beta\s+KL regularisation strength β \(default: 0\.1\)/);
 });
 
-test('dpo demo: the README main job runs on built-in defaults and shows the change', () => {
+test('dpo demo --seed-example: the seed\'s 7-pair demo runs on built-in defaults and shows the change', () => {
   const out = tmp();
-  const r = dpo('demo', '--output_dir', out);
+  const r = dpo('demo', '--seed-example', '--output_dir', out);
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /final metrics: loss [0-9.]+, rewards\/accuracies 1\.00/);
   assert.match(r.out, /greedy answers, before → after:/);

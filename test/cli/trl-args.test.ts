@@ -108,7 +108,7 @@ test('DPOConfig takes TRL\'s DPOConfig / TrainingArguments fields: notes for no-
   assert.equal(c.notes.length, 2);
   assert.ok(!('push_to_hub' in c.toJSON()));
   assert.throws(() => new DPOConfig({ optim: 'adafactor' }), /DPOConfig: optim "adafactor" is not supported/);
-  assert.throws(() => new DPOConfig({ load_best_model_at_end: true }), /load_best_model_at_end true is not supported/);
+  assert.throws(() => new DPOConfig({ eval_delay: 5 }), /eval_delay 5 is not supported/);
   assert.throws(() => new DPOConfig({ dataloader_num_workers: 'many' }), /dataloader_num_workers must be an integer/);
   assert.equal(new DPOConfig().notes.length, 0);
   assert.deepEqual(new DPOConfig({ reportTo: ['tensorboard'], optim: 'adamw_torch_fused' }).notes, []);
@@ -188,7 +188,7 @@ test('bad TRL arguments: one-line errors, exit 2', () => {
     [['--optim', 'sgd'], /optim "sgd" is not supported; supported: adamw_torch, adamw_torch_fused/],
     [['--fp16'], /fp16 true is not supported/],
     [['--dtype', 'float16'], /dtype "float16" is not supported; supported: float32, bfloat16, auto/],
-    [['--use_dora'], /use_dora true is not supported \(DoRA is not implemented\)/],
+    [['--use_peft', '--lora_target_parameters', 'experts'], /lora_target_parameters .*is not supported/],
     [['--dtype', 'bfloat16', '--no_bf16'], /--dtype asks for bf16 compute but --bf16 false turns it off/],
     [['--torch_compile', 'maybe'], /torch_compile must be true or false/],
   ] as [string[], RegExp][]) {
