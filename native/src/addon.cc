@@ -16,6 +16,8 @@ Napi::Value Swiglu(const Napi::CallbackInfo&);
 Napi::Value SwigluBackward(const Napi::CallbackInfo&);
 Napi::Value MatmulCeiling(const Napi::CallbackInfo&);
 Napi::Value SetMatmulBf16(const Napi::CallbackInfo&);
+Napi::Value StoredMatmul(const Napi::CallbackInfo&);
+Napi::Value MapFile(const Napi::CallbackInfo&);
 Napi::Value Unary(const Napi::CallbackInfo&);
 Napi::Value UnaryBackward(const Napi::CallbackInfo&);
 Napi::Value Binary(const Napi::CallbackInfo&);
@@ -125,6 +127,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add("matmul", Matmul);
   add("matmulCeiling", MatmulCeiling);
   add("setMatmulBf16", SetMatmulBf16);
+  add("storedMatmul", StoredMatmul);
+  add("mapFile", MapFile);
   add("unary", Unary);
   add("unaryBackward", UnaryBackward);
   add("binary", Binary);

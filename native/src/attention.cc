@@ -6,7 +6,8 @@
 // packed batches never score across sequences. Query rows go in tiles that skip the columns the
 // causal mask hides. Tasks run in parallel, one per thread, each with single-threaded oneDNN
 // sgemm calls (small n×n×D products scale badly across threads). Attention stays float32 in bf16
-// mode.
+// mode. Gemma 2's soft-capping turns each score into cap·tanh(score / cap) before the mask; its
+// backward multiplies dS by 1 − tanh².
 #include <omp.h>
 #include <cmath>
 #include <cstring>
@@ -30,11 +31,12 @@ struct Attn {
   const int32_t* segIds;
   int64_t window;
   const int32_t* parents;  // per token: an earlier segment whose keys it also sees, −1 none
+  float softcap;           // 0 = none
 };
 
 // Attn from the positional args shared by forward and backward:
 // (q, k, v, out, lse, B, T, Hq, Hkv, D, scale, causal, keyMask, segIds, window, ...); segParents
-// is argument `parentsArg` (after the backward's gradients).
+// is argument `parentsArg` (after the backward's gradients), softcap the one after it.
 Attn parse(const Napi::CallbackInfo& info, int parentsArg) {
   Attn a;
   a.q = F32(info[0]);
@@ -51,6 +53,8 @@ Attn parse(const Napi::CallbackInfo& info, int parentsArg) {
   a.segIds = I32OrNull(info[13]);
   a.window = I64(info[14]);
   a.parents = (int64_t)info.Length() > parentsArg ? I32OrNull(info[parentsArg]) : nullptr;
+  a.softcap = (int64_t)info.Length() > parentsArg + 1 && info[parentsArg + 1].IsNumber() ? (float)F64(info[parentsArg + 1]) : 0.0f;
+  if (!(a.softcap >= 0.0f) || std::isinf(a.softcap)) throw std::invalid_argument("softcap " + std::to_string(a.softcap) + " must be a finite number ≥ 0");
   return a;
 }
 
@@ -227,19 +231,31 @@ void probs(const Attn& a, int64_t b, const Block& blk, int64_t r0, int64_t r1, i
   }
 }
 
-// S (r1 − r0, w) = scale·Q[r0, r1)·[K_parent; K_own]ᵀ for query head h / kv head kh of a block.
-void scores(const Attn& a, int64_t b, const Block& blk, int64_t h, int64_t kh, int64_t r0, int64_t r1, int64_t w, float* S) {
+// S ← cap·tanh(S / cap) over n scores; with deriv, deriv = 1 − tanh² (the backward's factor).
+void softcapScores(float* S, int64_t n, float cap, float* deriv) {
+  const float inv = 1.0f / cap;
+  for (int64_t j = 0; j < n; j++) {
+    const float t = std::tanh(S[j] * inv);
+    S[j] = cap * t;
+    if (deriv) deriv[j] = 1.0f - t * t;
+  }
+}
+
+// S (r1 − r0, w) = scale·Q[r0, r1)·[K_parent; K_own]ᵀ for query head h / kv head kh of a block,
+// soft-capped when a.softcap (deriv, if given, receives 1 − tanh²).
+void scores(const Attn& a, int64_t b, const Block& blk, int64_t h, int64_t kh, int64_t r0, int64_t r1, int64_t w, float* S, float* deriv = nullptr) {
   const int64_t ldq = a.Hq * a.D, ldk = a.Hkv * a.D;
   Part parts[2];
   const int np = partsOf(blk, w, parts);
   for (int i = 0; i < np; i++)
     sgemm(false, true, r1 - r0, parts[i].n, a.D, a.scale, a.q + (b * a.T + blk.s0 + r0) * ldq + h * a.D, ldq,
           a.k + (b * a.T + parts[i].key0) * ldk + kh * a.D, ldk, 0.0f, S + parts[i].col0, w);
+  if (a.softcap > 0) softcapScores(S, (r1 - r0) * w, a.softcap, deriv);
 }
 
 }  // namespace
 
-// attention(q, k, v, out, lse, B, T, Hq, Hkv, D, scale, causal, keyMask, segIds, window, segParents)
+// attention(q, k, v, out, lse, B, T, Hq, Hkv, D, scale, causal, keyMask, segIds, window, segParents, softcap)
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   Attn a = parse(info, 15);
   float *out = F32(info[3]), *lse = F32(info[4]);
@@ -276,7 +292,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// attentionBackward(q, k, v, out, lse, B, T, Hq, Hkv, D, scale, causal, keyMask, segIds, window, gOut, gq, gk, gv, segParents)
+// attentionBackward(q, k, v, out, lse, B, T, Hq, Hkv, D, scale, causal, keyMask, segIds, window, gOut, gq, gk, gv, segParents, softcap)
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   Attn a = parse(info, 19);
   const float *out = F32(info[3]), *lse = F32(info[4]), *gOut = F32(info[15]);
@@ -290,7 +306,7 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   RegionErrors errors;
 #pragma omp parallel
   {
-    std::vector<float> P, dP;
+    std::vector<float> P, dP, dT;  // dT: the soft-cap's 1 − tanh² per score
     // One task per (family, kv head): the query heads of a group and the blocks sharing a parent
     // accumulate into the same dK, dV rows, and families share no keys.
 #pragma omp for schedule(dynamic)
@@ -302,12 +318,13 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
         if ((int64_t)P.size() < kTile * m) {
           P.resize(kTile * m);
           dP.resize(kTile * m);
+          if (a.softcap > 0) dT.resize(kTile * m);
         }
         for (int64_t h = kh * group; h < (kh + 1) * group; h++) {
           for (int64_t r0 = 0; r0 < blk.n; r0 += kTile) {
             const int64_t r1 = std::min(blk.n, r0 + kTile), w = tileWidth(a, blk, r1), rows = r1 - r0;
             const int64_t qo = (b * T + blk.s0 + r0) * ldq + h * D;
-            scores(a, b, blk, h, kh, r0, r1, w, P.data());
+            scores(a, b, blk, h, kh, r0, r1, w, P.data(), a.softcap > 0 ? dT.data() : nullptr);
             probs(a, b, blk, r0, r1, w, P.data(), const_cast<float*>(lse) + (b * a.Hq + h) * T + blk.s0, false);
             Part parts[2];
             const int np = partsOf(blk, w, parts);
@@ -324,6 +341,11 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
               float *p = P.data() + t * w, *dp = dP.data() + t * w;
 #pragma omp simd
               for (int64_t j = 0; j < w; j++) dp[j] = p[j] * (dp[j] - fdi);  // dS
+              if (a.softcap > 0) {
+                const float* dt = dT.data() + t * w;
+#pragma omp simd
+                for (int64_t j = 0; j < w; j++) dp[j] *= dt[j];  // through cap·tanh(s / cap)
+              }
             }
             for (int p = 0; p < np; p++) {
               const int64_t ko = (b * T + parts[p].key0) * ldk + kh * D, c0 = parts[p].col0, n = parts[p].n;

@@ -102,6 +102,45 @@ DPO_ISA_CLONES(void, swigluGrads, (const float* g, const float* u, const float* 
   }
 }
 
+// GeGLU (gelu_pytorch_tanh(g)·u, Gemma's MLP) fused the same way, written with
+// s = (1 + tanh z) / 2 = σ(2z), z = √(2/π)·(v + 0.044715·v³): gelu = v·s and, as 1 − tanh² = 4s(1 − s),
+// gelu' = s + 2v·s(1 − s)·√(2/π)·(1 + 3·0.044715·v²). σ and 1 − σ come from e = exp(−|2z|) by
+// selects, so both tails keep their relative precision (1 + tanh z cancels) and the loops vectorise.
+__attribute__((always_inline)) inline void geluParts(float v, float* s, float* d) {
+  const float z2 = 2.0f * GELU_C * (v + 0.044715f * v * v * v);
+  const float e = fast_exp(-std::fabs(z2)), r = 1.0f / (1.0f + e);
+  const float sg = z2 >= 0 ? r : e * r, one_minus = z2 >= 0 ? e * r : r;
+  *s = sg;
+  *d = sg + 2.0f * v * sg * one_minus * GELU_C * (1.0f + 3.0f * 0.044715f * v * v);
+}
+
+DPO_ISA_CLONES(void, gegluForward, (const float* g, const float* u, float* out, int64_t n), (g, u, out, n)) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) {
+    float s, d;
+    geluParts(g[i], &s, &d);
+    out[i] = (g[i] * s) * u[i];
+  }
+}
+
+DPO_ISA_CLONES(void, gegluGrads, (const float* g, const float* u, const float* gy, float* gg, float* gu, int64_t n), (g, u, gy, gg, gu, n)) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) {
+    float s, d;
+    geluParts(g[i], &s, &d);
+    gg[i] = (gy[i] * u[i]) * d;
+    gu[i] = gy[i] * (g[i] * s);
+  }
+}
+
+// The gated activation argument at index i: "silu" (default) or "gelu_tanh"; true for GeGLU.
+bool gegluArg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsString()) return false;
+  const std::string a = info[i].As<Napi::String>().Utf8Value();
+  if (a != "silu" && a != "gelu_tanh") throw std::invalid_argument("gated activation \"" + a + "\" is not silu or gelu_tanh");
+  return a == "gelu_tanh";
+}
+
 // Runs fn(begin, count) over [0, n) in blocks spread across threads.
 template <typename F>
 void blocks(int64_t n, F fn) {
@@ -146,24 +185,27 @@ Napi::Value UnaryBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// swiglu(g, u, out, n)
+// swiglu(g, u, out, n, act = "silu" | "gelu_tanh")
 Napi::Value Swiglu(const Napi::CallbackInfo& info) {
   const float *g = F32(info[0]), *u = F32(info[1]);
   float* out = F32(info[2]);
-  blocks(I64(info[3]), [&](int64_t i, int64_t c) { swigluForward(g + i, u + i, out + i, c); });
+  const bool gelu = gegluArg(info, 4);
+  blocks(I64(info[3]), [&](int64_t i, int64_t c) { gelu ? gegluForward(g + i, u + i, out + i, c) : swigluForward(g + i, u + i, out + i, c); });
   return info.Env().Undefined();
 }
 
-// swigluBackward(g, u, gy, gg|null, gu|null, n): a null gradient goes to scratch and is dropped.
+// swigluBackward(g, u, gy, gg|null, gu|null, n, act): a null gradient goes to scratch and is dropped.
 Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
   const float *g = F32(info[0]), *u = F32(info[1]), *gy = F32(info[2]);
   float *gg = F32OrNull(info[3]), *gu = F32OrNull(info[4]);
   const int64_t n = I64(info[5]);
+  const bool gelu = gegluArg(info, 6);
   blocks(n, [&](int64_t i, int64_t c) {
     thread_local std::vector<float> a, b;
     float* pg = gg ? gg + i : (a.resize(c), a.data());
     float* pu = gu ? gu + i : (b.resize(c), b.data());
-    swigluGrads(g + i, u + i, gy + i, pg, pu, c);
+    if (gelu) gegluGrads(g + i, u + i, gy + i, pg, pu, c);
+    else swigluGrads(g + i, u + i, gy + i, pg, pu, c);
   });
   return info.Env().Undefined();
 }

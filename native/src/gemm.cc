@@ -188,10 +188,13 @@ void gemm(int64_t batch, int64_t M, int64_t N, int64_t K, const float* A, int64_
   }
 }
 
-void roundOnce(const float* x, int64_t n, RoundedOperand& out) {
-  if (!g_bf16) return;
+void roundAlways(const float* x, int64_t n, RoundedOperand& out) {
   if (bf16Units()) out.bits = convert(x, n, out.b16, roundToBf16);
   else out.vals = convert(x, n, out.f32, roundToBf16Vals);
+}
+
+void roundOnce(const float* x, int64_t n, RoundedOperand& out) {
+  if (g_bf16) roundAlways(x, n, out);
 }
 
 // matmul(a, b, c, batch, m, n, k, transA, transB, strideA, strideB, strideC, alpha, beta)

@@ -1,6 +1,8 @@
 // Fused lm_head + log_softmax + gather over vocabulary chunks: logits for `chunk` columns at a time
 // (oneDNN GEMM), an online max / log-sum-exp per row with the entropy, logit-sum, argmax and
-// WPO's logsumexp(2·logits) riding along; backward recomputes each chunk.
+// WPO's logsumexp(2·logits) riding along; backward recomputes each chunk. Gemma 2's final-logit
+// soft-cap turns each chunk into cap·tanh(logits / cap) right after its GEMM; its backward
+// multiplies dlogits by 1 − tanh².
 #include <omp.h>
 #include <cmath>
 #include <cstring>
@@ -64,9 +66,26 @@ DPO_ISA_CLONES(void, rowGrad, (float* l, int64_t n, float lse, float g), (l, n, 
   for (int64_t j = 0; j < n; j++) l[j] = -g * fast_exp(l[j] - lse);
 }
 
+// l ← cap·tanh(l / cap) over one row of a chunk; with tanhOut, tanhOut = tanh(l / cap).
+void softcapRow(float* l, int64_t n, float cap, float* tanhOut = nullptr) {
+  const float inv = 1.0f / cap;
+  for (int64_t j = 0; j < n; j++) {
+    const float t = std::tanh(l[j] * inv);
+    if (tanhOut) tanhOut[j] = t;
+    l[j] = cap * t;
+  }
+}
+
+// The softcap argument at index i (0 = none), checked.
+float softcapArg(const Napi::CallbackInfo& info, size_t i) {
+  const float cap = info.Length() > i && info[i].IsNumber() ? (float)F64(info[i]) : 0.0f;
+  if (!(cap >= 0.0f) || std::isinf(cap)) throw std::invalid_argument("softcap " + std::to_string(cap) + " must be a finite number ≥ 0");
+  return cap;
+}
+
 }  // namespace
 
-// tokenLogprobs(h, w, targets, N, C, V, chunk, logp, lse, entropy|null, logitSum|null, argmax|null, lse2|null, expected|null)
+// tokenLogprobs(h, w, targets, N, C, V, chunk, logp, lse, entropy|null, logitSum|null, argmax|null, lse2|null, expected|null, softcap)
 // expected (N, C) = softmax(h·wᵀ)·w, accumulated per chunk against the running max (rescaled when
 // it grows, as flash attention rescales its output) and divided by the row sum at the end.
 Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
@@ -77,6 +96,8 @@ Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
   float *entropy = F32OrNull(info[9]), *logitSum = F32OrNull(info[10]), *lse2 = F32OrNull(info[12]);
   int32_t* argmax = I32OrNull(info[11]);
   float* expected = info.Length() > 13 ? F32OrNull(info[13]) : nullptr;
+  const float cap = softcapArg(info, 14);
+  if (cap > 0 && expected) throw std::invalid_argument("the expected embedding is not computed with a softcap");
   chunk = std::max<int64_t>(1, std::min(chunk, V));
   std::vector<float> L((size_t)N * chunk);
   std::vector<RowState> st(N);
@@ -90,6 +111,7 @@ Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < N; r++) {
       float* l = L.data() + r * n;
+      if (cap > 0) softcapRow(l, n, cap);
       RowState& S = st[r];
       float cm, sum;
       bool nan;
@@ -145,7 +167,7 @@ Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// tokenLogprobsBackward(h, w, targets, N, C, V, chunk, lse, gLogp, gh|null, gw|null, accumulateGw)
+// tokenLogprobsBackward(h, w, targets, N, C, V, chunk, lse, gLogp, gh|null, gw|null, accumulateGw, softcap)
 Napi::Value TokenLogprobsBackward(const Napi::CallbackInfo& info) {
   const float *h = F32(info[0]), *w = F32(info[1]);
   const int32_t* targets = I32(info[2]);
@@ -153,8 +175,9 @@ Napi::Value TokenLogprobsBackward(const Napi::CallbackInfo& info) {
   const float *lse = F32(info[7]), *g = F32(info[8]);
   float *gh = F32OrNull(info[9]), *gw = F32OrNull(info[10]);
   const float gwBeta = info.Length() > 11 && B(info[11]) ? 1.0f : 0.0f;
+  const float cap = softcapArg(info, 12);
   chunk = std::max<int64_t>(1, std::min(chunk, V));
-  std::vector<float> L((size_t)N * chunk);
+  std::vector<float> L((size_t)N * chunk), Th(cap > 0 ? (size_t)N * chunk : 0);
   if (gh) std::memset(gh, 0, sizeof(float) * N * C);
   RoundedOperand hr;
   roundOnce(h, N * C, hr);
@@ -169,8 +192,14 @@ Napi::Value TokenLogprobsBackward(const Napi::CallbackInfo& info) {
         std::memset(l, 0, n * sizeof(float));
         continue;
       }
+      float* th = cap > 0 ? Th.data() + r * n : nullptr;
+      if (th) softcapRow(l, n, cap, th);
       rowGrad(l, n, lse[r], g[r]);
       if (t >= v0 && t < v0 + n) l[t - v0] += g[r];
+      if (th) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) l[j] *= 1.0f - th[j] * th[j];  // through cap·tanh(l / cap)
+      }
     }
     if (gh) gemm(1, N, C, n, L.data(), n, false, 0, w + v0 * C, C, false, 0, gh, C, 0, 1.0f, 1.0f);
     if (gw) gemm(1, n, C, N, L.data(), n, true, 0, h, C, false, 0, gw + v0 * C, C, 0, 1.0f, gwBeta, true, nullptr, &hr);

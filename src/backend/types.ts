@@ -12,6 +12,8 @@
  * subtract the row max so large magnitudes (±1e4·) do not overflow.
  */
 
+import type { WeightStorage } from '../quant/storage.js';
+
 export type F = Float32Array | Float64Array;
 export type Idx = Int32Array;
 /** 1 = position is a real token, 0 = padding. */
@@ -32,6 +34,9 @@ export type UnaryOp =
   | 'gelu_tanh'
   | 'scale'
   | 'abs';
+
+/** The activation of a gated MLP (the swiglu kernels). */
+export type GatedAct = 'silu' | 'gelu_tanh';
 
 /** What float32 GEMMs multiply in: float32, or bf16-rounded operands with float32 accumulation (`--bf16`). */
 export type MatmulPrecision = 'float32' | 'bfloat16';
@@ -55,6 +60,22 @@ export interface MatmulArgs {
   strideC: number;
   /** C = alpha·op(A)·op(B) + beta·C (beta 0 ignores C's old contents, even NaN). */
   alpha: number;
+  beta: number;
+}
+
+/**
+ * A GEMM with a frozen weight W (rows × cols) in any storage (quant/storage.ts), dequantized a tile
+ * of rows at a time (no float32 copy of W is made): `xWt` C (M × rows) = A (M × cols) · Wᵀ + beta·C;
+ * otherwise C (M × cols) = A (M × rows) · W + beta·C. Float32 storage, and bf16 storage under
+ * bf16 precision, multiply in place. bf16 storage is a bf16 GEMM (A rounded too), as `matmul`
+ * with bf16 bits; the other kinds multiply their float32 values as a float32 weight would be.
+ */
+export interface StoredMatmulArgs {
+  a: F;
+  w: WeightStorage;
+  c: F;
+  m: number;
+  xWt: boolean;
   beta: number;
 }
 
@@ -88,6 +109,11 @@ export interface AttentionArgs {
   segParents?: Idx | null;
   /** Sliding window (Mistral): a query at t attends keys in (t - window, t]; 0 = unlimited. */
   window: number;
+  /**
+   * Attention-logit soft-capping (Gemma 2): scores become cap·tanh(scores / cap) after scaling and
+   * before masking and softmax; 0 or absent = none.
+   */
+  softcap?: number;
 }
 
 export interface AttentionBackwardArgs extends AttentionArgs {
@@ -127,8 +153,14 @@ export interface TokenLogprobArgs {
   /**
    * Optional out (N, C): softmax(h·wᵀ)·w, each row's expected output embedding. With a frozen w the
    * gradient for h is then g·(w[target] − expected), with no second pass over the vocabulary.
+   * Not with softcap (the kernels refuse both).
    */
   expected?: F | null;
+  /**
+   * Final-logit soft-capping (Gemma 2): logits → cap·tanh(logits / cap) before everything else
+   * (log-softmax, entropy, logit sum, argmax); 0 or absent = none.
+   */
+  softcap?: number;
 }
 
 export interface TokenLogprobBackwardArgs {
@@ -146,6 +178,8 @@ export interface TokenLogprobBackwardArgs {
   gh: F | null;
   gw: F | null;
   accumulateGw?: boolean;
+  /** The forward's softcap: dlogits is multiplied by 1 − tanh²(logits / cap). */
+  softcap?: number;
 }
 
 export interface AdamWArgs {
@@ -167,6 +201,8 @@ export interface AdamWArgs {
 export interface Kernels {
   /** Batched strided GEMM; see MatmulArgs. */
   matmul(p: MatmulArgs): void;
+  /** GEMM with a stored (bf16, f16, 4-bit, int8) frozen weight, dequantized per tile; see StoredMatmulArgs. */
+  storedMatmul(p: StoredMatmulArgs): void;
 
   /**
    * out = a ∘ b with broadcasting. `shape` is out's shape (rank ≤ 6); aStrides/bStrides give each
@@ -183,14 +219,17 @@ export interface Kernels {
    */
   unaryBackward(op: UnaryOp, x: F, y: F, gy: F, gx: F, n: number, alpha: number): void;
 
-  /** SwiGLU: out[i] = silu(g[i])·u[i] = g·σ(g)·u. */
-  swiglu(g: F, u: F, out: F, n: number): void;
+  /**
+   * Gated activation: out[i] = act(g[i])·u[i]; act = silu (SwiGLU, the default: g·σ(g)·u) or
+   * gelu_tanh (GeGLU, Gemma's gelu_pytorch_tanh: 0.5·g·(1 + tanh(√(2/π)·(g + 0.044715·g³)))).
+   */
+  swiglu(g: F, u: F, out: F, n: number, act?: GatedAct): void;
 
   /**
-   * SwiGLU backward from the inputs alone: gg = gy·u·σ(g)·(1 + g·(1 − σ(g))), gu = gy·silu(g); a
-   * null gradient buffer is skipped.
+   * Its backward from the inputs alone: gg = gy·u·act'(g), gu = gy·act(g) (SwiGLU: act' =
+   * σ(g)·(1 + g·(1 − σ(g)))); a null gradient buffer is skipped.
    */
-  swigluBackward(g: F, u: F, gy: F, gg: F | null, gu: F | null, n: number): void;
+  swigluBackward(g: F, u: F, gy: F, gg: F | null, gu: F | null, n: number, act?: GatedAct): void;
 
   /** y[i] += alpha·x[i] */
   axpy(y: F, x: F, n: number, alpha: number): void;
@@ -227,9 +266,11 @@ export interface Kernels {
   /**
    * Rotary embedding, HF rotate_half convention, on x (rows, H, D) with rows = B·T:
    * out = x·cos[pos] + rotate_half(x)·sin[pos], rotate_half(x) = concat(−x[D/2:], x[:D/2]).
-   * cos/sin: (maxPos, D) tables; pos (rows). `inverse` uses −sin (the backward). out may alias x.
+   * cos/sin: (maxPos, R) tables; pos (rows). `inverse` uses −sin (the transpose: the backward).
+   * Partial rotary (Phi-3): only the first R = rotaryDim (even, ≤ D; default D) dims of each head
+   * are rotated, in pairs (i, i + R/2); dims R.. are copied. out may alias x.
    */
-  rope(x: F, out: F, cos: F, sin: F, pos: Idx, rows: number, heads: number, dim: number, inverse: boolean): void;
+  rope(x: F, out: F, cos: F, sin: F, pos: Idx, rows: number, heads: number, dim: number, inverse: boolean, rotaryDim?: number): void;
 
   /** Fused scaled-dot-product attention; see AttentionArgs. Never materialises (B, H, T, T) beyond one row block. */
   attention(p: AttentionArgs): void;
@@ -261,6 +302,8 @@ export interface Backend {
   setMatmulPrecision(p: MatmulPrecision): void;
   /** What runs the math on this CPU (decided once at start-up). */
   describe(): BackendInfo;
+  /** The whole file mapped read-only as an ArrayBuffer (unmapped on GC); native only (io/mmap.ts). */
+  mapFile?(path: string): ArrayBuffer;
 }
 
 export interface BackendInfo {

@@ -10,6 +10,7 @@ import type { CausalLM } from '../models/causal-lm.js';
 import type { ArchConfig } from '../models/arch.js';
 import { HfTokenizer } from '../tokenizer/tokenizer.js';
 import { loadAdapter, readAdapterConfig } from '../lora/peft-io.js';
+import type { StorageSpec } from '../quant/load-stored.js';
 
 export interface Policy {
   model: CausalLM;
@@ -19,8 +20,11 @@ export interface Policy {
   adapter: string | null;
 }
 
-/** `beforeBuild(arch, hasAdapter)` runs once the checkpoint is checked, before the model is built. */
-export function loadPolicy(modelNameOrPath: string, adapterPath: string | null = null, beforeBuild?: (arch: ArchConfig, hasAdapter: boolean) => void): Policy {
+/**
+ * `beforeBuild(arch, hasAdapter)` runs once the checkpoint is checked, before the model is built;
+ * `storage(hasAdapter)` says how the frozen base linears are stored (quant/options.ts), null = float32.
+ */
+export function loadPolicy(modelNameOrPath: string, adapterPath: string | null = null, beforeBuild?: (arch: ArchConfig, hasAdapter: boolean) => void, storage?: (hasAdapter: boolean) => StorageSpec | null): Policy {
   let base = modelNameOrPath;
   let adapter = adapterPath;
   if (!adapter && existsSync(join(modelNameOrPath, 'adapter_config.json')) && !existsSync(join(modelNameOrPath, 'config.json'))) {
@@ -29,7 +33,7 @@ export function loadPolicy(modelNameOrPath: string, adapterPath: string | null =
     if (!b) throw new DpoError(`${adapter}: adapter_config.json has no base_model_name_or_path; pass --model_name_or_path <base> --adapter_name_or_path ${adapter}`);
     base = b;
   }
-  const { model, dir } = loadCausalLM(base, { beforeBuild: beforeBuild && ((arch) => beforeBuild(arch, adapter !== null)) });
+  const { model, dir } = loadCausalLM(base, { beforeBuild: beforeBuild && ((arch) => beforeBuild(arch, adapter !== null)), storage: storage?.(adapter !== null) ?? null });
   // The tokenizer saved next to an adapter wins (it is what training used).
   const tokDir = adapter && existsSync(join(adapter, 'tokenizer.json')) ? adapter : dir;
   const tokenizer = HfTokenizer.fromDir(tokDir);

@@ -3,6 +3,7 @@
  * output_dir/metrics.jsonl, the HTML report, a stop signal (Ctrl-C, kill, hang-up) saving a
  * checkpoint and exiting 128 + n with the resume hint, and a clear stop on NaN.
  */
+import { describeEstimate, describePeak } from '../models/memory-estimate.js';
 import { appendFileSync, mkdirSync, writeFileSync, accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { DpoError } from '../errors.js';
@@ -83,6 +84,7 @@ export async function runTraining(init: DPOTrainerInit, opts: RunOptions): Promi
       },
     },
   });
+  if (!opts.quiet) out.write(`${describeEstimate(trainer.memoryEstimate)}\n`);
   const signals = watchStopSignals((sig) => {
     trainer.stopRequested = true;
     const again = sig === 'SIGINT' ? 'Ctrl-C again' : `send ${sig} again`;
@@ -100,6 +102,7 @@ export async function runTraining(init: DPOTrainerInit, opts: RunOptions): Promi
     signals.release();
   }
   writeRep();
+  if (!opts.quiet) out.write(`${tty ? '\n' : ''}${describePeak(trainer.memoryEstimate)}\n`);
   const sig = signals.signal ?? 'SIGINT';
   if (output.interrupted) throw new InterruptedError(interruptMessage(sig, output, trainer.state.max_steps, opts.resumeHint), sig);
   if (signals.signal && !opts.quiet) out.write(`${sig} came after the last step: training finished\n`);

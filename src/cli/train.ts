@@ -13,6 +13,8 @@ import { assertRunFits, estimateTraining } from '../models/memory-estimate.js';
 import { TRL_ARGS, modelWithRevision, resolveTrlArgs } from '../dpo/trl-args.js';
 import { resolveModelDir } from '../io/model-source.js';
 import { existsSync, readFileSync } from 'node:fs';
+import { describeStorage, weightStorageFor } from '../quant/options.js';
+import type { StorageSpec } from '../quant/load-stored.js';
 import { join } from 'node:path';
 import { iterativeTrainCommand, wantsIterative } from './train-iterative.js';
 
@@ -57,7 +59,10 @@ export async function trainCommand(argv: string[]): Promise<void> {
   if (o.use_peft && o.adapter_name_or_path) throw new DpoError('dpo train: --use_peft creates a new adapter and --adapter_name_or_path continues one; pass only one of them');
   // Weights and optimizer state must fit before anything is built (activations are checked once the data is tokenized).
   const lora = (adapter: boolean) => (o.use_peft || adapter ? { r: o.lora_r as number, targetModules: (o.lora_target_modules as string[] | null) ?? null } : null);
-  const policy = loadPolicy(modelPath, (o.adapter_name_or_path as string | null) ?? null, (arch, adapter) => assertRunFits(estimateTraining(arch, args, { lora: lora(adapter), seqLen: 0 })));
+  // The frozen base linears' storage (load_in_4bit / load_in_8bit / dtype under LoRA): quant/options.ts.
+  const storage = (adapter: boolean) => weightStorageFor(trlOther, { lora: !!o.use_peft || adapter, checkpointDtype: () => checkpointDtype(modelPath) });
+  let storageSpec: StorageSpec | null = null;
+  const policy = loadPolicy(modelPath, (o.adapter_name_or_path as string | null) ?? null, (arch, adapter) => assertRunFits(estimateTraining(arch, args, { lora: lora(adapter), seqLen: 0, storage: storage(adapter) })), (adapter) => (storageSpec = storage(adapter)));
   // As TRL's script: the datasets mixture or dataset_name; the test split(s) read only when evaluation is on.
   const data = await scriptDatasets(o as unknown as ScriptDataArgs, args.evalStrategy !== 'no', args.seed);
   const train = data.train;
@@ -72,6 +77,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   log(`data ${data.label}: ${train.length} training pairs${evalCount}`);
   log(describeCompute());
   if (args.bf16) log(describeBf16());
+  log(describeStorage(storageSpec));
   log(`precision: ${args.bf16 ? 'bf16 compute, f32 master weights' : 'float32'}; gradient_checkpointing ${args.gradientCheckpointing ? 'on' : 'off'}; logging_steps ${args.loggingSteps}`);
   for (const n of [...configNotes, ...trl.notes, ...data.notes]) log(`warning: ${n}`);
   const { trainer, output, reportPath } = await runTraining(

@@ -130,7 +130,7 @@ export function sequenceLogps(model: CausalLM, b: PairBatch, opts: SequenceLogps
     const h = model.hidden({ ids: b.inputIds, B: b.rows, T: b.T, attentionMask: b.attentionMask }); // (2B·T, C)
     hs = indexSelect(h, 0, sel); // (M, C)
   }
-  const out = tokenLogprobs(hs, model.lmHeadWeight(), labels, { stats: !!opts.stats, wpo: !!opts.wpo, chunk: opts.chunk });
+  const out = tokenLogprobs(hs, model.lmHeadWeight(), labels, { stats: !!opts.stats, wpo: !!opts.wpo, chunk: opts.chunk, softcap: model.finalLogitSoftcap });
   const S = Tensor.from(rowWeights(rowOf, shiftedCounts, b.rows, opts.ldAlpha ?? null), [b.rows, M]);
   const logps = reshape(matmul(S, reshape(out.logp, [M, 1])), [b.rows]);
   let stats: TokenStats | null = null;

@@ -31,7 +31,7 @@ import { adaptersOffReference, copyReference, fixedReference, refAdapterReferenc
 import { microBatchesOf, runLayout, type RunLayout } from './schedule.js';
 import { computeLoss } from './loss-step.js';
 import { AdamW, clipGradNorm, learningRateAt } from '../optim/index.js';
-import { assertRunFits } from '../models/memory-estimate.js';
+import { assertRunFits, type MemoryEstimate } from '../models/memory-estimate.js';
 import { createTrackers, resolveReportTo, type Tracker } from '../report/trackers.js';
 import { trainingEstimate } from './memory-check.js';
 
@@ -123,6 +123,8 @@ export class DPOTrainer {
 
   /** Recorded in adapter_config.json (base_model_name_or_path) and the report. */
   readonly modelNameOrPath: string;
+  /** The memory estimate checked before training (models/memory-estimate.ts); printed by dpo train. */
+  readonly memoryEstimate: MemoryEstimate;
   /** Saved next to the final model / adapter. */
   readonly tokenizer: HfTokenizer | null;
 
@@ -152,7 +154,8 @@ export class DPOTrainer {
     this.best = new BestModelTracker(this.args);
     const a = this.args;
     const hadAdapter = loraLayers(this.model).length > 0;
-    assertRunFits(trainingEstimate(this.model, a, this.data.train, init.peftConfig ?? null, !!init.refModel));
+    this.memoryEstimate = trainingEstimate(this.model, a, this.data.train, init.peftConfig ?? null, !!init.refModel);
+    assertRunFits(this.memoryEstimate);
     if (init.peftConfig) {
       if (hadAdapter) throw new DpoError('the model already carries a LoRA adapter and a peft_config was given; merge the adapter first, or drop peft_config to continue training it');
       applyLoraConfig(this.model, init.peftConfig, a.seed);

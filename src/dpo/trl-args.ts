@@ -67,10 +67,10 @@ export const TRL_ARGS: readonly TrlArg[] = [
   sp('attn_implementation', 'string?', null, 'every kernel computes the same attention; ours is native', 'model'),
   rf('lora_target_parameters', 'strings', null, 'LoRA on raw parameters (MoE experts) is not supported; use --lora_target_modules', 'model'),
   sp('lora_task_type', 'string', 'CAUSAL_LM', 'only causal language models are trained', 'model'),
-  rf('load_in_8bit', 'bool', false, '8-bit quantized base weights are not implemented; use --bf16', 'model'),
-  rf('load_in_4bit', 'bool', false, '4-bit quantized base weights are not implemented; use --bf16', 'model'),
-  ig('bnb_4bit_quant_type', 'string', 'nf4', 'only used with load_in_4bit', 'model'),
-  ig('use_bnb_nested_quant', 'bool', false, 'only used with load_in_4bit', 'model'),
+  sp('load_in_8bit', 'bool', false, 'the LoRA base in LLM.int8 format (quant/options.ts)', 'model'),
+  sp('load_in_4bit', 'bool', false, 'the LoRA base in bitsandbytes 4-bit format (quant/options.ts)', 'model'),
+  sp('bnb_4bit_quant_type', 'string', 'nf4', 'nf4 or fp4, with load_in_4bit', 'model'),
+  sp('use_bnb_nested_quant', 'bool', false, 'double quantization of the 4-bit absmax, with load_in_4bit', 'model'),
   ig('bnb_4bit_quant_storage', 'string?', null, 'only used with load_in_4bit', 'model'),
   // DPOConfig's own fields
   rf('model_init_kwargs', 'dict', null, 'extra from_pretrained arguments are not supported; use --dtype / --attn_implementation'),
@@ -255,6 +255,12 @@ function special(arg: TrlArg, v: unknown, where: string, set: Record<string, unk
     case 'torch_dtype':
       notes.push(`torch_dtype is the old name of dtype (TRL 1.13 takes --dtype); read as --dtype ${fmt(v)}`);
       special(TRL_ARGS_BY_SNAKE.get('dtype')!, v, where, set, notes, checkpointDtype);
+      return;
+    case 'load_in_4bit':
+    case 'load_in_8bit':
+    case 'bnb_4bit_quant_type':
+    case 'use_bnb_nested_quant':
+      // Checked and applied where the model is loaded (quant/options.ts weightStorageFor).
       return;
     case 'attn_implementation':
       if (!(ATTN_IMPLEMENTATIONS as readonly string[]).includes(v as string)) {

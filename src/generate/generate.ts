@@ -3,10 +3,10 @@
  * sampled (temperature, top-k, top-p), stopping at EOS or max_new_tokens.
  */
 import { noGrad } from '../autograd/tape.js';
-import { linear, slice } from '../ops/index.js';
+import { slice } from '../ops/index.js';
 import { scope } from '../tensor/pool.js';
 import { Rng } from '../tensor/rng.js';
-import type { CausalLM } from '../models/causal-lm.js';
+import { lmLogits, type CausalLM } from '../models/causal-lm.js';
 import { KVCache } from './kv-cache.js';
 
 export interface GenerationConfig {
@@ -119,7 +119,7 @@ export function generate(model: CausalLM, promptIds: number[], cfg: GenerationCo
         const pos = Int32Array.from({ length: T }, (_, i) => cache.len + i);
         const h = model.hidden({ ids: Int32Array.from(chunk), B: 1, T, positionIds: pos, cache });
         const last = slice(h, 0, T - 1, T);
-        return Float32Array.from(linear(last, model.lmHeadWeight()).data);
+        return Float32Array.from(lmLogits(model, last).data);
       }));
       cache.len += chunk.length;
       const next = sampleToken(logits, cfg, rng);
@@ -161,7 +161,7 @@ export function generateBatch(model: CausalLM, promptIds: number[], seeds: reado
     const pos = Int32Array.from({ length: B * T }, (_, i) => cache.len + (i % T));
     const h = model.hidden({ ids: Int32Array.from(ids), B, T, positionIds: pos, cache }); // (B·T, C)
     const rows = T === 1 ? h : slice(h, 0, T - 1, T);
-    return Float32Array.from(linear(rows, model.lmHeadWeight()).data); // (B, V)
+    return Float32Array.from(lmLogits(model, rows).data); // (B, V)
   }));
   try {
     if (!promptIds.length || maxNew <= 0) return outs;

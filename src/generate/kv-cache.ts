@@ -31,12 +31,14 @@ export class KVCache {
 
 /**
  * q (Tn, Hq, D) for positions len..len+Tn−1 whose k/v were already appended to the cache at those
- * positions; causal over the cache (and a sliding window when set). Returns (Tn, Hq, D).
+ * positions; causal over the cache (and a sliding window when set). Returns (Tn, Hq, D). The
+ * score scale (1/√D unless given) and soft-cap are the fused attention's (AttentionOptions).
  */
-export function cachedAttention(q: Float32Array, kc: Float32Array, vc: Float32Array, start: number, Tn: number, Hq: number, Hkv: number, D: number, window: number): Float32Array {
+export function cachedAttention(q: Float32Array, kc: Float32Array, vc: Float32Array, start: number, Tn: number, Hq: number, Hkv: number, D: number, window: number, opts: CachedAttentionOptions = {}): Float32Array {
   const out = new Float32Array(Tn * Hq * D);
   const group = Hq / Hkv;
-  const scale = 1 / Math.sqrt(D);
+  const scale = opts.scale ?? 1 / Math.sqrt(D);
+  const cap = opts.softcap ?? 0;
   const s = new Float64Array(start + Tn);
   for (let t = 0; t < Tn; t++) {
     const pos = start + t;
@@ -49,7 +51,7 @@ export function cachedAttention(q: Float32Array, kc: Float32Array, vc: Float32Ar
         const ko = (j * Hkv + kh) * D;
         let dot = 0;
         for (let d = 0; d < D; d++) dot += q[qo + d] * kc[ko + d];
-        s[j] = dot * scale;
+        s[j] = cap ? cap * Math.tanh((dot * scale) / cap) : dot * scale;
         if (s[j] > m) m = s[j];
       }
       let sum = 0;
@@ -64,11 +66,17 @@ export function cachedAttention(q: Float32Array, kc: Float32Array, vc: Float32Ar
   return out;
 }
 
+/** Score scale (default 1/√D) and Gemma 2's attention soft-cap (0 / absent = none). */
+export interface CachedAttentionOptions {
+  scale?: number;
+  softcap?: number;
+}
+
 /**
  * Appends k/v (1, Tn, Hkv, D) of `layer` at the cache's current length and attends q (1, Tn, Hq, D)
  * over everything cached. The caller advances `cache.len` once all layers ran.
  */
-export function appendAndAttend(cache: KVCache, layer: number, q: Tensor, k: Tensor, v: Tensor, window: number): Tensor {
+export function appendAndAttend(cache: KVCache, layer: number, q: Tensor, k: Tensor, v: Tensor, window: number, opts: CachedAttentionOptions = {}): Tensor {
   assertNoGrad('cachedAttention', [q, k, v]);
   const [B, Tn, Hq, D] = q.shape;
   const Hkv = k.shape[2];
@@ -82,7 +90,7 @@ export function appendAndAttend(cache: KVCache, layer: number, q: Tensor, k: Ten
     const kc = cache.k[layer].subarray(b * R, (b + 1) * R), vc = cache.v[layer].subarray(b * R, (b + 1) * R);
     kc.set(kd.subarray(b * kvRow, (b + 1) * kvRow), cache.len * Hkv * D);
     vc.set(vd.subarray(b * kvRow, (b + 1) * kvRow), cache.len * Hkv * D);
-    out.set(cachedAttention(qd.subarray(b * qRow, (b + 1) * qRow), kc, vc, cache.len, Tn, Hq, Hkv, D, window), b * qRow);
+    out.set(cachedAttention(qd.subarray(b * qRow, (b + 1) * qRow), kc, vc, cache.len, Tn, Hq, Hkv, D, window, opts), b * qRow);
   }
   return Tensor.from(out, [B, Tn, Hq, D]);
 }

@@ -24,6 +24,8 @@ export interface CheckpointWeights {
   read(name: string, out?: Float32Array): Float32Array;
   /** Raw bits of a BF16 tensor. */
   readRawBf16(name: string, out?: Uint16Array): Uint16Array;
+  /** Raw bits of a BF16/F16 tensor as a view of the mapped file (no copy; see SafetensorsFile.viewRaw16). */
+  viewRaw16(name: string): Uint16Array;
   close(): void;
 }
 
@@ -79,6 +81,7 @@ export function openCheckpointWeights(dir: string): CheckpointWeights {
     pathOf: (name) => fileOf(name).path,
     read: (name, out) => fileOf(name).read(name, out),
     readRawBf16: (name, out) => fileOf(name).readRawBf16(name, out),
+    viewRaw16: (name) => fileOf(name).viewRaw16(name),
     close: () => files.forEach((f) => f.close()),
   };
 }

@@ -18,6 +18,7 @@ import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlink
 import { basename } from 'node:path';
 import { DpoError } from '../errors.js';
 import { tempPathFor } from './atomic.js';
+import { mapFile } from './mmap.js';
 import { decodeBf16, decodeF16, encodeHalf } from './half.js';
 import { checkHeaderLength, parseHeader, type SafetensorsDType, type STDType, type TensorInfo } from './safetensors-header.js';
 
@@ -44,6 +45,7 @@ export class SafetensorsFile {
   readonly metadata: Record<string, string>;
   readonly size: number;
   private fd: number | null;
+  private map: ArrayBuffer | null | undefined;
 
   constructor(readonly path: string) {
     try {
@@ -125,11 +127,30 @@ export class SafetensorsFile {
   readRawBf16(name: string, out?: Uint16Array): Uint16Array {
     const info = this.info(name);
     if (info.dtype !== 'BF16') throw new DpoError(`${this.path}: tensor "${name}" is ${info.dtype}, not BF16`);
+    return this.readRaw16(name, out);
+  }
+
+  private readRaw16(name: string, out?: Uint16Array): Uint16Array {
+    const info = this.info(name);
     const count = numel(info.shape);
     const dst = out ?? new Uint16Array(count);
     if (dst.length !== count) throw new DpoError(`${this.path}: tensor "${name}" has ${count} elements, the destination holds ${dst.length}`);
     readFully(this.openFd(), new Uint8Array(dst.buffer, dst.byteOffset, count * 2), info.begin, this.path);
     return dst;
+  }
+
+  /**
+   * A 16-bit tensor's raw bits without a copy: a view of the file's read-only memory map (io/mmap.ts),
+   * which stays mapped while any view lives, even after close(). Falls back to readRawBf16's copy
+   * where there is no mmap (no native addon, DPO_NO_MMAP=1) or the data is not 2-byte aligned.
+   * Writing into a mapped view crashes the process: use it for frozen weights only.
+   */
+  viewRaw16(name: string): Uint16Array {
+    const info = this.info(name);
+    if (info.dtype !== 'BF16' && info.dtype !== 'F16') throw new DpoError(`${this.path}: tensor "${name}" is ${info.dtype}, not BF16 or F16`);
+    if (this.map === undefined) this.map = mapFile(this.path);
+    if (!this.map || info.begin % 2 !== 0) return this.readRaw16(name);
+    return new Uint16Array(this.map, info.begin, numel(info.shape));
   }
 
   /** A tensor's bytes exactly as stored (any dtype). */

@@ -43,8 +43,7 @@ export class LoraLinear extends Module implements LinearLike {
     this.lora_B = new Linear(cfg.r, base.outFeatures);
     this.scaling = cfg.useRslora ? cfg.alpha / Math.sqrt(cfg.r) : cfg.alpha / cfg.r;
     // Only the adapter trains; the base weight stays frozen (its gradient is never computed).
-    base.weight.requiresGrad = false;
-    if (base.bias) base.bias.requiresGrad = false;
+    for (const p of base.parameters()) p.requiresGrad = false;
     this.lora_A.weight.requiresGrad = true;
     this.lora_B.weight.requiresGrad = true;
     if (cfg.useDora) {

@@ -3,6 +3,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { Module } from '../nn/module.js';
 import type { ArchConfig } from './arch.js';
 import type { KVCache } from '../generate/kv-cache.js';
+import { linear, softcap } from '../ops/index.js';
 
 /** One batch of token sequences, row-major (B, T). */
 export interface LmInputs {
@@ -34,6 +35,11 @@ export interface CausalLM extends Module {
   hidden(inp: LmInputs): Tensor;
   /** The output projection (V, C): lm_head.weight, or the tied input embedding. */
   lmHeadWeight(): Tensor;
+  /**
+   * Gemma 2's final_logit_softcapping: logits → cap·tanh(logits / cap) (the fused log-prob op's
+   * `softcap`; logits() applies it with ops.softcap). 0 / absent = none.
+   */
+  readonly finalLogitSoftcap?: number;
   /** Full logits (B, T, V); for tests and generation, the trainer uses tokenLogprobs instead. */
   logits(inp: LmInputs): Tensor;
 }
@@ -43,4 +49,10 @@ export function defaultPositions(B: number, T: number): Int32Array {
   const p = new Int32Array(B * T);
   for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) p[b * T + t] = t;
   return p;
+}
+
+/** Logits (N, V) from final hidden states (N, C): h·lm_headᵀ, soft-capped when the model caps them (Gemma 2). */
+export function lmLogits(model: Pick<CausalLM, 'lmHeadWeight' | 'finalLogitSoftcap'>, h: Tensor): Tensor {
+  const l = linear(h, model.lmHeadWeight());
+  return model.finalLogitSoftcap ? softcap(l, model.finalLogitSoftcap) : l;
 }

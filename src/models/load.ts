@@ -15,6 +15,7 @@ import { checkCheckpoint } from './check-checkpoint.js';
 import { WEIGHTS_INDEX_NAME, WEIGHTS_NAME } from '../io/sharded.js';
 import type { CausalLM } from './causal-lm.js';
 import { buildModel, exportWeights } from './registry.js';
+import { buildStoredModel, type StorageSpec } from '../quant/load-stored.js';
 
 export interface LoadedModel {
   model: CausalLM;
@@ -41,7 +42,7 @@ export function readConfig(dir: string): { raw: Record<string, unknown>; floatPa
  * Loads a causal LM from a local directory or an HF-cache model id. `beforeBuild` sees the checked
  * architecture before any layer exists (e.g. to refuse a run that cannot fit in memory).
  */
-export function loadCausalLM(nameOrPath: string, opts: { beforeBuild?: (arch: ArchConfig) => void } = {}): LoadedModel {
+export function loadCausalLM(nameOrPath: string, opts: { beforeBuild?: (arch: ArchConfig) => void; storage?: StorageSpec | null } = {}): LoadedModel {
   const dir = resolveModelDir(nameOrPath);
   const { raw, floatPaths } = readConfig(dir);
   const arch = { ...archFromConfig(raw, join(dir, 'config.json')), floatPaths };
@@ -51,7 +52,10 @@ export function loadCausalLM(nameOrPath: string, opts: { beforeBuild?: (arch: Ar
     const weights = w.sharded ? { path: join(dir, WEIGHTS_INDEX_NAME), label: `the shards of ${WEIGHTS_INDEX_NAME}` } : { path: join(dir, WEIGHTS_NAME), label: WEIGHTS_NAME };
     checkCheckpoint(arch, w.entries.map(([name, info]) => ({ name, dtype: info.dtype, shape: info.shape, file: w.pathOf(name) })), join(dir, 'config.json'), weights);
     opts.beforeBuild?.(arch);
-    const model = buildModel(arch, w.entries.map(([name, info, load]) => [name, () => ({ shape: info.shape, data: load() })]), dir);
+    // storage: the frozen base linears in bf16 / f16 / 4-bit / 8-bit (quant/load-stored.ts).
+    const model = opts.storage && opts.storage.kind !== 'f32'
+      ? buildStoredModel(arch, w, dir, opts.storage)
+      : buildModel(arch, w.entries.map(([name, info, load]) => [name, () => ({ shape: info.shape, data: load() })]), dir);
     model._nameOrPath = nameOrPath;
     return { model, dir, nameOrPath };
   } finally {

@@ -14,6 +14,8 @@ import { targetMatches, DEFAULT_TARGETS } from '../lora/apply.js';
 import type { ArchConfig } from './arch.js';
 import { architectureFor } from './registry.js';
 import type { ExpectedWeight } from './weight-shapes.js';
+import { bytesPerWeight } from '../quant/storage.js';
+import type { StorageSpec } from '../quant/load-stored.js';
 
 export interface RunShape {
   arch: ArchConfig;
@@ -27,6 +29,8 @@ export interface RunShape {
   rows: number;
   /** Tokens of its longest row (after truncation). */
   seqLen: number;
+  /** How the frozen base linears of a LoRA run are stored (quant/load-stored.ts); absent = float32. */
+  storage?: StorageSpec | null;
 }
 
 export interface MemoryEstimate {
@@ -34,6 +38,8 @@ export interface MemoryEstimate {
   /** [what, bytes], for the message. */
   parts: [string, number][];
   shape: RunShape;
+  /** The activations with gradient checkpointing the other way round (for the printed estimate). */
+  activationsOther: number;
 }
 
 const numel = (e: ExpectedWeight) => e.shape.reduce((a, d) => a * d.size, 1);
@@ -64,17 +70,26 @@ export function estimateRunMemory(s: RunShape): MemoryEstimate {
   const qkv = (a.numHeads + 2 * a.numKvHeads) * a.headDim;
   const perTokenLayer = 4 * (a.family === 'gpt2' ? 7 * C + 2 * a.intermediateSize : 3 * C + qkv + 2 * a.intermediateSize);
   const tokens = s.rows * s.seqLen;
-  const activations = s.gradientCheckpointing ? tokens * (4 * C * a.numLayers + perTokenLayer) : tokens * perTokenLayer * a.numLayers;
+  const withGc = tokens * (4 * C * a.numLayers + perTokenLayer), withoutGc = tokens * perTokenLayer * a.numLayers;
+  const activations = s.gradientCheckpointing ? withGc : withoutGc;
+  // Stored base linears (LoRA only): every 2-D decoder weight at its storage's bytes per weight.
+  let storedSaving = 0;
+  if (s.lora && s.storage && s.storage.kind !== 'f32') {
+    for (const e of layer) {
+      if (e.shape.length !== 2 || !e.name.endsWith('.weight')) continue;
+      storedSaving += numel(e) * (4 - bytesPerWeight(s.storage.kind, e.shape[1].size, s.storage.nested)) * a.numLayers;
+    }
+  }
   // The reference copy under bf16 keeps its decoder linears as bf16 bits.
   const ref = !s.refCopy ? 0 : s.bf16 ? 4 * globalParams + 2 * layerParams : 4 * params;
   const parts: [string, number][] = [
-    ['weights', 4 * params + (s.lora ? 4 * trainable : 0)],
+    [s.lora && s.storage && s.storage.kind !== 'f32' ? `weights (base linears ${s.storage.kind})` : 'weights', 4 * params - storedSaving + (s.lora ? 4 * trainable : 0)],
     ['gradients', 4 * trainable],
     ['AdamW state', 8 * trainable],
     ['reference copy', ref],
     [`activations for ${s.rows} rows × ${s.seqLen} tokens`, activations],
   ];
-  return { bytes: parts.reduce((n, [, b]) => n + b, 0), parts, shape: s };
+  return { bytes: parts.reduce((n, [, b]) => n + b, 0), parts, shape: s, activationsOther: s.gradientCheckpointing ? withoutGc : withGc };
 }
 
 /** The trainer's options that size a run (DPOConfig's fields). */
@@ -91,12 +106,12 @@ export interface TrainingOptions {
  * `refModelGiven` when an explicit reference model exists already, `seqLen` the longest row once
  * the data is tokenized (0 before: weights and optimizer state only).
  */
-export function estimateTraining(arch: ArchConfig, o: TrainingOptions, opts: { lora: RunShape['lora']; seqLen: number; rows?: number; refModelGiven?: boolean }): MemoryEstimate {
+export function estimateTraining(arch: ArchConfig, o: TrainingOptions, opts: { lora: RunShape['lora']; seqLen: number; rows?: number; refModelGiven?: boolean; storage?: StorageSpec | null }): MemoryEstimate {
   const seqLen = o.maxLength === null ? opts.seqLen : Math.min(opts.seqLen, o.maxLength);
   return estimateRunMemory({
     arch, lora: opts.lora, bf16: o.bf16, gradientCheckpointing: o.gradientCheckpointing,
     refCopy: !opts.lora && !opts.refModelGiven && !o.precomputeRefLogProbs,
-    rows: 2 * Math.max(1, opts.rows ?? o.perDeviceTrainBatchSize), seqLen,
+    rows: 2 * Math.max(1, opts.rows ?? o.perDeviceTrainBatchSize), seqLen, storage: opts.storage ?? null,
   });
 }
 
@@ -179,6 +194,7 @@ export function assertRunFits(est: MemoryEstimate, env: NodeJS.ProcessEnv = proc
   const tries: string[] = [];
   if (!s.lora) tries.push('LoRA (--use_peft)');
   if (!s.bf16 && s.refCopy) tries.push('--bf16');
+  if (s.lora && (!s.storage || s.storage.kind === 'f32')) tries.push('--dtype bfloat16 or --load_in_4bit (the frozen base in bf16 / 4-bit)');
   const acts = est.parts[est.parts.length - 1][1];
   if (acts > est.bytes / 10) {
     tries.push('a shorter --max_length');
@@ -187,4 +203,21 @@ export function assertRunFits(est: MemoryEstimate, env: NodeJS.ProcessEnv = proc
   }
   const parts = est.parts.filter(([, b]) => b > 0).map(([w, b]) => `${w} ${gb(b)}`).join(', ');
   throw new DpoError(`this run needs about ${gb(est.bytes)} of memory (${parts}) but ${gb(avail.bytes)} is available (${avail.source}); ${tries.length ? `try ${tries.join(', ')}` : 'the model alone does not fit; use a machine with more memory'}`);
+}
+
+/** The estimate as one line for `dpo train` before its first step. */
+export function describeEstimate(e: MemoryEstimate): string {
+  const parts = e.parts.filter(([, b]) => b > 0).map(([w, b]) => `${w} ${gb(b)}`).join(', ');
+  const gc = e.shape.gradientCheckpointing;
+  return `memory: estimated peak ${gb(e.bytes)} (${parts}); activations with gradient checkpointing ${gc ? 'off' : 'on'} would be ${gb(e.activationsOther)}`;
+}
+
+/** This process's peak resident memory so far (bytes; getrusage's maxrss). */
+export function peakRss(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+/** The measured peak against the estimate, for the end of a run. */
+export function describePeak(e: MemoryEstimate | null, peak = peakRss()): string {
+  return `memory: measured peak RSS ${gb(peak)}${e ? ` (estimated ${gb(e.bytes)}, ${((peak / e.bytes - 1) * 100).toFixed(0)}% off)` : ''}`;
 }

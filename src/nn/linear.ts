@@ -13,9 +13,10 @@ export interface LinearLike extends Module {
 export class Linear extends Module implements LinearLike {
   weight: Tensor;
   bias: Tensor | null;
-  constructor(readonly inFeatures: number, readonly outFeatures: number, bias = false) {
+  /** `weight` given: used as the weight (FrozenLinear passes a placeholder; nothing is allocated). */
+  constructor(readonly inFeatures: number, readonly outFeatures: number, bias = false, weight?: Tensor) {
     super();
-    this.weight = Tensor.zeros([outFeatures, inFeatures]).keep();
+    this.weight = (weight ?? Tensor.zeros([outFeatures, inFeatures])).keep();
     this.bias = bias ? Tensor.zeros([outFeatures]).keep() : null;
   }
   forward(x: Tensor): Tensor {

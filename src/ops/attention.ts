@@ -16,6 +16,8 @@ export interface AttentionOptions {
   segParents?: Int32Array | null;
   window?: number;
   scale?: number;
+  /** Gemma 2's attn_logit_softcapping: scores → cap·tanh(scores / cap) before the mask; 0 / absent = none. */
+  softcap?: number;
 }
 
 /** q (B, T, Hq, D), k/v (B, T, Hkv, D) → (B, T, Hq, D) */
@@ -36,11 +38,12 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   // The window counts packed positions, which a shared prompt's keys are not contiguous with.
   if (segParents && opts.window && opts.window < T) throw new ShapeError('attention', `a sliding window (${opts.window}) cannot be combined with shared-prompt segments (segParents)`);
   if (opts.window !== undefined && !(Number.isInteger(opts.window) && opts.window >= 0)) throw new ShapeError('attention', `window ${opts.window} must be a non-negative integer (0 = unlimited)`);
+  if (opts.softcap !== undefined && !(Number.isFinite(opts.softcap) && opts.softcap >= 0)) throw new ShapeError('attention', `softcap ${opts.softcap} must be a non-negative number (0 = none)`);
   const out = Tensor.empty(q.shape, q.dtype);
   const lse = Tensor.empty([B, Hq, T], q.dtype);
   const args = {
     q: q.data, k: k.data, v: v.data, out: out.data, lse: lse.data, B, T, Hq, Hkv, D,
-    scale: opts.scale ?? 1 / Math.sqrt(D), causal: opts.causal ?? true, keyMask, segIds, segParents, window: opts.window ?? 0,
+    scale: opts.scale ?? 1 / Math.sqrt(D), causal: opts.causal ?? true, keyMask, segIds, segParents, window: opts.window ?? 0, softcap: opts.softcap ?? 0,
   };
   K(q).attention(args);
   return record('attention', out, [q, k, v], (g) => {

@@ -73,6 +73,8 @@ export const silu = (x: Tensor): Tensor => unaryOp('silu', x);
 /** GPT-2's gelu_new: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715x³))) */
 export const geluTanh = (x: Tensor): Tensor => unaryOp('gelu_tanh', x);
 export const abs = (x: Tensor): Tensor => unaryOp('abs', x);
+/** Soft-capping (Gemma 2's logits and attention scores): cap·tanh(x / cap), as torch's three ops. */
+export const softcap = (x: Tensor, cap: number): Tensor => mul(tanh(div(x, cap)), cap);
 
 /** x + s (s is cast to x's dtype first, as torch does with a Python scalar) */
 export function addScalar(x: Tensor, s: number): Tensor {

@@ -27,13 +27,19 @@ export interface TokenLogprobsResult {
  */
 export const DEFAULT_VOCAB_CHUNK = 1024;
 
-export function tokenLogprobs(h: Tensor, w: Tensor, targets: Int32Array, opts: { chunk?: number; stats?: boolean; wpo?: boolean } = {}): TokenLogprobsResult {
+/**
+ * `softcap` (Gemma 2's final_logit_softcapping): every logit becomes cap·tanh(logit / cap) before
+ * the log-softmax and the statistics, as transformers' Gemma2ForCausalLM caps the logits it returns.
+ */
+export function tokenLogprobs(h: Tensor, w: Tensor, targets: Int32Array, opts: { chunk?: number; stats?: boolean; wpo?: boolean; softcap?: number } = {}): TokenLogprobsResult {
   sameDType('tokenLogprobs', h, w);
   if (h.ndim !== 2 || w.ndim !== 2 || h.shape[1] !== w.shape[1]) throw new ShapeError('tokenLogprobs', `hidden ${fmtShape(h.shape)} does not fit lm_head ${fmtShape(w.shape)}`);
   const [N, C] = h.shape;
   const V = w.shape[0];
   if (targets.length !== N) throw new ShapeError('tokenLogprobs', `${targets.length} targets for ${N} rows`);
   for (let i = 0; i < N; i++) if (targets[i] >= V) throw new ShapeError('tokenLogprobs', `target id ${targets[i]} at row ${i} is outside the vocabulary [0, ${V})`);
+  const softcap = opts.softcap ?? 0;
+  if (!(Number.isFinite(softcap) && softcap >= 0)) throw new ShapeError('tokenLogprobs', `softcap ${opts.softcap} must be a non-negative number (0 = none)`);
   const chunk = Math.max(1, Math.min(opts.chunk ?? DEFAULT_VOCAB_CHUNK, V));
   const logp = Tensor.empty([N], h.dtype);
   const lse = Tensor.empty([N], h.dtype);
@@ -44,9 +50,10 @@ export function tokenLogprobs(h: Tensor, w: Tensor, targets: Int32Array, opts: {
   const lse2 = opts.wpo ? mk() : null;
   const stats = () => ({ entropy: entropy ?? undefined, logitSum: logitSum ?? undefined, argmax: argmax ?? undefined, lse: opts.wpo ? Float64Array.from(lse.data) : undefined, lse2: lse2 ?? undefined });
   // A frozen lm_head (LoRA) only needs the gradient for h: g·(w[target] − softmax·w), so the forward
-  // also makes softmax·w and backward skips its vocabulary pass (two GEMMs over V become one).
-  const expected = isGradEnabled() && h.requiresGrad && !w.requiresGrad ? Tensor.empty([N, C], h.dtype) : null;
-  K(h).tokenLogprobs({ h: h.data, w: w.data, targets, N, C, V, chunk, logp: logp.data, lse: lse.data, entropy, logitSum, argmax, lse2, expected: expected?.data ?? null });
+  // also makes softmax·w and backward skips its vocabulary pass (two GEMMs over V become one);
+  // with a soft-cap the general backward runs (its gradient weighs each token by 1 − tanh²).
+  const expected = isGradEnabled() && h.requiresGrad && !w.requiresGrad && !softcap ? Tensor.empty([N, C], h.dtype) : null;
+  K(h).tokenLogprobs({ h: h.data, w: w.data, targets, N, C, V, chunk, logp: logp.data, lse: lse.data, entropy, logitSum, argmax, lse2, expected: expected?.data ?? null, softcap });
   if (expected) {
     return {
       ...stats(),
@@ -65,7 +72,7 @@ export function tokenLogprobs(h: Tensor, w: Tensor, targets: Int32Array, opts: {
     const sink = needs[1] ? leafGradSink(w) : null;
     const gw = needs[1] && !sink ? Tensor.empty(w.shape, w.dtype) : null;
     const gwData = sink ? sink.data : gw ? gw.data : null;
-    K(h).tokenLogprobsBackward({ h: h.data, w: w.data, targets, N, C, V, chunk, lse: lse.data, gLogp: g.data, gh: gh ? gh.data : null, gw: gwData, accumulateGw: !!sink });
+    K(h).tokenLogprobsBackward({ h: h.data, w: w.data, targets, N, C, V, chunk, lse: lse.data, gLogp: g.data, gh: gh ? gh.data : null, gw: gwData, accumulateGw: !!sink, softcap });
     return [gh, gw];
   });
   return { logp, ...stats() };

@@ -42,40 +42,54 @@ export function invFreq(headDim: number, theta: number, scaling: Llama3Scaling |
 
 /** cos/sin tables (maxPos, headDim): emb = cat(freqs, freqs), freqs[p, i] = p·inv_freq[i]. */
 export function ropeTables(headDim: number, maxPos: number, theta: number, scaling: Llama3Scaling | null = null, dtype: 'float32' | 'float64' = 'float32'): { cos: Tensor; sin: Tensor } {
-  const inv = invFreq(headDim, theta, scaling);
-  const half = headDim / 2;
-  const cos = Tensor.empty([maxPos, headDim], dtype);
-  const sin = Tensor.empty([maxPos, headDim], dtype);
+  return ropeTablesFrom(invFreq(headDim, theta, scaling), maxPos, 1, dtype);
+}
+
+/**
+ * cos/sin tables (maxPos, 2·inv.length) from inverse frequencies, as a transformers RotaryEmbedding's
+ * forward makes them: freqs = p·inv_freq in float32, emb = cat(freqs, freqs), cos = emb.cos()·scaling
+ * (yarn's / longrope's attention scaling; 1 leaves the tables unscaled).
+ */
+export function ropeTablesFrom(inv: ArrayLike<number>, maxPos: number, attentionScaling = 1, dtype: 'float32' | 'float64' = 'float32'): { cos: Tensor; sin: Tensor } {
+  const half = inv.length, dim = 2 * half;
+  const sc = f32(attentionScaling);
+  const cos = Tensor.empty([maxPos, dim], dtype);
+  const sin = Tensor.empty([maxPos, dim], dtype);
   for (let p = 0; p < maxPos; p++) {
     for (let i = 0; i < half; i++) {
       const a = f32(p * inv[i]);
-      const c = Math.cos(a), s = Math.sin(a);
-      cos.data[p * headDim + i] = c;
-      cos.data[p * headDim + i + half] = c;
-      sin.data[p * headDim + i] = s;
-      sin.data[p * headDim + i + half] = s;
+      const c = sc === 1 ? Math.cos(a) : f32(f32(Math.cos(a)) * sc), s = sc === 1 ? Math.sin(a) : f32(f32(Math.sin(a)) * sc);
+      cos.data[p * dim + i] = c;
+      cos.data[p * dim + i + half] = c;
+      sin.data[p * dim + i] = s;
+      sin.data[p * dim + i + half] = s;
     }
   }
   return { cos, sin };
 }
 
-/** x (B, T, H, D) rotated at positions pos (B·T); backward is the inverse rotation. */
+/**
+ * x (B, T, H, D) rotated at positions pos (B·T) by tables (maxPos, R): the first R dims of each head
+ * (R = D, or less for partial rotary as Phi-3's apply_rotary_pos_emb), the rest passed through.
+ * Backward is the transposed rotation (the inverse one when the tables carry no attention scaling).
+ */
 export function rope(x: Tensor, cos: Tensor, sin: Tensor, pos: Int32Array): Tensor {
   if (x.ndim !== 4) throw new ShapeError('rope', `x must be (B, T, H, D), got ${fmtShape(x.shape)}`);
   const [B, T, H, D] = x.shape;
-  if (D % 2 !== 0) throw new ShapeError('rope', `head dim ${D} of x ${fmtShape(x.shape)} must be even`);
-  if (cos.ndim !== 2 || cos.shape[1] !== D || sin.ndim !== 2 || sin.shape[0] !== cos.shape[0] || sin.shape[1] !== D) {
-    throw new ShapeError('rope', `tables cos ${fmtShape(cos.shape)}, sin ${fmtShape(sin.shape)} do not match head dim ${D} of x ${fmtShape(x.shape)} (need (maxPos, ${D}))`);
+  const R = cos.ndim === 2 ? cos.shape[1] : -1;
+  if (R === D && D % 2 !== 0) throw new ShapeError('rope', `head dim ${D} of x ${fmtShape(x.shape)} must be even`);
+  if (cos.ndim !== 2 || R > D || R % 2 !== 0 || R === 0 || sin.ndim !== 2 || sin.shape[0] !== cos.shape[0] || sin.shape[1] !== R) {
+    throw new ShapeError('rope', `tables cos ${fmtShape(cos.shape)}, sin ${fmtShape(sin.shape)} do not match head dim ${D} of x ${fmtShape(x.shape)} (need equal (maxPos, R) tables, R even and at most ${D})`);
   }
   if (pos.length !== B * T) throw new ShapeError('rope', `${pos.length} positions for ${B}×${T} tokens`);
   for (let i = 0; i < pos.length; i++) if (pos[i] < 0 || pos[i] >= cos.shape[0]) throw new ShapeError('rope', `position ${pos[i]} outside the table of ${cos.shape[0]}`);
   const c = cos.dtype === x.dtype ? cos : Tensor.from(cos.data, cos.shape, x.dtype);
   const s = sin.dtype === x.dtype ? sin : Tensor.from(sin.data, sin.shape, x.dtype);
   const out = Tensor.empty(x.shape, x.dtype);
-  K(x).rope(x.data, out.data, c.data, s.data, pos, B * T, H, D, false);
+  K(x).rope(x.data, out.data, c.data, s.data, pos, B * T, H, D, false, R);
   return record('rope', out, [x], (g) => {
     const gx = Tensor.empty(x.shape, x.dtype);
-    K(x).rope(g.data, gx.data, c.data, s.data, pos, B * T, H, D, true);
+    K(x).rope(g.data, gx.data, c.data, s.data, pos, B * T, H, D, true, R);
     return [gx];
   });
 }

@@ -72,7 +72,13 @@ test('swiglu forward/backward (large |gate|, a NaN, one gradient skipped), acros
     both(`swiglu ${n}`, [new Float32Array(n)], (K, [o]) => K.swiglu(g, u, o, n), 2e-5, 1e-6);
     both(`swigluBackward ${n}`, [new Float32Array(n), new Float32Array(n)], (K, [a, b]) => K.swigluBackward(g, u, gy, a, b, n), 2e-5, 1e-6);
     both(`swigluBackward gate only ${n}`, [new Float32Array(n)], (K, [a]) => K.swigluBackward(g, u, gy, a, null, n), 2e-5, 1e-6);
+    // GeGLU (gelu_tanh gate): the vectorised tanh against Math.tanh
+    both(`geglu ${n}`, [new Float32Array(n)], (K, [o]) => K.swiglu(g, u, o, n, 'gelu_tanh'), 2e-5, 1e-6);
+    both(`gegluBackward ${n}`, [new Float32Array(n), new Float32Array(n)], (K, [a, b]) => K.swigluBackward(g, u, gy, a, b, n, 'gelu_tanh'), 2e-5, 1e-6);
+    both(`gegluBackward up only ${n}`, [new Float32Array(n)], (K, [b]) => K.swigluBackward(g, u, gy, null, b, n, 'gelu_tanh'), 2e-5, 1e-6);
   }
+  const g = rand(40, 3), u = rand(40);
+  both('geglu small gates', [new Float32Array(40)], (K, [o]) => K.swiglu(g, u, o, 40, 'gelu_tanh'), 2e-5, 1e-6);
 });
 
 test('binary broadcasting, axpy, maskScale, sumAxis, sumSquares', { skip }, () => {
@@ -124,6 +130,9 @@ test('embedding, rmsnorm, layernorm, rope', { skip }, () => {
   both('layernormBackward', [new Float32Array(rows * dim), rand(dim), rand(dim)], (K, [gx, gw, gb]) => K.layernormBackward(x, nw, mean, rs, gy, gx, gw, gb, rows, dim), 1e-4, 1e-5);
   const H = 3, D = 8, P = 20, cos = rand(P * D), sin = rand(P * D), pos = ids(rows, P), xr = rand(rows * H * D);
   for (const inv of [false, true]) both(`rope inverse=${inv}`, [new Float32Array(rows * H * D)], (K, [o]) => K.rope(xr, o, cos, sin, pos, rows, H, D, inv));
+  // partial rotary (Phi-3): tables (P, R) for the first R = 6 of D = 8 dims; the rest copied
+  const R = 6, pc = rand(P * R), ps = rand(P * R);
+  for (const inv of [false, true]) both(`rope partial inverse=${inv}`, [rand(rows * H * D)], (K, [o]) => K.rope(xr, o, pc, ps, pos, rows, H, D, inv, R));
 });
 
 test('attention forward/backward: GQA, padding, segments (contiguous blocks, a returning id, shared-prompt parents, a later parent), window, fully masked rows, non-causal', { skip }, () => {
@@ -139,8 +148,10 @@ test('attention forward/backward: GQA, padding, segments (contiguous blocks, a r
     const orphans = Int32Array.from({ length: B * T }, (_, i) => (Math.floor((i % T) / 5) === 0 && T > 5 ? 1 : -1));
     const cases = [[null, null, true, null], [keyMask, null, true, null], [keyMask, segIds, true, null], [null, segIds, false, null], [keyMask, returning, true, null]] as const;
     const treeCases = window ? [] : ([[keyMask, segIds, true, parents], [null, segIds, true, orphans]] as const);
-    for (const [km, sg, causal, sp] of [...cases, ...treeCases]) {
-      const args = { q, k, v, B, T, Hq, Hkv, D, scale: 1 / Math.sqrt(D), causal, keyMask: km, segIds: sg, segParents: sp, window };
+    // Gemma 2's soft-cap (scores of q, k ~ ±2 reach it) under padding, segments and parents
+    const capCases = ([[keyMask, segIds, true, window ? null : parents, 1.5], [null, null, false, null, 0.7]] as const);
+    for (const [km, sg, causal, sp, softcap] of [...cases.map((c) => [...c, 0] as const), ...treeCases.map((c) => [...c, 0] as const), ...capCases]) {
+      const args = { q, k, v, B, T, Hq, Hkv, D, scale: 1 / Math.sqrt(D), causal, keyMask: km, segIds: sg, segParents: sp, window, softcap };
       both(`attention ${B},${T},${Hq},${Hkv},${D}`, [new Float32Array(q.length), new Float32Array(B * Hq * T)], (K, [out, lse]) => K.attention({ ...args, out, lse }), 1e-4, 1e-5);
       const out = new Float32Array(q.length), lse = new Float32Array(B * Hq * T);
       refKernels.attention({ ...args, out, lse });
@@ -165,6 +176,14 @@ test('tokenLogprobs forward/backward: chunks, ignored targets, expected embeddin
     assert.deepEqual(argA, argB);
     const gLogp = rand(Nr);
     both('tokenLogprobsBackward', [new Float32Array(Nr * C), new Float32Array(V * C)], (K, [gh, gw]) => K.tokenLogprobsBackward({ h, w, targets, N: Nr, C, V, chunk, lse: b[1], gLogp, gh, gw }), 1e-4, 1e-4);
+    // Gemma 2's final-logit soft-cap (logits of tens against cap 20: bent, not saturated, so argmax has no float32 ties): forward stats and backward
+    const sa = outs(), sb = outs();
+    N.tokenLogprobs({ h, w, targets, N: Nr, C, V, chunk, logp: sa[0], lse: sa[1], entropy: sa[2], logitSum: sa[3], argmax: argA, lse2: sa[4], softcap: 20 });
+    refKernels.tokenLogprobs({ h, w, targets, N: Nr, C, V, chunk, logp: sb[0], lse: sb[1], entropy: sb[2], logitSum: sb[3], argmax: argB, lse2: sb[4], softcap: 20 });
+    sa.forEach((x, i) => close(`softcap tokenLogprobs out ${i}`, x, sb[i], 1e-4, 1e-4));
+    assert.deepEqual(argA, argB);
+    both('softcap tokenLogprobsBackward', [new Float32Array(Nr * C), rand(V * C)], (K, [gh, gw]) => K.tokenLogprobsBackward({ h, w, targets, N: Nr, C, V, chunk, lse: sb[1], gLogp, gh, gw, accumulateGw: true, softcap: 20 }), 1e-4, 1e-4);
+    assert.throws(() => N.tokenLogprobs({ h, w, targets, N: Nr, C, V, chunk, logp: sa[0], lse: sa[1], entropy: null, logitSum: null, argmax: null, lse2: null, expected: expA, softcap: 5 }), /expected embedding is not computed with a softcap/);
   }
   // Logits ~±1e4 must not overflow; NaN in h makes that row NaN.
   const h = Float32Array.from([100, -50, 30, 1, 2, 3]), w = Float32Array.from([80, 10, -90, 40, 0, 0, 1, 1, 1]);
@@ -215,6 +234,11 @@ test('bf16 matmul precision: native and ref round operands the same way; the res
     close('bf16 tokenLogprobs', la[0], lb[0], 1e-4, 1e-4);
     const gLogp = rand(Nr);
     both('bf16 tokenLogprobsBackward', [new Float32Array(Nr * C), new Float32Array(V * C)], (K, [gh, gw]) => K.tokenLogprobsBackward({ h, w, targets, N: Nr, C, V, chunk, lse: lb[1], gLogp, gh, gw }), 1e-4, 1e-4);
+    // the soft-cap on the bf16 route: capped after the bf16 GEMM on both backends
+    N.tokenLogprobs({ h, w, targets, N: Nr, C, V, chunk, logp: la[0], lse: la[1], entropy: null, logitSum: null, argmax: null, lse2: null, softcap: 3 });
+    refKernels.tokenLogprobs({ h, w, targets, N: Nr, C, V, chunk, logp: lb[0], lse: lb[1], entropy: null, logitSum: null, argmax: null, lse2: null, softcap: 3 });
+    close('bf16 softcap tokenLogprobs', la[0], lb[0], 1e-4, 1e-4);
+    both('bf16 softcap tokenLogprobsBackward', [new Float32Array(Nr * C), new Float32Array(V * C)], (K, [gh, gw]) => K.tokenLogprobsBackward({ h, w, targets, N: Nr, C, V, chunk, lse: lb[1], gLogp, gh, gw, softcap: 3 }), 1e-4, 1e-4);
   } finally {
     setBoth('float32');
   }

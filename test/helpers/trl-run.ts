@@ -12,6 +12,8 @@ import { DPOConfig } from '../../src/dpo/config.js';
 import { DPOTrainer } from '../../src/dpo/trainer.js';
 import { loadAdapter } from '../../src/lora/peft-io.js';
 import { LoraConfig } from '../../src/lora/config.js';
+import type { CausalLM } from '../../src/models/causal-lm.js';
+import type { StorageSpec } from '../../src/quant/load-stored.js';
 
 export const TRL_FIXTURES = 'test/fixtures/trl';
 const seed = JSON.parse(readFileSync('examples/dpo_example.json', 'utf8')) as Record<string, string[]>;
@@ -42,13 +44,17 @@ export interface TrlReplay {
   ours: Record<string, number>[];
   trainer: DPOTrainer;
   evaluateAfter?: Record<string, number>;
+  /** The model loaded for the first trainer (a resume trains another). */
+  model: CausalLM;
 }
 
 /** Our training logs (entries with a loss) for TRL's run `name`, with `overrides` on its arguments. */
-export async function replayTrlRun(name: string, overrides: Record<string, unknown> = {}, opts: { resumeAt?: number } = {}): Promise<TrlReplay> {
+/** `opts.storage`: the base linears' storage (quant/load-stored.ts); `opts.prepare` edits the loaded model first; `opts.resumeAt` overrides the case's resume step. */
+export async function replayTrlRun(name: string, overrides: Record<string, unknown> = {}, opts: { resumeAt?: number; storage?: StorageSpec; prepare?: (m: CausalLM) => void } = {}): Promise<TrlReplay> {
   const run = JSON.parse(readFileSync(join(TRL_FIXTURES, name, 'run.json'), 'utf8')) as TrlRun;
   const dir = join('test/fixtures/models', run.case.model);
-  const { model } = loadCausalLM(dir);
+  const { model } = loadCausalLM(dir, { storage: opts.storage });
+  opts.prepare?.(model);
   const tok = HfTokenizer.fromDir(dir);
   // continued / peft: the adapter TRL started from (PEFT saved it); fresh: TRL's peft_config, applied by our trainer.
   if (run.case.lora === 'continued' || run.case.lora === 'peft') loadAdapter(model, join(TRL_FIXTURES, name, 'initial_adapter'));
@@ -74,7 +80,7 @@ export async function replayTrlRun(name: string, overrides: Record<string, unkno
   }
   const ours = trainer.state.log_history.filter((h) => !('train_runtime' in h)) as Record<string, number>[];
   const evaluateAfter = run.case.evaluate_after ? (trainer.evaluate() as Record<string, number>) : undefined;
-  return { run, ours, trainer, evaluateAfter };
+  return { run, ours, trainer, evaluateAfter, model };
 }
 
 const SKIP = new Set(['step', 'epoch']);

@@ -10,6 +10,7 @@ import { Tensor } from '../../src/tensor/tensor.js';
 import * as op from '../../src/ops/index.js';
 import type { AttentionOptions } from '../../src/ops/index.js';
 import { gradcheck, randn } from '../helpers/gradcheck.js';
+import { cachedAttention } from '../../src/generate/kv-cache.js';
 
 const rng = new Rng(5);
 const r = (...shape: number[]) => randn(shape, rng);
@@ -22,7 +23,8 @@ function slowAttention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): Te
   const qh = op.permute(q, [0, 2, 1, 3]); // (B, Hq, T, D)
   const kh = op.indexSelect(op.permute(k, [0, 2, 1, 3]), 1, rep); // (B, Hq, T, D)
   const vh = op.indexSelect(op.permute(v, [0, 2, 1, 3]), 1, rep);
-  const s = op.scale(op.matmul(qh, kh, { transB: true }), o.scale ?? 1 / Math.sqrt(D)); // (B, Hq, T, T)
+  let s = op.scale(op.matmul(qh, kh, { transB: true }), o.scale ?? 1 / Math.sqrt(D)); // (B, Hq, T, T)
+  if (o.softcap) s = op.softcap(s, o.softcap); // Gemma 2: before the mask
   const mask = Tensor.zeros([B, 1, T, T], q.dtype);
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
@@ -119,4 +121,25 @@ test('fused attention equals the eager slow twin (values and gradients)', () => 
   compareWithSlow('gqa + right pad + window', { B: 2, T: 6, Hq: 6, Hkv: 2, D: 3 }, { keyMask: Uint8Array.from([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0]), window: 3 });
   compareWithSlow('shared-prompt segments + GQA + padding', { B: 2, T: 10, Hq: 4, Hkv: 2, D: 3 }, { segIds: treeSeg, segParents: treePar, keyMask: Uint8Array.from({ length: 20 }, (_, i) => (i < 18 ? 1 : 0)) });
   compareWithSlow('segments, non-causal', { B: 1, T: 6, Hq: 2, Hkv: 1, D: 4 }, { causal: false, segIds: Int32Array.from([0, 0, 1, 1, 1, 2]) });
+});
+
+test('attention soft-capping (Gemma 2): gradients, the eager slow twin, and the KV-cache path', () => {
+  const B = 2, T = 6, D = 3;
+  const keyMask = Uint8Array.from([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0]);
+  // scores of size ~cap, where tanh bends: q, k scaled up
+  const big = (...shape: number[]) => randn(shape, rng, 3);
+  gradcheck('attention softcap', (q, k, v) => op.attention(q, k, v, { keyMask, softcap: 2, scale: 0.7 }), [big(B, T, 4, D), big(B, T, 2, D), r(B, T, 2, D)]);
+  gradcheck('attention softcap + window + segments', (q, k, v) => op.attention(q, k, v, { window: 3, segIds: Int32Array.from([0, 0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1]), softcap: 1.5 }), [big(B, T, 2, D), big(B, T, 1, D), r(B, T, 1, D)]);
+  compareWithSlow('softcap + gqa + pad', { B: 2, T: 6, Hq: 4, Hkv: 2, D: 3 }, { keyMask, softcap: 1.2, scale: 0.9 });
+  compareWithSlow('softcap + shared-prompt segments', { B: 2, T: 10, Hq: 2, Hkv: 1, D: 3 }, { segIds: treeSeg, segParents: treePar, softcap: 0.8 });
+  // the cap changes the result (it is not a no-op on these scores)
+  const q = big(1, T, 2, D), k = big(1, T, 2, D), v = r(1, T, 2, D);
+  const capped = op.attention(q, k, v, { softcap: 1 }), plain = op.attention(q, k, v, {});
+  assert.ok(capped.data.some((x, i) => Math.abs(x - plain.data[i]) > 1e-3));
+  // generation's cached attention: prefill of the whole row equals the fused op (float32)
+  const f = (t: Tensor) => Tensor.from(t.data, t.shape, 'float32');
+  const fused = op.attention(f(q), f(k), f(v), { softcap: 1, scale: 0.6, window: 4 });
+  const cached = cachedAttention(f(q).data as Float32Array, f(k).data as Float32Array, f(v).data as Float32Array, 0, T, 2, 2, D, 4, { softcap: 1, scale: 0.6 });
+  cached.forEach((x, i) => assert.ok(Math.abs(x - fused.data[i]) < 1e-5, `cached[${i}] ${x} vs fused ${fused.data[i]}`));
+  assert.throws(() => op.attention(q, k, v, { softcap: -1 }), (e: Error) => e.message === 'attention: softcap -1 must be a non-negative number (0 = none)');
 });

@@ -72,3 +72,40 @@ test('tokenLogprobs rejects a target ≥ V and mismatched shapes', () => {
   assert.throws(() => op.tokenLogprobs(r(2, 3), r(5, 4), Int32Array.from([1, 2])), /tokenLogprobs: hidden \[2, 3\] does not fit lm_head \[5, 4\]/);
   assert.throws(() => op.tokenLogprobs(r(2, 3), r(5, 3), Int32Array.from([1])), /tokenLogprobs: 1 targets for 2 rows/);
 });
+
+test('tokenLogprobs with a final-logit soft-cap (Gemma 2) equals log_softmax(cap·tanh(h·wᵀ / cap)) gathered, with stats and gradients', () => {
+  const N = 5, C = 4, V = 11, cap = 1.5;
+  const targets = Int32Array.from([10, 0, -1, 5, 5]);
+  const big = (...s: number[]) => randn(s, rng, 2); // logits of a few units: tanh bends
+  const h = big(N, C).param(), w = big(V, C).param();
+  const res = op.tokenLogprobs(h, w, targets, { chunk: 4, stats: true, wpo: true, softcap: cap });
+  const logits = op.softcap(op.matmul(h, w, { transB: true }), cap); // (N, V), as Gemma2ForCausalLM returns them
+  const lsm = op.logSoftmax(logits);
+  let moved = 0;
+  const plain = op.tokenLogprobs(h, w, targets, { chunk: 4 });
+  for (let n = 0; n < N; n++) {
+    const want = targets[n] < 0 ? 0 : lsm.data[n * V + targets[n]];
+    assert.ok(Math.abs(res.logp.data[n] - want) < 1e-12, `logp[${n}] ${res.logp.data[n]} vs ${want}`);
+    moved = Math.max(moved, Math.abs(res.logp.data[n] - plain.logp.data[n]));
+    let ent = 0, sum = 0, best = 0, lse2 = -Infinity;
+    for (let v = 0; v < V; v++) {
+      const lp = lsm.data[n * V + v], l = logits.data[n * V + v];
+      ent -= Math.exp(lp) * lp;
+      sum += l;
+      if (l > logits.data[n * V + best]) best = v;
+      lse2 = Math.max(lse2, 2 * l);
+    }
+    let s2 = 0;
+    for (let v = 0; v < V; v++) s2 += Math.exp(2 * logits.data[n * V + v] - lse2);
+    assert.ok(Math.abs(res.entropy![n] - ent) < 1e-12, `entropy[${n}]`);
+    assert.ok(Math.abs(res.logitSum![n] - sum) < 1e-12, `logitSum[${n}]`);
+    assert.ok(Math.abs(res.lse2![n] - (lse2 + Math.log(s2))) < 1e-12, `lse2[${n}]`);
+    assert.equal(res.argmax![n], best, `argmax[${n}]`);
+  }
+  assert.ok(moved > 1e-2, `the cap changes the log-probs (${moved})`);
+  for (const chunk of [3, 100]) gradcheck(`tokenLogprobs softcap chunk ${chunk}`, (a, b) => op.tokenLogprobs(a, b, targets, { chunk, softcap: cap }).logp, [big(N, C), big(V, C)]);
+  // frozen lm_head (LoRA): the general backward for h, not the softmax·w shortcut
+  const wf = big(V, C);
+  gradcheck('tokenLogprobs softcap frozen w', (a) => op.tokenLogprobs(a, wf, targets, { chunk: 4, softcap: cap }).logp, [big(N, C)]);
+  assert.throws(() => op.tokenLogprobs(h, w, targets, { softcap: -2 }), (e: Error) => e.message === 'tokenLogprobs: softcap -2 must be a non-negative number (0 = none)');
+});

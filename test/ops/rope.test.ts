@@ -5,6 +5,9 @@ import { Rng } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import * as op from '../../src/ops/index.js';
 import { gradcheck, randn } from '../helpers/gradcheck.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ropeParameters, RotaryState } from '../../src/models/rope-init.js';
 
 const LLAMA31 = { type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 } as const;
 const f32ulp = (x: number) => Math.abs(x) * 2 ** -23;
@@ -75,4 +78,40 @@ test('rope gradients (default and llama3 tables, float32 tables with float64 x)'
   gradcheck('rope llama3', (x) => op.rope(x, l3.cos, l3.sin, pos), [randn([2, 3, 2, 8], rng)]);
   const d = op.ropeTables(6, 16, 500);
   gradcheck('rope default', (x) => op.rope(x, d.cos, d.sin, pos), [randn([3, 2, 1, 6], rng)]);
+});
+
+test('rope with partial rotary and attention scaling equals transformers Phi-3 apply_rotary_pos_emb', () => {
+  const fix = JSON.parse(readFileSync(join(process.cwd(), 'test/fixtures/rope/rope.json'), 'utf8'));
+  const a = fix.apply_rotary as { case: string; seq_len: number; q: number[]; q_embed: number[]; shape_bthd: number[] };
+  const c = fix.cases.find((x: { name: string }) => x.name === a.case);
+  const opts = { maxPositionEmbeddings: c.config.max_position_embeddings, originalMaxPositionEmbeddings: c.config.original_max_position_embeddings, defaultPartialRotaryFactor: 1 };
+  const state = new RotaryState(ropeParameters(c.config, opts), { headDim: c.head_dim, maxPositionEmbeddings: c.config.max_position_embeddings, defaultUsesPartialRotary: true });
+  state.update(a.seq_len);
+  const r = state.get()!;
+  assert.ok(r.rotaryDim < c.head_dim && r.attentionScaling > 1, 'the case rotates part of the head, with scaling');
+  const { cos, sin } = op.ropeTablesFrom(r.invFreq, a.seq_len, r.attentionScaling);
+  const [B, T] = a.shape_bthd;
+  const y = op.rope(Tensor.from(a.q, a.shape_bthd, 'float32'), cos, sin, Int32Array.from({ length: B * T }, (_, i) => i % T));
+  let maxd = 0;
+  y.data.forEach((v, i) => (maxd = Math.max(maxd, Math.abs(v - a.q_embed[i]))));
+  assert.ok(maxd <= 1e-6, `max |ours − transformers| ${maxd}`);
+  // the pass-through dims are x itself
+  const D = a.shape_bthd[3];
+  for (let i = 0; i < y.size; i++) if (i % D >= r.rotaryDim) assert.equal(y.data[i], Math.fround(a.q[i]));
+});
+
+test('rope gradients with partial rotary and scaled tables', () => {
+  const rng = new Rng(12);
+  const pos = Int32Array.from([0, 3, 7, 2, 1, 6]);
+  const inv = Float64Array.from([1, 0.3, 0.05]);
+  const t = op.ropeTablesFrom(inv, 8, 1.25, 'float64'); // R = 6 of D = 10
+  gradcheck('rope partial scaled', (x) => op.rope(x, t.cos, t.sin, pos), [randn([2, 3, 2, 10], rng)]);
+  const u = op.ropeTablesFrom(inv, 8); // R = D = 6
+  gradcheck('rope full from inv_freq', (x) => op.rope(x, u.cos, u.sin, pos), [randn([3, 2, 1, 6], rng)]);
+});
+
+test('rope errors: odd or too wide rotary tables', () => {
+  const z = (...s: number[]) => Tensor.zeros(s);
+  assert.throws(() => op.rope(z(1, 2, 1, 4), z(8, 3), z(8, 3), Int32Array.from([0, 1])), (e: Error) => /^rope: tables cos \[8, 3\], sin \[8, 3\] do not match head dim 4 of x \[1, 2, 1, 4\] \(need equal \(maxPos, R\) tables, R even and at most 4\)$/.test(e.message));
+  assert.throws(() => op.rope(z(1, 2, 1, 4), z(8, 2), z(8, 4), Int32Array.from([0, 1])), (e: Error) => /^rope: tables cos \[8, 2\], sin \[8, 4\] do not match/.test(e.message));
 });

@@ -6,6 +6,8 @@
 import { DpoError } from '../../errors.js';
 import type { Backend, BackendInfo, BinaryOp, KernelTable } from '../types.js';
 import { refKernels } from '../ref/index.js';
+import { DYNAMIC8, FP4, NF4 } from '../../quant/codes.js';
+import type { StorageKind } from '../../quant/storage.js';
 
 type Fn = (...args: unknown[]) => unknown;
 export type NativeAddon = Record<string, Fn>;
@@ -33,17 +35,23 @@ function guarded(addon: NativeAddon): NativeAddon {
   return out;
 }
 
+/** Storage kinds as native/src/stored-gemm.cc numbers them. */
+const STORAGE_CODE: Record<StorageKind, number> = { f32: 0, bf16: 1, f16: 2, nf4: 3, fp4: 4, int8: 5 };
+
 const BIN: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3 };
 
 export function makeNativeBackend(addon: NativeAddon): Backend {
   const n = guarded(addon);
   const k: KernelTable = {
     matmul: (p) => void n.matmul(p.a, p.b, p.c, p.batch, p.m, p.n, p.k, p.transA, p.transB, p.strideA, p.strideB, p.strideC, p.alpha, p.beta),
+    storedMatmul: ({ a, w, c, m, xWt, beta }) =>
+      void n.storedMatmul(a, c, m, xWt, beta, STORAGE_CODE[w.kind], w.rows, w.cols, w.data, w.absmax, w.qabsmax,
+        w.kind === 'nf4' ? NF4 : w.kind === 'fp4' ? FP4 : null, w.qabsmax ? DYNAMIC8 : null, w.offset),
     binary: (op, a, b, out, shape, as, bs) => void n.binary(BIN[op], a, b, out, shape, as, bs),
     unary: (op, x, out, cnt, alpha) => void n.unary(op, x, out, cnt, alpha),
     unaryBackward: (op, x, y, gy, gx, cnt, alpha) => void n.unaryBackward(op, x, y, gy, gx, cnt, alpha),
-    swiglu: (g, u, out, cnt) => void n.swiglu(g, u, out, cnt),
-    swigluBackward: (g, u, gy, gg, gu, cnt) => void n.swigluBackward(g, u, gy, gg, gu, cnt),
+    swiglu: (g, u, out, cnt, act) => void n.swiglu(g, u, out, cnt, act ?? 'silu'),
+    swigluBackward: (g, u, gy, gg, gu, cnt, act) => void n.swigluBackward(g, u, gy, gg, gu, cnt, act ?? 'silu'),
     axpy: (y, x, cnt, alpha) => void n.axpy(y, x, cnt, alpha),
     sumAxis: (x, out, outer, dim, inner) => void n.sumAxis(x, out, outer, dim, inner),
     sumSquares: (x, cnt) => n.sumSquares(x, cnt) as number,
@@ -55,12 +63,12 @@ export function makeNativeBackend(addon: NativeAddon): Backend {
     rmsnormBackward: (x, w, rstd, gy, gx, gw, rows, dim) => void n.rmsnormBackward(x, w, rstd, gy, gx, gw, rows, dim),
     layernorm: (x, w, b, out, mean, rstd, rows, dim, eps) => void n.layernorm(x, w, b, out, mean, rstd, rows, dim, eps),
     layernormBackward: (x, w, mean, rstd, gy, gx, gw, gb, rows, dim) => void n.layernormBackward(x, w, mean, rstd, gy, gx, gw, gb, rows, dim),
-    rope: (x, out, cos, sin, pos, rows, heads, dim, inverse) => void n.rope(x, out, cos, sin, pos, rows, heads, dim, inverse),
-    attention: (p) => void n.attention(p.q, p.k, p.v, p.out, p.lse, p.B, p.T, p.Hq, p.Hkv, p.D, p.scale, p.causal, p.keyMask, p.segIds, p.window, p.segParents ?? null),
+    rope: (x, out, cos, sin, pos, rows, heads, dim, inverse, rotaryDim) => void n.rope(x, out, cos, sin, pos, rows, heads, dim, inverse, rotaryDim ?? dim),
+    attention: (p) => void n.attention(p.q, p.k, p.v, p.out, p.lse, p.B, p.T, p.Hq, p.Hkv, p.D, p.scale, p.causal, p.keyMask, p.segIds, p.window, p.segParents ?? null, p.softcap ?? 0),
     attentionBackward: (p) =>
-      void n.attentionBackward(p.q, p.k, p.v, p.out, p.lse, p.B, p.T, p.Hq, p.Hkv, p.D, p.scale, p.causal, p.keyMask, p.segIds, p.window, p.gOut, p.gq, p.gk, p.gv, p.segParents ?? null),
-    tokenLogprobs: (p) => void n.tokenLogprobs(p.h, p.w, p.targets, p.N, p.C, p.V, p.chunk, p.logp, p.lse, p.entropy, p.logitSum, p.argmax, p.lse2, p.expected ?? null),
-    tokenLogprobsBackward: (p) => void n.tokenLogprobsBackward(p.h, p.w, p.targets, p.N, p.C, p.V, p.chunk, p.lse, p.gLogp, p.gh, p.gw, !!p.accumulateGw),
+      void n.attentionBackward(p.q, p.k, p.v, p.out, p.lse, p.B, p.T, p.Hq, p.Hkv, p.D, p.scale, p.causal, p.keyMask, p.segIds, p.window, p.gOut, p.gq, p.gk, p.gv, p.segParents ?? null, p.softcap ?? 0),
+    tokenLogprobs: (p) => void n.tokenLogprobs(p.h, p.w, p.targets, p.N, p.C, p.V, p.chunk, p.logp, p.lse, p.entropy, p.logitSum, p.argmax, p.lse2, p.expected ?? null, p.softcap ?? 0),
+    tokenLogprobsBackward: (p) => void n.tokenLogprobsBackward(p.h, p.w, p.targets, p.N, p.C, p.V, p.chunk, p.lse, p.gLogp, p.gh, p.gw, !!p.accumulateGw, p.softcap ?? 0),
     permute: refKernels.permute,
     maskScale: (x, mask, out, cnt, scale) => void n.maskScale(x, mask, out, cnt, scale),
     adamw: (p) => void n.adamw(p.param, p.grad, p.m, p.v, p.n, p.lr, p.beta1, p.beta2, p.eps, p.weightDecay, p.step),
@@ -72,6 +80,7 @@ export function makeNativeBackend(addon: NativeAddon): Backend {
     setNumThreads: (t) => void n.setNumThreads(t),
     getNumThreads: () => n.getNumThreads() as number,
     setMatmulPrecision: (p) => void n.setMatmulBf16(p === 'bfloat16'),
+    mapFile: (path) => n.mapFile(path) as ArrayBuffer,
     describe: (): BackendInfo => {
       const c = n.cpuInfo() as { kernelIsa: string; onednnIsa: string; bf16Units: boolean };
       return { name: 'native', threads: n.getNumThreads() as number, ...c };

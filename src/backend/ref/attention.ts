@@ -17,8 +17,14 @@ export function allowed(p: AttentionArgs, b: number, t: number, j: number): bool
   return true;
 }
 
+/** The score of a (query, key) pair from their dot product: scaled, then soft-capped when asked. */
+export function score(p: AttentionArgs, dot: number): number {
+  const s = dot * p.scale;
+  return p.softcap ? p.softcap * Math.tanh(s / p.softcap) : s;
+}
+
 export function attention(p: AttentionArgs): void {
-  const { q, k, v, out, lse, B, T, Hq, Hkv, D, scale } = p;
+  const { q, k, v, out, lse, B, T, Hq, Hkv, D } = p;
   const group = Hq / Hkv;
   const s = new Float64Array(T);
   const acc = new Float64Array(D);
@@ -37,7 +43,7 @@ export function attention(p: AttentionArgs): void {
           const ko = ((b * T + j) * Hkv + kh) * D;
           let dot = 0;
           for (let d = 0; d < D; d++) dot += q[qo + d] * k[ko + d];
-          s[j] = dot * scale;
+          s[j] = score(p, dot);
           if (s[j] !== s[j]) nan = true;
           if (s[j] > m) m = s[j];
         }
@@ -64,7 +70,10 @@ export function attention(p: AttentionArgs): void {
   }
 }
 
-/** dP = dO·Vᵀ; Di = Σ dO·O; dS = P·(dP − Di); dQ = scale·dS·K; dK += scale·dSᵀ·Q; dV += Pᵀ·dO */
+/**
+ * dP = dO·Vᵀ; Di = Σ dO·O; dS = P·(dP − Di); dQ = scale·dS·K; dK += scale·dSᵀ·Q; dV += Pᵀ·dO. With
+ * soft-capping s = c·tanh(u / c), ds/du = 1 − (s / c)², which multiplies dS.
+ */
 export function attentionBackward(p: AttentionBackwardArgs): void {
   const { q, k, v, out, lse, gOut, gq, gk, gv, B, T, Hq, Hkv, D, scale } = p;
   const group = Hq / Hkv;
@@ -88,8 +97,9 @@ export function attentionBackward(p: AttentionBackwardArgs): void {
             dot += q[qo + d] * k[ko + d];
             dp += gOut[qo + d] * v[ko + d];
           }
-          const pr = Math.exp(dot * scale - L);
-          const ds = pr * (dp - di);
+          const s = score(p, dot);
+          const pr = Math.exp(s - L);
+          const ds = pr * (dp - di) * (p.softcap ? 1 - (s / p.softcap) ** 2 : 1);
           for (let d = 0; d < D; d++) {
             gq[qo + d] += scale * ds * k[ko + d];
             gk[ko + d] += scale * ds * q[qo + d];

@@ -1,5 +1,5 @@
 /** Elementwise kernels: broadcasting binary ops, unary ops and their derivatives, axpy, masked scale. */
-import type { BinaryOp, F, UnaryOp } from '../types.js';
+import type { BinaryOp, F, GatedAct, UnaryOp } from '../types.js';
 
 const GELU_C = Math.sqrt(2 / Math.PI);
 
@@ -96,15 +96,15 @@ export function maskScale(x: F, mask: Uint8Array, out: F, n: number, s: number):
 }
 
 /** silu(g)·u */
-export function swiglu(g: F, u: F, out: F, n: number): void {
-  const silu = unaryFn('silu', 0);
-  for (let i = 0; i < n; i++) out[i] = silu(g[i]) * u[i];
+export function swiglu(g: F, u: F, out: F, n: number, act: GatedAct = 'silu'): void {
+  const f = unaryFn(act, 0);
+  for (let i = 0; i < n; i++) out[i] = f(g[i]) * u[i];
 }
 
-export function swigluBackward(g: F, u: F, gy: F, gg: F | null, gu: F | null, n: number): void {
-  const silu = unaryFn('silu', 0), dsilu = derivative('silu', 0);
+export function swigluBackward(g: F, u: F, gy: F, gg: F | null, gu: F | null, n: number, act: GatedAct = 'silu'): void {
+  const f = unaryFn(act, 0), df = derivative(act, 0); // both derivatives read x only
   for (let i = 0; i < n; i++) {
-    if (gg) gg[i] = gy[i] * u[i] * dsilu(g[i], 0);
-    if (gu) gu[i] = gy[i] * silu(g[i]);
+    if (gg) gg[i] = gy[i] * u[i] * df(g[i], 0);
+    if (gu) gu[i] = gy[i] * f(g[i]);
   }
 }

@@ -11,9 +11,10 @@ import { attention, attentionBackward } from './attention.js';
 import { tokenLogprobs, tokenLogprobsBackward } from './logprob.js';
 import { permute } from './permute.js';
 import { adamw } from './adamw.js';
+import { storedMatmul } from './stored-matmul.js';
 
 export const refKernels: KernelTable = {
-  matmul, binary, unary, unaryBackward, swiglu, swigluBackward, axpy, sumAxis, sumSquares, softmax, softmaxBackward,
+  matmul, storedMatmul, binary, unary, unaryBackward, swiglu, swigluBackward, axpy, sumAxis, sumSquares, softmax, softmaxBackward,
   embedding, embeddingBackward, rmsnorm, rmsnormBackward, layernorm, layernormBackward, rope,
   attention, attentionBackward, tokenLogprobs, tokenLogprobsBackward, permute, maskScale, adamw,
 };

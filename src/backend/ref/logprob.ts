@@ -8,13 +8,22 @@
 import type { F, TokenLogprobArgs, TokenLogprobBackwardArgs } from '../types.js';
 import { matmul } from './matmul.js';
 
-function chunkLogits(h: F, w: F, buf: Float64Array, N: number, C: number, v0: number, n: number): void {
+/** buf (N, n) = h·w[v0, v0 + n)ᵀ, soft-capped (cap·tanh(l / cap)) when cap > 0. */
+function chunkLogits(h: F, w: F, buf: Float64Array, N: number, C: number, v0: number, n: number, cap: number): void {
   matmul({ a: h, b: w.subarray(v0 * C, (v0 + n) * C), c: buf, batch: 1, m: N, n, k: C, transA: false, transB: true, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0 });
+  if (cap > 0) for (let i = 0; i < N * n; i++) buf[i] = cap * Math.tanh(buf[i] / cap);
+}
+
+function checkSoftcap(cap: number, expected: boolean): void {
+  if (!(cap >= 0 && Number.isFinite(cap))) throw new Error(`tokenLogprobs: softcap ${cap} must be a finite number ≥ 0`);
+  if (cap > 0 && expected) throw new Error('tokenLogprobs: the expected embedding is not computed with a softcap');
 }
 
 export function tokenLogprobs(p: TokenLogprobArgs): void {
   const { h, w, targets, N, C, V, logp, lse, entropy, logitSum, argmax, lse2 } = p;
   const expected = p.expected ?? null;
+  const cap = p.softcap ?? 0;
+  checkSoftcap(cap, !!expected);
   const E = expected ? new Float64Array(N * C) : null; // Σ_v exp(l_v − m)·w_v, rescaled with m
   const chunk = Math.max(1, Math.min(p.chunk, V));
   const buf = new Float64Array(N * chunk);
@@ -28,7 +37,7 @@ export function tokenLogprobs(p: TokenLogprobArgs): void {
   const nanAt = new Int32Array(N).fill(-1); // first NaN logit per row: torch's argmax treats NaN as the max
   for (let v0 = 0; v0 < V; v0 += chunk) {
     const n = Math.min(chunk, V - v0);
-    chunkLogits(h, w, buf, N, C, v0, n);
+    chunkLogits(h, w, buf, N, C, v0, n, cap);
     for (let r = 0; r < N; r++) {
       const row = r * n;
       let cm = -Infinity;
@@ -76,12 +85,14 @@ export function tokenLogprobs(p: TokenLogprobArgs): void {
 
 export function tokenLogprobsBackward(p: TokenLogprobBackwardArgs): void {
   const { h, w, targets, N, C, V, lse, gLogp, gh, gw } = p;
+  const cap = p.softcap ?? 0;
+  checkSoftcap(cap, false);
   const chunk = Math.max(1, Math.min(p.chunk, V));
   const buf = new Float64Array(N * chunk);
   if (gh) gh.fill(0);
   for (let v0 = 0; v0 < V; v0 += chunk) {
     const n = Math.min(chunk, V - v0);
-    chunkLogits(h, w, buf, N, C, v0, n);
+    chunkLogits(h, w, buf, N, C, v0, n, cap);
     for (let r = 0; r < N; r++) {
       const row = r * n;
       const t = targets[r];
@@ -90,8 +101,11 @@ export function tokenLogprobsBackward(p: TokenLogprobBackwardArgs): void {
         continue;
       }
       const g = gLogp[r];
-      for (let j = 0; j < n; j++) buf[row + j] = -g * Math.exp(buf[row + j] - lse[r]);
-      if (t >= v0 && t < v0 + n) buf[row + (t - v0)] += g;
+      // d/dl of cap·tanh(l / cap) is 1 − (l' / cap)², l' the capped logit
+      for (let j = 0; j < n; j++) {
+        const l = buf[row + j];
+        buf[row + j] = (-g * Math.exp(l - lse[r]) + (v0 + j === t ? g : 0)) * (cap > 0 ? 1 - (l / cap) ** 2 : 1);
+      }
     }
     // gh (N, C) += dl (N, n) · w_chunk (n, C)
     if (gh) matmul({ a: buf, b: w.subarray(v0 * C, (v0 + n) * C), c: gh, batch: 1, m: N, n: C, k: n, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 1 });

@@ -13,6 +13,10 @@ export function setMatmulPrecision(p: MatmulPrecision): void {
   precision = p;
 }
 
+export function matmulPrecision(): MatmulPrecision {
+  return precision;
+}
+
 function roundedBf16(x: F | Uint16Array): Float64Array {
   const out = new Float64Array(x.length);
   if (x instanceof Uint16Array) for (let i = 0; i < x.length; i++) out[i] = bf16ToF32(x[i]);

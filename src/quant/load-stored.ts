@@ -1,0 +1,74 @@
+/**
+ * Building a model whose frozen base linear layers keep a storage other than float32 (`dtype
+ * bfloat16` / `float16`, `load_in_8bit`, `load_in_4bit`), straight from the checkpoint, one tensor
+ * at a time: every linear layer of the decoder (all but lm_head, as bitsandbytes leaves the head)
+ * becomes a FrozenLinear. A BF16/F16 tensor stored in the requested dtype is a view of the
+ * memory-mapped file (no copy); others are read as float32, one tensor at a time, and rounded or
+ * quantized. Embeddings, norms, biases and lm_head load as float32 as before.
+ */
+import { DpoError, fmtShape } from '../errors.js';
+import type { CheckpointWeights } from '../io/checkpoint-files.js';
+import type { ArchConfig } from '../models/arch.js';
+import type { CausalLM } from '../models/causal-lm.js';
+import { architectureFor, loadWeightsInto, type RawTensor } from '../models/registry.js';
+import { FrozenLinear } from '../nn/frozen-linear.js';
+import { Linear } from '../nn/linear.js';
+import type { Module } from '../nn/module.js';
+import { plainStorage, quantizeWeight, type StorageKind, type WeightStorage } from './storage.js';
+
+/** How the frozen base linears are stored; `nested` = double quantization of 4-bit absmax. */
+export interface StorageSpec {
+  kind: StorageKind;
+  nested?: boolean;
+}
+
+/** The linear layers a stored load replaces: module name + '.weight' → parent, key and layer. */
+export function storedLinearTargets(model: Module): Map<string, { parent: Record<string, unknown>; key: string; layer: Linear }> {
+  const out = new Map<string, { parent: Record<string, unknown>; key: string; layer: Linear }>();
+  for (const [name, m] of model.namedModules()) {
+    for (const [key, child] of Object.entries(m)) {
+      if (!(child instanceof Linear) || child instanceof FrozenLinear || key === 'lm_head') continue;
+      out.set(`${name ? `${name}.` : ''}${key}.weight`, { parent: m as unknown as Record<string, unknown>, key, layer: child });
+    }
+  }
+  return out;
+}
+
+/** Builds `arch` from checkpoint weights `w` with its base linears stored as `spec` says. */
+export function buildStoredModel(arch: ArchConfig, w: CheckpointWeights, where: string, spec: StorageSpec): CausalLM {
+  const A = architectureFor(arch);
+  // Linear weights are allocated lazily by the OS (zero pages): those replaced here are never touched.
+  const model = A.build(arch);
+  const targets = storedLinearTargets(model);
+  const rest: [string, () => RawTensor][] = [];
+  const half = spec.kind === 'bf16' ? 'BF16' : spec.kind === 'f16' ? 'F16' : null;
+  for (const [rawName, info, load] of w.entries) {
+    const name = rawName.includes('rotary_emb.inv_freq') ? null : A.rename(rawName, arch);
+    const t = name ? targets.get(name) : undefined;
+    if (!name || !t) {
+      rest.push([rawName, () => ({ shape: info.shape, data: load() })]);
+      continue;
+    }
+    const { layer } = t;
+    const shape = A.storedShape(name, info.shape);
+    const expected = [layer.outFeatures, layer.inFeatures];
+    let storage: WeightStorage;
+    if (half && info.dtype === half && shape.every((d, i) => d === info.shape[i]) && info.shape.length === 2 && shape[0] === expected[0] && shape[1] === expected[1]) {
+      storage = plainStorage(spec.kind as 'bf16' | 'f16', w.viewRaw16(rawName), expected[0], expected[1]);
+    } else {
+      const s = A.sanitize(rawName, { shape: info.shape, data: load() }, arch)!;
+      if (s[1].shape.length !== 2 || s[1].shape[0] !== expected[0] || s[1].shape[1] !== expected[1]) {
+        throw new DpoError(`${where}: weight "${rawName}" has shape ${fmtShape(info.shape)} but ${arch.modelType} with this config.json expects ${fmtShape(expected)}`);
+      }
+      storage = quantizeWeight(s[1].data, expected[0], expected[1], spec.kind, { nested: spec.nested });
+    }
+    t.parent[t.key] = new FrozenLinear(storage, layer.bias);
+    targets.delete(name);
+  }
+  if (targets.size) {
+    const names = [...targets.keys()];
+    throw new DpoError(`${where}: missing weight${names.length > 1 ? 's' : ''} ${names.slice(0, 5).map((n) => `"${n}"`).join(', ')}${names.length > 5 ? ` and ${names.length - 5} more` : ''}; the checkpoint is incomplete or for another architecture`);
+  }
+  loadWeightsInto(model, rest, where);
+  return model;
+}
