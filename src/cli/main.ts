@@ -13,6 +13,7 @@ import { demoCommand } from './demo.js';
 import { cpuCommand } from './cpu.js';
 import { exportCommand } from './export.js';
 import { pairsCommand } from './pairs.js';
+import { exportTrlCommand } from './export-trl.js';
 
 const USAGE = `dpo — Direct Preference Optimization for causal language models (TRL-compatible)
 
@@ -25,6 +26,7 @@ Commands:
   eval       DPO metrics of a model / adapter on a data set
   merge      merge a LoRA adapter into its base model
   export     a model or adapter as GGUF for llama.cpp / node-llama-cpp / Ollama
+  export-trl a TRL recipe (trl dpo YAML, data, accelerate config, launch.sh) that reproduces a run
   data       validate and describe a preference data set
   demo       train a small built-in model on the example data (no downloads)
   cpu        what runs the math here: CPU, vector ISA, bf16 route, threads`;
@@ -38,6 +40,7 @@ async function main(argv: string[]): Promise<number> {
     case 'pairs': await pairsCommand(rest); return 0;
     case 'merge': await mergeCommand(rest); return 0;
     case 'export': await exportCommand(rest); return 0;
+    case 'export-trl': await exportTrlCommand(rest); return 0;
     case 'data': return dataCommand(rest);
     case 'demo': await demoCommand(rest); return 0;
     case 'cpu': cpuCommand(); return 0;
@@ -45,7 +48,7 @@ async function main(argv: string[]): Promise<number> {
       console.log(USAGE);
       return cmd === undefined ? 2 : 0;
     default:
-      throw new DpoError(`unknown command "${cmd}"; commands: train, generate, eval, pairs, merge, export, data, demo, cpu (dpo --help)`);
+      throw new DpoError(`unknown command "${cmd}"; commands: train, generate, eval, pairs, merge, export, export-trl, data, demo, cpu (dpo --help)`);
   }
 }
 

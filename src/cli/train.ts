@@ -4,6 +4,7 @@ import { DPOConfig } from '../dpo/config.js';
 import { TRAINING_OPTIONS } from '../dpo/options.js';
 import { loraConfigFromOptions } from '../lora/config.js';
 import { Dataset } from '../data/dataset.js';
+import { scriptDatasets, type ScriptDataArgs } from '../data/script-data.js';
 import { loadPolicy } from './load-policy.js';
 import { helpText, resolveOptions, spec, type Spec } from './args.js';
 import { runTraining } from './run-training.js';
@@ -19,9 +20,13 @@ import { iterativeTrainCommand, wantsIterative } from './train-iterative.js';
 
 export const TRAIN_SPECS: Spec[] = [
   spec('model_name_or_path', 'string?', null, 'model directory or Hugging Face model id (resolved offline from the HF cache)'),
-  spec('dataset_name', 'string?', null, 'data file (.json, .jsonl, .parquet) or Hugging Face dataset directory'),
+  spec('dataset_name', 'string?', null, 'data file (.json, .jsonl, .parquet), dataset folder, or Hugging Face dataset id (resolved offline from the HF cache)'),
+  spec('dataset_config', 'string?', null, 'configuration (subset) of the data set, as its README\'s configs: declare them'),
+  spec('dataset_revision', 'string', 'main', 'branch, tag or commit of a Hub data set in the HF cache (not a TRL 1.13 argument)'),
   spec('dataset_train_split', 'string', 'train', 'split of a dataset directory to train on'),
   spec('dataset_test_split', 'strings', 'test', 'split of a dataset directory to evaluate on (with --eval_strategy steps|epoch; a plain file is used whole); several (test,validation, or a YAML list) are evaluated apart, logged as eval_<split>_loss'),
+  spec('datasets', 'any', [], 'TRL\'s dataset mixture (a YAML list of {path, name, data_dir, data_files, split, columns, fraction}); replaces --dataset_name'),
+  spec('test_split_size', 'float?', null, 'with datasets: split off this fraction (or row count) as the test split'),
   ...TRAINING_OPTIONS,
   spec('config', 'string?', null, 'YAML file with any of these options (flags override it)'),
   spec('quiet', 'bool', false, 'no progress output'),
@@ -40,7 +45,6 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const configNotes: string[] = [];
   const o = resolveOptions(argv, TRAIN_SPECS, 'train', { tolerateUnknown: (m) => configNotes.push(m) });
   if (!o.model_name_or_path) throw new DpoError('dpo train: --model_name_or_path is required (a model directory or an HF model id in your cache)');
-  if (!o.dataset_name) throw new DpoError('dpo train: --dataset_name is required (a .json/.jsonl/.parquet file or a dataset directory)');
   const groups = new Set(['training', 'dpo', 'data']);
   const cfg: Record<string, unknown> = {};
   for (const s of TRAINING_OPTIONS) if (groups.has(s.group) && o[s.snake] !== undefined) cfg[s.snake] = o[s.snake];
@@ -59,9 +63,10 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const storage = (adapter: boolean) => weightStorageFor(trlOther, { lora: !!o.use_peft || adapter, checkpointDtype: () => checkpointDtype(modelPath) });
   let storageSpec: StorageSpec | null = null;
   const policy = loadPolicy(modelPath, (o.adapter_name_or_path as string | null) ?? null, (arch, adapter) => assertRunFits(estimateTraining(arch, args, { lora: lora(adapter), seqLen: 0, storage: storage(adapter) })), (adapter) => (storageSpec = storage(adapter)));
-  const train = await Dataset.fromFile(o.dataset_name as string, { split: o.dataset_train_split as string });
-  // As TRL's script: the test split is read only when evaluation is on.
-  const evalDs = args.evalStrategy !== 'no' ? await evalSets(o.dataset_name as string, o.dataset_test_split as string | string[]) : null;
+  // As TRL's script: the datasets mixture or dataset_name; the test split(s) read only when evaluation is on.
+  const data = await scriptDatasets(o as unknown as ScriptDataArgs, args.evalStrategy !== 'no', args.seed);
+  const train = data.train;
+  const evalDs = data.eval;
   const peftConfig = o.use_peft ? loraConfigFromOptions(o) : null;
   const quiet = o.quiet as boolean;
   const log = (m: string) => {
@@ -69,18 +74,18 @@ export async function trainCommand(argv: string[]): Promise<void> {
   };
   log(`model ${policy.base}${policy.adapter ? ` + adapter ${policy.adapter}` : ''} (${policy.model.arch.modelType}, ${(policy.model.parameters().reduce((a, p) => a + p.size, 0) / 1e6).toFixed(1)}M parameters)`);
   const evalCount = evalDs instanceof Dataset ? `, ${evalDs.length} eval pairs` : evalDs ? `, eval pairs: ${Object.entries(evalDs).map(([k, d]) => `${k} ${d.length}`).join(', ')}` : '';
-  log(`data ${o.dataset_name}: ${train.length} training pairs${evalCount}`);
+  log(`data ${data.label}: ${train.length} training pairs${evalCount}`);
   log(describeCompute());
   if (args.bf16) log(describeBf16());
   log(describeStorage(storageSpec));
   log(`precision: ${args.bf16 ? 'bf16 compute, f32 master weights' : 'float32'}; gradient_checkpointing ${args.gradientCheckpointing ? 'on' : 'off'}; logging_steps ${args.loggingSteps}`);
-  for (const n of [...configNotes, ...trl.notes]) log(`warning: ${n}`);
+  for (const n of [...configNotes, ...trl.notes, ...data.notes]) log(`warning: ${n}`);
   const { trainer, output, reportPath } = await runTraining(
     {
       model: policy.model, args, trainDataset: train, evalDataset: evalDs, processingClass: policy.tokenizer, peftConfig,
       modelNameOrPath: policy.base, warn: (m) => log(`warning: ${m}`),
     },
-    { title: `DPO: ${policy.base} on ${o.dataset_name}`, settings: { model_name_or_path: policy.base, dataset_name: o.dataset_name }, quiet, resumeFromCheckpoint: args.resumeFromCheckpoint },
+    { title: `DPO: ${policy.base} on ${data.label}`, settings: { model_name_or_path: policy.base, dataset_name: o.dataset_name }, quiet, resumeFromCheckpoint: args.resumeFromCheckpoint },
   );
   const last = [...trainer.state.log_history].reverse().find((e) => 'rewards/accuracies' in e && 'loss' in e);
   log(`done: ${output.globalStep} steps, train_loss ${output.trainingLoss.toFixed(4)}${last ? `, rewards/accuracies ${last['rewards/accuracies'].toFixed(3)}, rewards/margins ${last['rewards/margins'].toFixed(4)}` : ''}`);
@@ -92,16 +97,6 @@ export async function trainCommand(argv: string[]): Promise<void> {
  * The eval set(s) of --dataset_test_split: one split, or a comma list of splits evaluated apart (as
  * TRL's eval_dataset dict: eval_<split>_loss, ...).
  */
-async function evalSets(dataset: string, splits: string | string[]): Promise<Dataset | Record<string, Dataset>> {
-  const names = (Array.isArray(splits) ? splits : [splits]).flatMap((x) => x.split(',')).map((x) => x.trim()).filter((x) => x !== '');
-  if (!names.length) throw new DpoError('dpo train: --dataset_test_split is empty; name a split (test) or several (test,validation)');
-  if (new Set(names).size < names.length) throw new DpoError(`dpo train: --dataset_test_split ${names.join(',')} names a split twice; list each once`);
-  if (names.length === 1) return Dataset.fromFile(dataset, { split: names[0] });
-  const out: Record<string, Dataset> = {};
-  for (const n of names) out[n] = await Dataset.fromFile(dataset, { split: n });
-  return out;
-}
-
 /** config.json's dtype (or torch_dtype) of the model, for --dtype auto; null when unknown. */
 function checkpointDtype(nameOrPath: string): string | null {
   try {

@@ -4,7 +4,8 @@
  */
 import { DpoError } from '../errors.js';
 import { Rng } from '../tensor/rng.js';
-import { loadRows, type Row } from './load.js';
+import type { Row } from './load.js';
+import { readSplit, resolveDataset } from './hub-dataset.js';
 
 export class Dataset {
   private constructor(readonly rows: Row[], readonly source: string) {}
@@ -20,13 +21,20 @@ export class Dataset {
     return new Dataset(Array.from({ length: n }, (_, i) => Object.fromEntries(entries.map(([k, c]) => [k, c[i]]))), 'dict');
   }
 
-  static fromList(rows: Row[]): Dataset {
-    return new Dataset(rows.slice(), 'list');
+  /** `source` names the rows in messages (a file, a Hub id). */
+  static fromList(rows: Row[], source = 'list'): Dataset {
+    return new Dataset(rows.slice(), source);
   }
 
-  /** .json, .jsonl, .parquet, or an HF dataset directory (split chosen by name). */
-  static async fromFile(path: string, opts: { split?: string } = {}): Promise<Dataset> {
-    return new Dataset(await loadRows(path, opts.split ?? 'train'), path);
+  /**
+   * .json, .jsonl, .parquet, an HF dataset directory, or a Hub id in the local HF cache (split chosen
+   * by name; `name` = the configuration, `revision` = a branch, tag or commit of a Hub id).
+   *
+   * @example await Dataset.fromFile('trl-lib/ultrafeedback_binarized', { split: 'test' })
+   */
+  static async fromFile(path: string, opts: { split?: string; name?: string | null; revision?: string | null } = {}): Promise<Dataset> {
+    const ds = resolveDataset({ path, name: opts.name, revision: opts.revision }, process.env, 'Dataset.fromFile');
+    return new Dataset(await readSplit(ds, opts.split ?? 'train'), path);
   }
 
   get length(): number {

@@ -1,12 +1,14 @@
 /**
  * Reading preference data files: .json (a list of records or a dict of lists), .jsonl, .parquet
- * (hyparquet) and Hugging Face dataset directories (<dir>/data/<split>-*.parquet and friends).
+ * (hyparquet) and Hugging Face dataset directories (splits found as the datasets library finds them).
  * Extra columns are kept on the rows and ignored downstream.
  */
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { basename, extname, join } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { extname } from 'node:path';
 import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { DpoError } from '../errors.js';
+import { resolveDataFiles } from './data-files.js';
+import { readArrowRows } from './arrow-ipc.js';
 
 export type Row = Record<string, unknown>;
 
@@ -84,40 +86,23 @@ async function readFile(path: string): Promise<Row[]> {
   if (ext === '.json') return readJson(path);
   if (ext === '.jsonl' || ext === '.ndjson') return readJsonl(path);
   if (ext === '.parquet') return readParquet(path);
+  if (ext === '.arrow') return readArrowRows(readFileSync(path), path);
   throw new DpoError(`${path}: unsupported data file type "${ext}"; use .json, .jsonl or .parquet (or a Hugging Face dataset directory)`);
 }
 
-const DATA_EXT = ['.parquet', '.jsonl', '.json', '.ndjson'];
-
-/** Split name of a file in an HF dataset dir: "train-00000-of-00001.parquet" → "train". */
-function splitOf(file: string): string {
-  return basename(file).replace(/\.[^.]+$/, '').split(/[-.]/)[0];
+/** Rows of several files, one after the other (no spread: a split holds 10⁵ rows). */
+export async function readFiles(files: readonly string[]): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const f of files) for (const r of await readFile(f)) rows.push(r);
+  return rows;
 }
 
-function listDataFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const sub of [join(dir, 'data'), dir]) {
-    if (!existsSync(sub) || !statSync(sub).isDirectory()) continue;
-    for (const f of readdirSync(sub).sort()) {
-      const p = join(sub, f);
-      if (statSync(p).isFile() && DATA_EXT.includes(extname(f).toLowerCase())) out.push(p);
-    }
-    if (out.length) break;
-  }
-  return out;
-}
-
-/** Loads every row of a file or of one split of a dataset directory. */
+/** Loads every row of a file or of one split of a dataset directory (its splits as the datasets library finds them, data-files.ts). */
 export async function loadRows(path: string, split = 'train'): Promise<Row[]> {
   if (!existsSync(path)) throw new DpoError(`${path}: data file or directory not found`);
   if (!statSync(path).isDirectory()) return readFile(path);
-  const files = listDataFiles(path);
-  const splits = [...new Set(files.map(splitOf))];
-  const mine = files.filter((f) => splitOf(f) === split);
-  if (!mine.length) {
-    throw new DpoError(`${path}: no "${split}" split; found ${splits.length ? `splits ${splits.join(', ')}` : 'no .parquet/.jsonl/.json files'} (choose one with --dataset_train_split)`);
-  }
-  const rows: Row[] = [];
-  for (const f of mine) for (const r of await readFile(f)) rows.push(r); // no spread: a split holds 10⁵ rows
-  return rows;
+  const { splits } = resolveDataFiles(path);
+  const mine = splits.get(split);
+  if (!mine) throw new DpoError(`${path}: no "${split}" split; found splits ${[...splits.keys()].sort().join(', ')} (choose one with --dataset_train_split)`);
+  return readFiles(mine);
 }

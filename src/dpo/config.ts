@@ -7,6 +7,7 @@ import { DpoError } from '../errors.js';
 import { OPTIONS_BY_CAMEL, OPTIONS_BY_SNAKE, TRAINING_OPTIONS, LOSS_TYPES, type OptionSpec } from './options.js';
 import { validateLossConfig } from './losses.js';
 import { TRL_ARGS_BY_CAMEL, TRL_ARGS_BY_SNAKE, resolveTrlArgs } from './trl-args.js';
+import { resolveReportTo } from '../report/trackers.js';
 import { resolveBestModelArgs } from './best-model.js';
 import { validateLrSchedule, warmupSteps, type LrSchedulerKwargs } from '../optim/schedule.js';
 
@@ -121,6 +122,8 @@ export class DPOConfig {
   warmupRatio: number | null = null;
   loggingSteps = 10;
   loggingFirstStep = false;
+  reportTo: string[] = [];
+  loggingDir: string | null = null;
   saveSteps = 500;
   saveStrategy = 'steps';
   saveTotalLimit: number | null = null;
@@ -197,6 +200,7 @@ export class DPOConfig {
     if (this.maxLength !== null && this.maxLength < 2) throw new DpoError(`${where}: max_length must be ≥ 2, got ${this.maxLength}`);
     if (this.warmupRatio !== null && (this.warmupRatio < 0 || this.warmupRatio >= 1)) throw new DpoError(`${where}: warmup_ratio must be in [0, 1), got ${this.warmupRatio}`);
     validateLrSchedule(this.lrSchedulerType, this.lrSchedulerKwargs, this.learningRate, where);
+    resolveReportTo(this.reportTo, where);
     if (this.warmupSteps < 0) throw new DpoError(`${where}: warmup_steps must be ≥ 0, got ${this.warmupSteps}`);
     if (this.syncRefModel && this.precomputeRefLogProbs) {
       throw new DpoError(`${where}: sync_ref_model cannot be combined with precompute_ref_log_probs (the reference changes during training)`);

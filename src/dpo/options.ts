@@ -58,6 +58,8 @@ export const TRAINING_OPTIONS: readonly OptionSpec[] = [
   o('warmup_ratio', 'float?', null, 'training', 'warmup as a fraction of the total steps (alias of warmup_steps < 1)'),
   o('logging_steps', 'float', 10, 'training', 'log metrics every N optimizer steps (< 1: a ratio of the total)'),
   o('logging_first_step', 'bool', false, 'training', 'also log after the first step'),
+  o('report_to', 'strings', [], 'training', 'trackers, as transformers: tensorboard, all (every one available here: tensorboard) or none (the default)'),
+  o('logging_dir', 'string?', null, 'training', 'TensorBoard log directory (transformers 4\'s argument; $TENSORBOARD_LOGGING_DIR wins; default <output_dir>/runs/<Mondd_HH-MM-SS>_<hostname>)'),
   o('save_steps', 'float', 500, 'training', 'write output_dir/checkpoint-N every N steps (< 1: a ratio of the total)'),
   o('save_strategy', 'string', 'steps', 'training', 'when to save checkpoints (best: after each evaluation that improves metric_for_best_model)', ['steps', 'epoch', 'best', 'no']),
   o('save_total_limit', 'int?', null, 'training', 'keep at most this many checkpoints (oldest deleted first)'),

@@ -32,6 +32,7 @@ import { microBatchesOf, runLayout, type RunLayout } from './schedule.js';
 import { computeLoss } from './loss-step.js';
 import { AdamW, clipGradNorm, learningRateAt } from '../optim/index.js';
 import { assertRunFits, type MemoryEstimate } from '../models/memory-estimate.js';
+import { createTrackers, resolveReportTo, type Tracker } from '../report/trackers.js';
 import { trainingEstimate } from './memory-check.js';
 
 export interface LogEntry {
@@ -110,6 +111,8 @@ export class DPOTrainer {
   private lastLoggedStep = 0;
   private totalLossScalar = 0;
   private lastCheckpoint: { step: number; dir: string } | null = null;
+  /** report_to's trackers (report/trackers.ts): told of the start and of every logged entry. */
+  readonly trackers: Tracker[];
   /** best_metric / best_model_checkpoint bookkeeping (best-model.ts). */
   readonly best: BestModelTracker;
   /** Every eval set, in order (name null: a single unnamed one). */
@@ -136,6 +139,7 @@ export class DPOTrainer {
     this.tokenizer = init.processingClass ?? null;
     this.args = init.args ?? new DPOConfig();
     this.callbacks = init.callbacks ?? {};
+    this.trackers = createTrackers(resolveReportTo(this.args.reportTo, 'DPOConfig'), { outputDir: this.args.outputDir, loggingDir: this.args.loggingDir });
     this.warn = init.warn ?? ((m: string) => process.emitWarning(m, { code: 'DPO_TRL_ARG' }));
     // TRL arguments given that have no effect here (trl-args.ts): one line each.
     for (const n of this.args.notes ?? []) this.warn(n);
@@ -382,6 +386,7 @@ export class DPOTrainer {
     // computes both splits before any update too).
     if (a.precomputeRefLogProbs) await this.precomputeRefLogps(resumedFrom);
     if (resumedFrom) startStep = this.restore(resumedFrom);
+    for (const t of this.trackers) t.trainBegin({ argsJson: JSON.stringify(a.toJSON(), null, 2) });
     this.model.train();
     // transformers: eval_on_start evaluates before the first step (on resume too); it does not enter best-model tracking.
     if (a.evalOnStart && this.evalSets.length && !this.stopRequested) this.evaluate();
@@ -470,6 +475,8 @@ export class DPOTrainer {
     entry.step = this.state.global_step;
     this.state.log_history.push(entry);
     this.callbacks.onLog?.(entry);
+    const { step: _step, ...onLog } = entry; // transformers' on_log gets the entry without step
+    for (const t of this.trackers) t.log(onLog, this.state.global_step);
     return entry;
   }
 

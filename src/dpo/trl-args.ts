@@ -53,13 +53,12 @@ export const DTYPES = ['float32', 'bfloat16', 'auto'] as const;
 
 export const TRL_ARGS: readonly TrlArg[] = [
   // ScriptArguments
-  rf('dataset_config', 'string?', null, 'dataset configurations (subsets) are not supported; point --dataset_name at the files of that configuration', 'script'),
-  rf('dataset_streaming', 'bool', false, 'streaming is not supported; dpo train reads the data set from disk (large sets are fine)', 'script'),
+  rf('dataset_streaming', 'bool', false, 'streaming is not supported (TRL then trains on the rows in file order, unshuffled); dpo train reads the data set from disk (large sets are fine) and shuffles as TRL does without streaming', 'script'),
+  // dataset_config, dataset_revision, datasets and test_split_size are implemented (cli/train.ts TRAIN_SPECS, data/script-data.ts);
+  // report_to and logging_dir too (options.ts, report/trackers.ts).
   ig('ignore_bias_buffers', 'bool', false, `a DDP workaround; ${NO_DIST}`, 'script'),
   // DatasetMixtureConfig
-  rf('datasets', 'any', [], 'dataset mixtures are not supported; pass one data set with --dataset_name', 'mixture'),
-  rf('streaming', 'bool', false, 'streaming is not supported; dpo train reads the data set from disk', 'mixture'),
-  rf('test_split_size', 'float?', null, 'splitting off a test set is not supported; pass a data set directory with a test split', 'mixture'),
+  rf('streaming', 'bool', false, 'streaming is not supported (TRL then trains on the rows in file order, unshuffled); dpo train reads the data sets from disk', 'mixture'),
   // ModelConfig
   sp('model_revision', 'string', 'main', 'the branch, tag or commit of a Hugging Face model id, resolved in the HF cache (as model_id@revision)', 'model'),
   sp('dtype', 'string?', 'float32', 'weights stay float32; bfloat16 (or auto on a bf16 checkpoint) turns --bf16 compute on', 'model'),
@@ -106,9 +105,8 @@ export const TRL_ARGS: readonly TrlArg[] = [
   ig('log_level', 'string', 'passive', LOG_ONLY),
   ig('log_level_replica', 'string', 'warning', NO_DIST),
   ig('disable_tqdm', 'bool', null, 'use --quiet to turn progress output off'),
-  sp('report_to', 'strings', 'none', `no trackers (wandb, tensorboard, trackio, ...): ${NO_NET}; ${LOG_ONLY}`),
-  ig('run_name', 'string?', null, 'trackers are not used'),
-  ig('project', 'string', 'huggingface', 'trackers are not used'),
+  ig('run_name', 'string?', null, 'only wandb / mlflow / trackio name runs, and they are not supported (TensorBoard uses logging_dir)'),
+  ig('project', 'string', 'huggingface', 'only trackio uses it, which is not supported'),
   ig('trackio_space_id', 'string?', null, NO_NET),
   ig('trackio_bucket_id', 'string?', null, NO_NET),
   ig('trackio_static_space_id', 'string?', null, NO_NET),
@@ -212,8 +210,8 @@ export interface TrlArgsResolution {
  * the special ones are validated and mapped. `checkpointDtype` (config.json's dtype) resolves
  * `dtype: auto`.
  *
- * @example resolveTrlArgs({ dtype: 'bfloat16', report_to: ['wandb'] }, 'dpo train')
- *   // → { set: { bf16: true }, notes: ['--dtype bfloat16: ...', '--report_to wandb has no effect: ...'] }
+ * @example resolveTrlArgs({ dtype: 'bfloat16', push_to_hub: true }, 'dpo train')
+ *   // → { set: { bf16: true }, notes: ['--dtype bfloat16: ...', '--push_to_hub true has no effect: ...'] }
  */
 export function resolveTrlArgs(given: Record<string, unknown>, where: string, checkpointDtype: () => string | null = () => null): TrlArgsResolution {
   const set: Record<string, unknown> = {};
@@ -270,11 +268,6 @@ function special(arg: TrlArg, v: unknown, where: string, set: Record<string, unk
       }
       notes.push(`attn_implementation ${fmt(v)}: accepted; ${arg.why}`);
       return;
-    case 'report_to': {
-      const list = (v as string[]).filter((x) => x !== 'none');
-      if (list.length) notes.push(`report_to ${list.join(',')} has no effect: ${arg.why}`);
-      return;
-    }
     case 'model_revision':
       // Applied where the model is resolved (dpo train: modelWithRevision); a value here is only checked.
       if (typeof v !== 'string' || v === '') throw new DpoError(`${where}: model_revision must be a branch, tag or commit of the model in your HF cache`);

@@ -58,9 +58,17 @@ export function parseModelId(arg: string): { repoId: string; revision: string | 
   return { repoId, revision: revision ?? null };
 }
 
-/** Resolves a repo in one cache root: the snapshot for `revision` (a ref or a commit), else refs/main, else the only/newest snapshot. */
-function fromCache(cache: string, repoId: string, revision: string | null): { dir: string; commit: string } | { missing: string } | null {
-  const repo = join(cache, `models--${repoId.replace(/\//g, '--')}`);
+/** The cache folder of a repo: `models--org--name` or `datasets--org--name`, as huggingface_hub names them. */
+export function hubRepoFolder(repoId: string, repoType: 'model' | 'dataset' = 'model'): string {
+  return `${repoType}s--${repoId.replace(/\//g, '--')}`;
+}
+
+/**
+ * Resolves a repo in one cache root: the snapshot for `revision` (a ref or a commit), else refs/main,
+ * else the only/newest snapshot; null when the cache has no such repo.
+ */
+export function fromCache(cache: string, repoId: string, revision: string | null, repoType: 'model' | 'dataset' = 'model'): { dir: string; commit: string } | { missing: string } | null {
+  const repo = join(cache, hubRepoFolder(repoId, repoType));
   const snaps = join(repo, 'snapshots');
   if (!isDir(snaps)) return null;
   const refFile = join(repo, 'refs', revision ?? 'main');
@@ -91,8 +99,7 @@ export function resolveModelSource(nameOrPath: string, env: NodeJS.ProcessEnv = 
   const id = nameOrPath.startsWith('.') || nameOrPath.startsWith('/') || nameOrPath.startsWith('~') ? null : parseModelId(nameOrPath);
   if (id) {
     for (const cache of hubCacheDirs(env)) {
-      const repo = join(cache, `models--${id.repoId.replace(/\//g, '--')}`);
-      looked.push(repo);
+      looked.push(join(cache, hubRepoFolder(id.repoId)));
       const hit = fromCache(cache, id.repoId, id.revision);
       if (!hit) continue;
       if ('missing' in hit) {

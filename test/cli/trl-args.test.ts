@@ -88,10 +88,10 @@ test('--no_X and --X false negate a boolean as HfArgumentParser does', () => {
 });
 
 test('resolveTrlArgs: no-effect arguments warn only when set off TRL\'s default; refused ones stop; special ones map', () => {
-  assert.deepEqual(resolveTrlArgs({ report_to: ['none'], fsdp: null, optim: 'adamw_torch_fused', dtype: 'float32', remove_unused_columns: true }, 'x'), { set: {}, notes: [] });
-  const r = resolveTrlArgs({ report_to: ['wandb'], fsdp: 'full_shard', torch_compile: true, optim: 'adamw_torch', attn_implementation: 'flash_attention_2' }, 'x');
+  assert.deepEqual(resolveTrlArgs({ fsdp: null, optim: 'adamw_torch_fused', dtype: 'float32', remove_unused_columns: true }, 'x'), { set: {}, notes: [] });
+  const r = resolveTrlArgs({ push_to_hub: true, fsdp: 'full_shard', torch_compile: true, optim: 'adamw_torch', attn_implementation: 'flash_attention_2' }, 'x');
   assert.equal(r.notes.length, 4);
-  assert.match(r.notes.join('\n'), /report_to wandb has no effect/);
+  assert.match(r.notes.join('\n'), /push_to_hub true has no effect/);
   assert.match(r.notes.join('\n'), /fsdp full_shard has no effect: dpo train is one process/);
   assert.deepEqual(resolveTrlArgs({ dtype: 'bfloat16' }, 'x').set, { bf16: true });
   assert.deepEqual(resolveTrlArgs({ dtype: 'auto' }, 'x', () => 'bfloat16').set, { bf16: true });
@@ -104,14 +104,14 @@ test('resolveTrlArgs: no-effect arguments warn only when set off TRL\'s default;
 });
 
 test('DPOConfig takes TRL\'s DPOConfig / TrainingArguments fields: notes for no-effect ones, errors for refused ones', () => {
-  const c = new DPOConfig({ report_to: 'wandb', optim: 'adamw_torch', dataloader_num_workers: 4, ddp_timeout: 1800 });
+  const c = new DPOConfig({ push_to_hub: true, optim: 'adamw_torch', dataloader_num_workers: 4, ddp_timeout: 1800 });
   assert.equal(c.notes.length, 2);
-  assert.ok(!('report_to' in c.toJSON()));
+  assert.ok(!('push_to_hub' in c.toJSON()));
   assert.throws(() => new DPOConfig({ optim: 'adafactor' }), /DPOConfig: optim "adafactor" is not supported/);
   assert.throws(() => new DPOConfig({ eval_delay: 5 }), /eval_delay 5 is not supported/);
   assert.throws(() => new DPOConfig({ dataloader_num_workers: 'many' }), /dataloader_num_workers must be an integer/);
   assert.equal(new DPOConfig().notes.length, 0);
-  assert.deepEqual(new DPOConfig({ reportTo: ['wandb'], optim: 'adamw_torch_fused' }).notes, ['report_to wandb has no effect: no trackers (wandb, tensorboard, trackio, ...): dpo train uploads nothing (no network use); progress, metrics.jsonl and report.html are always written']);
+  assert.deepEqual(new DPOConfig({ reportTo: ['tensorboard'], optim: 'adamw_torch_fused' }).notes, []);
 });
 
 // TRL's documented command (trl/scripts/dpo.py), paths pointed at fixtures, --max_steps 2.
@@ -209,7 +209,7 @@ test('YAML: TRL keys parse; unknown keys are tolerated with a warning as TRL doe
   const r = dpo('train', '--config', cfg, '--output_dir', out);
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /warning: --config .*run\.yaml: unknown key "my_sweep_tag" ignored/);
-  assert.match(r.out, /warning: report_to tensorboard has no effect/);
+  assert.doesNotMatch(r.out, /report_to/); // a tracker now (test/report/tensorboard.test.ts)
   assert.match(r.out, /warning: ddp_timeout 3600 has no effect/);
   const bad = join(out, 'bad.yaml');
   writeFileSync(bad, 'learnin_rate: 3\n');
