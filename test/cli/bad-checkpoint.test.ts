@@ -54,5 +54,5 @@ test('a run that cannot fit in memory stops before building, with the figure and
   // (gradient checkpointing off, so that it is among what to try; TRL's default is on)
   const l = train('test/fixtures/models/llama', { DPO_MEMORY_LIMIT: '600000' }, '--use_peft', '--no_gradient_checkpointing');
   assert.equal(l.code, 2, l.err);
-  assert.match(l.err.trim(), /^dpo: this run needs about .*activations for \d+ rows × \d+ tokens .*; try a shorter --max_length, --gradient_checkpointing, a smaller --per_device_train_batch_size/);
+  assert.match(l.err.trim(), /^dpo: this run needs about .*activations for \d+ rows × \d+ tokens .*; try --dtype bfloat16 or --load_in_4bit \(the frozen base in bf16 \/ 4-bit\), a shorter --max_length, --gradient_checkpointing, a smaller --per_device_train_batch_size/);
 });
