@@ -1,10 +1,11 @@
 /**
- * Reading preference data files: .json (a list of records or a dict of lists), .jsonl, .parquet
+ * Reading preference data files: .json (a list of records or a dict of lists), .jsonl (either gzipped), .parquet
  * (hyparquet) and Hugging Face dataset directories (splits found as the datasets library finds them).
  * Extra columns are kept on the rows and ignored downstream.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { extname } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { DpoError } from '../errors.js';
 import { resolveDataFiles } from './data-files.js';
@@ -34,8 +35,7 @@ function fromJsonValue(v: unknown, path: string): Row[] {
   throw new DpoError(`${path}: expected a JSON list of records or a dict of equally long lists (prompt/chosen/rejected)`);
 }
 
-function readJson(path: string): Row[] {
-  const text = readFileSync(path, 'utf8');
+function readJson(path: string, text = readFileSync(path, 'utf8')): Row[] {
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -46,9 +46,9 @@ function readJson(path: string): Row[] {
   return fromJsonValue(v, path);
 }
 
-function readJsonl(path: string): Row[] {
+function readJsonl(path: string, text = readFileSync(path, 'utf8')): Row[] {
   const rows: Row[] = [];
-  readFileSync(path, 'utf8').split(/\r?\n/).forEach((line, i) => {
+  text.split(/\r?\n/).forEach((line, i) => {
     if (!line.trim()) return;
     let v: unknown;
     try {
@@ -81,8 +81,22 @@ function normaliseParquet(v: unknown): unknown {
   return v;
 }
 
+/** A gzip-compressed .json / .jsonl (as Anthropic/hh-rlhf's `train.jsonl.gz`), decompressed as the datasets library does. */
+function readGzip(path: string): Row[] {
+  const inner = extname(path.slice(0, -3)).toLowerCase();
+  if (inner !== '.json' && inner !== '.jsonl' && inner !== '.ndjson') throw new DpoError(`${path}: unsupported data file type "${inner}.gz"; gzip is read for .json.gz and .jsonl.gz only (decompress it, or use .parquet)`);
+  let text: string;
+  try {
+    text = gunzipSync(readFileSync(path)).toString('utf8');
+  } catch (e) {
+    throw new DpoError(`${path}: cannot decompress gzip (${(e as Error).message})`);
+  }
+  return inner === '.json' ? readJson(path, text) : readJsonl(path, text);
+}
+
 async function readFile(path: string): Promise<Row[]> {
   const ext = extname(path).toLowerCase();
+  if (ext === '.gz') return readGzip(path);
   if (ext === '.json') return readJson(path);
   if (ext === '.jsonl' || ext === '.ndjson') return readJsonl(path);
   if (ext === '.parquet') return readParquet(path);

@@ -57,6 +57,9 @@ export const TRL_ARGS: readonly TrlArg[] = [
   // dataset_config, dataset_revision, datasets and test_split_size are implemented (cli/train.ts TRAIN_SPECS, data/script-data.ts);
   // report_to and logging_dir too (options.ts, report/trackers.ts).
   ig('ignore_bias_buffers', 'bool', false, `a DDP workaround; ${NO_DIST}`, 'script'),
+  // accelerate launch arguments: `trl dpo` passes what its parser does not know (CLI or YAML) to `accelerate launch` (trl/cli/commands/training.py).
+  rf('num_processes', 'int', 1, `several data-parallel processes multiply the global batch; ${NO_DIST}: keep the global batch with --gradient_accumulation_steps, or write a multi-GPU TRL job with dpo export-trl --num_processes N`, 'script'),
+  rf('accelerate_config', 'string?', null, `accelerate launch configurations (multi-GPU, FSDP, DeepSpeed) are not run here, ${NO_DIST}; dpo export-trl --distributed fsdp2|zero3 writes one for trl dpo`, 'script'),
   // DatasetMixtureConfig
   rf('streaming', 'bool', false, 'streaming is not supported (TRL then trains on the rows in file order, unshuffled); dpo train reads the data sets from disk', 'mixture'),
   // ModelConfig

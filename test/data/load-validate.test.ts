@@ -1,7 +1,8 @@
 /** Loaders (json list / dict of lists, jsonl, parquet, dataset dirs) and row validation messages. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Dataset } from '../../src/data/dataset.js';
@@ -90,4 +91,25 @@ test('an implicit string prompt that splits a special token is warned about', as
   const warnings: string[] = [];
   prepareRows([{ chosen: 'hi<|im_end|> yes', rejected: 'hi<|im_start|> no' }], tok, { maxLength: null, truncationMode: 'keep_start', warn: (m) => warnings.push(m) }, false);
   assert.ok(warnings.some((w) => /row 0: the implicit prompt ends inside the special token <\|im_end\|>/.test(w)), warnings.join('\n'));
+});
+
+test('gzipped .jsonl / .json (Anthropic/hh-rlhf\'s */train.jsonl.gz) read as the datasets library reads them; bad ones give one line', async () => {
+  // test/fixtures/recipe-cache (tools/fixtures/make_recipe_cache.py): the rows load_dataset read from the snapshot.
+  const fx = JSON.parse(readFileSync('test/fixtures/recipe-cache/expected.json', 'utf8'));
+  const snap = `test/fixtures/recipe-cache/hub/datasets--anthropic--hh-rlhf/snapshots/${fx.commits['anthropic/hh-rlhf']}`;
+  for (const split of ['train', 'test']) {
+    const ds = await Dataset.fromFile(snap, { split });
+    assert.equal(ds.length, fx.loads['anthropic/hh-rlhf'][split].rows);
+    assert.deepEqual(ds.rows[0], fx.loads['anthropic/hh-rlhf'][split].first);
+  }
+  const seed = await Dataset.fromFile('examples/dpo_example.json');
+  const jgz = join(tmp, 'list.json.gz');
+  writeFileSync(jgz, gzipSync(JSON.stringify(seed.rows)));
+  assert.deepEqual((await Dataset.fromFile(jgz)).rows, seed.rows);
+  const corrupt = join(tmp, 'corrupt.jsonl.gz');
+  writeFileSync(corrupt, 'not gzip');
+  await assert.rejects(Dataset.fromFile(corrupt), /corrupt\.jsonl\.gz: cannot decompress gzip \(/);
+  const csv = join(tmp, 'd.csv.gz');
+  writeFileSync(csv, gzipSync('prompt,chosen,rejected\n'));
+  await assert.rejects(Dataset.fromFile(csv), /d\.csv\.gz: unsupported data file type "\.csv\.gz"; gzip is read for \.json\.gz and \.jsonl\.gz only/);
 });
