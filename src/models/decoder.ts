@@ -5,13 +5,14 @@
  * config gives (sliding window, RoPE table or none) and the scalars in ArchConfig (attention scale,
  * embedding / residual / logit multipliers). Property names equal the HF weight keys.
  */
-import { add, attention, geluTanh, mul, reshape, rope, ropeTables, scale, swiglu } from '../ops/index.js';
+import { add, attention, geluTanh, mul, reshape, rope, scale, swiglu } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Module } from '../nn/module.js';
 import { Linear, type LinearLike, headWeight } from '../nn/linear.js';
 import { Embedding } from '../nn/embedding.js';
 import { OffsetRMSNorm, RMSNorm, type NormLike } from '../nn/norm.js';
-import type { ArchConfig, LayerSpec, RopeParams } from './arch.js';
+import type { ArchConfig, LayerSpec } from './arch.js';
+import { RotaryState } from './rope-init.js';
 import { appendAndAttend, type KVCache } from '../generate/kv-cache.js';
 import { defaultPositions, lmLogits, type CausalLM, type LmInputs } from './causal-lm.js';
 import { runLayer } from './run-layer.js';
@@ -36,24 +37,6 @@ export interface DecoderPlan {
 /** Llama's layer: norms before each branch (the MLP's is named post_attention_layernorm). */
 export const LLAMA_NORMS: NormPlacement = { preAttn: 'input_layernorm', preMlp: 'post_attention_layernorm' };
 
-/** cos/sin tables of one RoPE, grown on demand to the longest position seen. */
-export class RopeCache {
-  private cos: Tensor | null = null;
-  private sin: Tensor | null = null;
-  private len = 0;
-  constructor(private readonly headDim: number, private readonly params: RopeParams) {}
-  get(maxPos: number): { cos: Tensor; sin: Tensor } {
-    if (maxPos > this.len || !this.cos || !this.sin) {
-      const len = Math.max(maxPos, 256, this.len * 2);
-      const t = ropeTables(this.headDim, len, this.params.theta, this.params.scaling);
-      this.cos = t.cos.keep();
-      this.sin = t.sin.keep();
-      this.len = len;
-    }
-    return { cos: this.cos!, sin: this.sin! };
-  }
-}
-
 /** Per-forward facts shared by all layers. */
 export interface AttnContext {
   B: number;
@@ -62,7 +45,7 @@ export interface AttnContext {
   keyMask: Uint8Array | null;
   segIds: Int32Array | null;
   segParents: Int32Array | null;
-  /** The RoPE tables of this forward, by ArchConfig.ropes name. */
+  /** The RoPE tables of this forward, by LayerSpec.rope (attention scaling applied). */
   ropes: Record<string, { cos: Tensor; sin: Tensor }>;
   /** Generation: the KV cache (B = 1) this forward appends to, and the layer index. */
   cache?: KVCache | null;
@@ -190,12 +173,13 @@ export class DecoderForCausalLM extends Module implements CausalLM {
   model: DecoderModel;
   lm_head: Linear | null;
   gradientCheckpointing = false;
-  private readonly _ropes: Record<string, RopeCache>;
+  /** transformers' RotaryEmbedding state (dynamic NTK / longrope switch with the sequence length), one per model. */
+  private readonly _rotary: RotaryState | null;
   constructor(readonly arch: ArchConfig, plan: DecoderPlan) {
     super();
     this.model = new DecoderModel(arch, plan);
     this.lm_head = arch.tieEmbeddings ? null : new Linear(arch.hiddenSize, arch.vocabSize);
-    this._ropes = Object.fromEntries(Object.entries(arch.ropes).map(([k, p]) => [k, new RopeCache(arch.headDim, p)]));
+    this._rotary = arch.rope ? new RotaryState(arch.rope.plan, arch.rope.dims) : null;
   }
 
   hidden(inp: LmInputs): Tensor {
@@ -204,7 +188,16 @@ export class DecoderForCausalLM extends Module implements CausalLM {
     const pos = inp.positionIds ?? defaultPositions(B, T);
     let maxPos = 0;
     for (let i = 0; i < pos.length; i++) if (pos[i] > maxPos) maxPos = pos[i];
-    const ropes = Object.fromEntries(Object.entries(this._ropes).map(([k, c]) => [k, c.get(maxPos + 1)]));
+    // dynamic_rope_update: seq_len = max(position_ids) + 1, before every forward (each generation step too)
+    const ropes: AttnContext['ropes'] = {};
+    const rot = this._rotary;
+    if (rot) {
+      rot.update(maxPos + 1);
+      for (const k of rot.plan.perLayer ? Object.keys(rot.plan.params) : ['default']) {
+        const t = rot.tables(k === 'default' && !rot.plan.perLayer ? null : k, maxPos + 1);
+        if (t) ropes[k] = t;
+      }
+    }
     const ctx: AttnContext = { B, T, pos, keyMask: inp.attentionMask ?? null, segIds: inp.segIds ?? null, segParents: inp.segParents ?? null, ropes, cache: inp.cache ?? null };
     let h = this.model.embed_tokens.forward(inp.ids, [B, T]); // (B, T, C)
     if (a.embedScale !== 1) h = scale(h, a.embedScale);
