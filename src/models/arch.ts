@@ -97,6 +97,10 @@ export interface DecoderDefaults {
   qkvBias: boolean | 'attention_bias';
   oBias: boolean | 'attention_bias';
   mlpBias: boolean | 'mlp_bias';
+  /** How the config class reads RoPE beyond llama's (Phi-3: aliases, original_max_position_embeddings). */
+  rope?: Omit<RopeConfigOptions, 'where' | 'maxPositionEmbeddings' | 'defaultTheta'>;
+  /** The default RoPE honours partial_rotary_factor (Phi-3). */
+  defaultUsesPartialRotary?: boolean;
 }
 
 /**
@@ -136,7 +140,7 @@ export function parseDecoder(r: ConfigReader, d: DecoderDefaults): ArchConfig {
     embedScale: 1, residualMultiplier: 1, logitsScaling: 1, attnSoftcap: 0, finalSoftcap: 0,
     residDropout: 0, embdDropout: 0, attnDropout: r.inRange('attention_dropout', 0, 0, 1),
   };
-  setRopes(arch, readRopes(r, { defaultTheta: d.theta }, maxPositions));
+  setRopes(arch, readRopes(r, { defaultTheta: d.theta, ...d.rope }, maxPositions), d.defaultUsesPartialRotary);
   return arch;
 }
 

@@ -32,6 +32,9 @@ export interface DecoderPlan {
   /** q/k RMSNorm: per head (Qwen3, Gemma 3), over the whole projection before the head split (OLMo 2), or none. */
   qkNorm: 'head' | 'proj' | null;
   norms: NormPlacement;
+  /** The attention and MLP classes when an architecture's projections differ (Phi-3's fused ones); DecoderAttention / GatedMLP otherwise. */
+  attention?: new (a: ArchConfig, spec: LayerSpec, plan: DecoderPlan) => DecoderAttention;
+  mlp?: new (a: ArchConfig) => Module & { forward(x: Tensor): Tensor };
 }
 
 /** Llama's layer: norms before each branch (the MLP's is named post_attention_layernorm). */
@@ -57,35 +60,48 @@ function makeNorm(plan: DecoderPlan, dimSize: number, eps: number): NormLike {
 }
 
 export class DecoderAttention extends Module {
-  q_proj: LinearLike;
-  k_proj: LinearLike;
-  v_proj: LinearLike;
-  o_proj: LinearLike;
-  q_norm: NormLike | null;
-  k_norm: NormLike | null;
-  constructor(private readonly _a: ArchConfig, private readonly _spec: LayerSpec, private readonly _qkNorm: DecoderPlan['qkNorm'], plan: DecoderPlan) {
+  declare q_proj: LinearLike;
+  declare k_proj: LinearLike;
+  declare v_proj: LinearLike;
+  // declared, not defined: the properties appear in assignment order (q, k, v, o, norms), as the HF weights do
+  declare o_proj: LinearLike;
+  declare q_norm: NormLike | null;
+  declare k_norm: NormLike | null;
+  private readonly _qkNorm: DecoderPlan['qkNorm'];
+  constructor(protected readonly _a: ArchConfig, private readonly _spec: LayerSpec, plan: DecoderPlan) {
     super();
     const { hiddenSize: C, numHeads: H, numKvHeads: KV, headDim: D } = _a;
-    this.q_proj = new Linear(C, H * D, _a.qkvBias);
-    this.k_proj = new Linear(C, KV * D, _a.qkvBias);
-    this.v_proj = new Linear(C, KV * D, _a.qkvBias);
+    this._qkNorm = plan.qkNorm;
+    this.initProjections();
     this.o_proj = new Linear(H * D, C, _a.oBias);
-    this.q_norm = _qkNorm ? makeNorm(plan, _qkNorm === 'head' ? D : H * D, _a.normEps) : null;
-    this.k_norm = _qkNorm ? makeNorm(plan, _qkNorm === 'head' ? D : KV * D, _a.normEps) : null;
+    this.q_norm = plan.qkNorm ? makeNorm(plan, plan.qkNorm === 'head' ? D : H * D, _a.normEps) : null;
+    this.k_norm = plan.qkNorm ? makeNorm(plan, plan.qkNorm === 'head' ? D : KV * D, _a.normEps) : null;
+  }
+
+  /** Creates the q/k/v projection weights (called by the constructor; Phi-3 makes one fused qkv_proj). */
+  protected initProjections(): void {
+    const { hiddenSize: C, numHeads: H, numKvHeads: KV, headDim: D, qkvBias } = this._a;
+    this.q_proj = new Linear(C, H * D, qkvBias);
+    this.k_proj = new Linear(C, KV * D, qkvBias);
+    this.v_proj = new Linear(C, KV * D, qkvBias);
+  }
+
+  /** q, k, v projections (B, T, H·D), (B, T, KV·D), (B, T, KV·D). */
+  protected project(x: Tensor): [Tensor, Tensor, Tensor] {
+    return [this.q_proj.forward(x), this.k_proj.forward(x), this.v_proj.forward(x)];
   }
 
   forward(x: Tensor, ctx: AttnContext): Tensor {
     const { numHeads: H, numKvHeads: KV, headDim: D } = this._a;
     const { B, T } = ctx;
-    let qp = this.q_proj.forward(x);
-    let kp = this.k_proj.forward(x);
+    let [qp, kp, vp] = this.project(x);
     if (this._qkNorm === 'proj') {
       qp = this.q_norm!.forward(qp);
       kp = this.k_norm!.forward(kp);
     }
     let q = reshape(qp, [B, T, H, D]);
     let k = reshape(kp, [B, T, KV, D]);
-    const v = reshape(this.v_proj.forward(x), [B, T, KV, D]);
+    const v = reshape(vp, [B, T, KV, D]);
     if (this._qkNorm === 'head') {
       q = this.q_norm!.forward(q);
       k = this.k_norm!.forward(k);
@@ -118,21 +134,25 @@ export class GatedMLP extends Module {
     this.up_proj = new Linear(_a.hiddenSize, _a.intermediateSize, _a.mlpBias);
     this.down_proj = new Linear(_a.intermediateSize, _a.hiddenSize, _a.mlpBias);
   }
-  /** down(act(gate(x)) · up(x)); silu fused (swiglu keeps no silu(gate) for backward) */
+  /** down(act(gate(x)) · up(x)) */
   forward(x: Tensor): Tensor {
-    const g = this.gate_proj.forward(x), u = this.up_proj.forward(x);
-    return this.down_proj.forward(this._a.hiddenAct === 'silu' ? swiglu(g, u) : mul(geluTanh(g), u));
+    return this.down_proj.forward(gatedAct(this._a, this.gate_proj.forward(x), this.up_proj.forward(x)));
   }
+}
+
+/** act(gate) · up; silu fused (swiglu keeps no silu(gate) for backward). */
+export function gatedAct(a: ArchConfig, g: Tensor, u: Tensor): Tensor {
+  return a.hiddenAct === 'silu' ? swiglu(g, u) : mul(geluTanh(g), u);
 }
 
 export class DecoderLayer extends Module {
   self_attn: DecoderAttention;
-  mlp: GatedMLP;
+  mlp: Module & { forward(x: Tensor): Tensor };
   private readonly _norms: { [K in keyof NormPlacement]?: NormLike };
   constructor(private readonly _a: ArchConfig, spec: LayerSpec, plan: DecoderPlan) {
     super();
-    this.self_attn = new DecoderAttention(_a, spec, plan.qkNorm, plan);
-    this.mlp = new GatedMLP(_a);
+    this.self_attn = new (plan.attention ?? DecoderAttention)(_a, spec, plan);
+    this.mlp = new (plan.mlp ?? GatedMLP)(_a);
     this._norms = {};
     const self = this as unknown as Record<string, NormLike>;
     for (const [role, name] of Object.entries(plan.norms) as [keyof NormPlacement, string][]) {
