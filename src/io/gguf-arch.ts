@@ -7,6 +7,7 @@
  */
 import { DpoError } from '../errors.js';
 import type { ArchConfig } from '../models/arch.js';
+import type { RopeParameters } from '../models/rope-init.js';
 import { f32, u32, type GgufValue } from './gguf.js';
 
 export interface GgufArchTable {
@@ -67,7 +68,7 @@ function decoderHparams(p: string, a: ArchConfig): [string, GgufValue][] {
  * LlamaModel.generate_extra_tensors does (HF divides inv_freq by the same factors).
  */
 export function llama3RopeFactors(a: ArchConfig): Float32Array {
-  const s = a.ropeScaling!;
+  const s = a.ropeScaling as Required<RopeParameters>;
   const fr = Math.fround;
   const dim = a.headDim;
   const out = new Float32Array(dim / 2);
@@ -91,8 +92,11 @@ function slidingCaveat(a: ArchConfig): string[] {
   return [`llama.cpp's ${a.modelType === 'mistral' ? 'llama' : a.modelType} architecture has no sliding-window attention: its outputs equal this model's only for sequences of up to sliding_window = ${a.slidingWindow} tokens`];
 }
 
-function noRopeScaling(a: ArchConfig): void {
-  if (a.ropeScaling) throw new DpoError(`GGUF export: rope scaling "${a.ropeScaling.type}" on model_type ${a.modelType} has no llama.cpp equivalent here; only llama / mistral carry llama3 rope_freqs`);
+/** Refuses RoPE scaling llama.cpp's graph would not reproduce (all of it, or all but full-dim llama3); returns a. */
+function noRopeScaling(a: ArchConfig, llama3 = false): ArchConfig {
+  const s = a.ropeScaling;
+  if (s && !(llama3 && s.rope_type === 'llama3' && (s.partial_rotary_factor ?? 1) === 1)) throw new DpoError(`GGUF export: rope scaling "${s.rope_type}${(s.partial_rotary_factor ?? 1) !== 1 ? ', partial rotary' : ''}" on model_type ${a.modelType} has no llama.cpp equivalent here; only llama / mistral carry llama3 rope_freqs`);
+  return a;
 }
 
 const llama: GgufArchTable = {
@@ -100,11 +104,11 @@ const llama: GgufArchTable = {
   modules: LLAMA_MODULES,
   permuteHeads: (m, a) => (/\.q_proj$/.test(m) ? a.numHeads : /\.k_proj$/.test(m) ? a.numKvHeads : 0),
   hparams: (a) => [
-    ...decoderHparams('llama', a),
+    ...decoderHparams('llama', noRopeScaling(a, true)),
     ['llama.vocab_size', u32(a.vocabSize)],
     ['llama.rope.dimension_count', u32(a.headDim)],
   ],
-  extraTensors: (a) => (a.ropeScaling?.type === 'llama3' ? [{ name: 'rope_freqs.weight', data: llama3RopeFactors(a) }] : []),
+  extraTensors: (a) => (a.ropeScaling?.rope_type === 'llama3' ? [{ name: 'rope_freqs.weight', data: llama3RopeFactors(a) }] : []),
   caveats: slidingCaveat,
 };
 

@@ -7,24 +7,9 @@
  */
 import { DpoError } from '../errors.js';
 import { ConfigReader, type Raw } from './config-reader.js';
+import { ropeParameters, type RopeConfigOptions, type RopeDims, type RopeParameters, type RopePlan } from './rope-init.js';
 
 export type Family = 'llama' | 'gpt2';
-
-export interface RopeScaling {
-  type: 'llama3';
-  factor: number;
-  low_freq_factor: number;
-  high_freq_factor: number;
-  original_max_position_embeddings: number;
-}
-
-/** One RoPE table's parameters (transformers' rope_parameters entry, standardised). */
-export interface RopeParams {
-  ropeType: string;
-  theta: number;
-  /** llama3's wavelength scaling, or null for default RoPE. */
-  scaling: RopeScaling | null;
-}
 
 export type LayerType = 'full_attention' | 'sliding_attention';
 
@@ -33,7 +18,7 @@ export interface LayerSpec {
   type: LayerType;
   /** Sliding window (keys within `window` positions, itself included); 0 = none. */
   window: number;
-  /** Key into ArchConfig.ropes, or null for a layer without RoPE (SmolLM3's no_rope_layers). */
+  /** The RoPE plan's layer type ('default' for a single plan), or null for a layer without RoPE (SmolLM3's no_rope_layers). */
   rope: string | null;
 }
 
@@ -49,11 +34,11 @@ export interface ArchConfig {
   intermediateSize: number;
   maxPositions: number;
   normEps: number;
-  /** The full-attention layers' RoPE (what GGUF export writes); 0 / null without RoPE. */
+  /** The full-attention layers' RoPE (what GGUF export writes): theta, and its parameters unless default RoPE; 0 / null without RoPE. */
   ropeTheta: number;
-  ropeScaling: RopeScaling | null;
-  /** RoPE tables by name ('default', or per layer type), referenced by layers[i].rope. */
-  ropes: Record<string, RopeParams>;
+  ropeScaling: RopeParameters | null;
+  /** The model's RoPE (transformers' standardized rope_parameters, one or per layer type) and the dims its init reads; null without RoPE. */
+  rope: { plan: RopePlan; dims: RopeDims } | null;
   /**
    * Layer i's spec, a function of i rather than a list: a config can name 10⁹ layers, which
    * checkCheckpoint reports against the weights before anything per layer exists.
@@ -89,6 +74,8 @@ export interface ArchConfig {
   raw: Record<string, unknown>;
   /** JSON paths of numbers written as floats in config.json (10000.0), so saving keeps them floats. */
   floatPaths?: Set<string>;
+  /** See CausalLM.recomputeCacheAt (Phi-3: original_max_position_embeddings + 1). */
+  recomputeCacheAt?: number;
   /** Where the text model's weights sit in a multimodal checkpoint ('model.language_model.'), else ''. */
   weightPrefix?: string;
 }
@@ -112,6 +99,10 @@ export interface DecoderDefaults {
   qkvBias: boolean | 'attention_bias';
   oBias: boolean | 'attention_bias';
   mlpBias: boolean | 'mlp_bias';
+  /** How the config class reads RoPE beyond llama's (Phi-3: aliases, original_max_position_embeddings). */
+  rope?: Omit<RopeConfigOptions, 'where' | 'maxPositionEmbeddings' | 'defaultTheta'>;
+  /** The default RoPE honours partial_rotary_factor (Phi-3). */
+  defaultUsesPartialRotary?: boolean;
 }
 
 /**
@@ -134,7 +125,6 @@ export function parseDecoder(r: ConfigReader, d: DecoderDefaults): ArchConfig {
   const hiddenAct = r.str(d.actKey, d.act);
   if (!d.acts.includes(hiddenAct)) throw new DpoError(`${where}: ${d.actKey} "${hiddenAct}" is not supported for ${modelType} (supported: ${d.acts.join(', ')})`);
   const flag = (v: boolean | string) => (typeof v === 'boolean' ? v : r.bool(v, false));
-  r.only('partial_rotary_factor', [1, 1.0], 'partial rotary embeddings');
   const maxPositions = r.size('max_position_embeddings', d.maxPositions);
   const arch: ArchConfig = {
     modelType, family: 'llama', raw: r.raw,
@@ -143,7 +133,7 @@ export function parseDecoder(r: ConfigReader, d: DecoderDefaults): ArchConfig {
     intermediateSize: r.size('intermediate_size'),
     maxPositions,
     normEps: r.inRange('rms_norm_eps', d.normEps, 0, 1),
-    ropeTheta: 0, ropeScaling: null, ropes: {},
+    ropeTheta: 0, ropeScaling: null, rope: null,
     layer: () => ({ type: 'full_attention', window: 0, rope: 'default' }),
     attnScale: 1 / Math.sqrt(D),
     qkvBias: flag(d.qkvBias), oBias: flag(d.oBias), mlpBias: flag(d.mlpBias), qkNorm: false,
@@ -152,7 +142,7 @@ export function parseDecoder(r: ConfigReader, d: DecoderDefaults): ArchConfig {
     embedScale: 1, residualMultiplier: 1, logitsScaling: 1, attnSoftcap: 0, finalSoftcap: 0,
     residDropout: 0, embdDropout: 0, attnDropout: r.inRange('attention_dropout', 0, 0, 1),
   };
-  setRopes(arch, readRopes(r, d.theta, [], maxPositions));
+  setRopes(arch, readRopes(r, { defaultTheta: d.theta, ...d.rope }, maxPositions), d.defaultUsesPartialRotary);
   return arch;
 }
 
@@ -176,57 +166,38 @@ export function layerTypes(arch: ArchConfig): LayerType[] {
   return Array.from({ length: Math.min(arch.numLayers, 4096) }, (_, i) => arch.layer(i).type);
 }
 
-/** Points every layer at its RoPE table (per layer type when the tables are per type). */
-export function setRopes(arch: ArchConfig, ropes: Record<string, RopeParams>): void {
-  arch.ropes = ropes;
+/**
+ * Points every layer at its RoPE (its layer type's entry when the plan is per layer type; none
+ * where that entry is null). `defaultUsesPartialRotary`: the model's default RoPE honours
+ * partial_rotary_factor (Phi-3); the scaled types always do.
+ */
+export function setRopes(arch: ArchConfig, plan: RopePlan, defaultUsesPartialRotary = false): void {
+  arch.rope = { plan, dims: { headDim: arch.headDim, maxPositionEmbeddings: arch.maxPositions, defaultUsesPartialRotary } };
   const prev = arch.layer;
   arch.layer = (i) => {
     const l = prev(i);
-    return l.rope === null ? l : { ...l, rope: ropes.default ? 'default' : l.type };
+    if (l.rope === null) return l;
+    return { ...l, rope: !plan.perLayer ? 'default' : plan.params[l.type] ? l.type : null };
   };
-  const full = ropes.default ?? ropes.full_attention;
-  arch.ropeTheta = full?.theta ?? 0;
-  arch.ropeScaling = full?.scaling ?? null;
+  const full = plan.perLayer ? plan.params.full_attention ?? null : plan.params;
+  arch.ropeTheta = full?.rope_theta ?? 0;
+  arch.ropeScaling = full && (full.rope_type !== 'default' || (full.partial_rotary_factor ?? 1) !== 1) ? full : null;
 }
 
 /**
  * rope_parameters (transformers 5) or rope_theta + rope_scaling (4.x), standardised as
- * transformers' convert_rope_params_to_dict / standardize_rope_params do: rope_scaling wins over
- * rope_parameters; a dict keyed by layer types gives one table per type, else one 'default' table;
- * rope_theta falls back to the top level, then to the type's default_theta.
+ * transformers' convert_rope_params_to_dict / standardize_rope_params do (rope-init.ts:
+ * ropeParameters), plus the check transformers' llama3 validation makes.
  */
-export function readRopes(r: ConfigReader, defaultTheta: number, layerTypes: readonly string[], maxPositions: number): Record<string, RopeParams> {
-  const key = r.has('rope_scaling') ? 'rope_scaling' : 'rope_parameters';
-  const d = r.sub(key);
-  const topTheta = r.positive('rope_theta', defaultTheta);
-  const perType = layerTypes.some((t) => d.has(t));
-  if (!perType) return { default: ropeEntry(d, r, topTheta, maxPositions) };
-  const out: Record<string, RopeParams> = {};
-  for (const t of new Set(layerTypes)) out[t] = ropeEntry(d.sub(t), r, topTheta, maxPositions);
-  return out;
-}
-
-const ROPE_TYPES = ['default', 'llama3'];
-
-function ropeEntry(d: ConfigReader, top: ConfigReader, theta: number, maxPositions: number): RopeParams {
-  const ropeType = d.str('rope_type', d.str('type', 'default'));
-  const params: RopeParams = { ropeType, theta: d.positive('rope_theta', theta), scaling: null };
-  d.only('partial_rotary_factor', [1, 1.0], 'partial rotary embeddings');
-  if (!ROPE_TYPES.includes(ropeType)) throw new DpoError(`${d.where}: rope scaling type "${ropeType}" is not supported (supported: ${ROPE_TYPES.join(', ')})`);
-  if (ropeType === 'llama3') {
-    params.scaling = {
-      type: 'llama3',
-      factor: d.positive('factor'),
-      low_freq_factor: d.positive('low_freq_factor'),
-      high_freq_factor: d.positive('high_freq_factor'),
-      // transformers copies a top-level original_max_position_embeddings in, else max_position_embeddings.
-      original_max_position_embeddings: top.has('original_max_position_embeddings') ? top.size('original_max_position_embeddings') : d.size('original_max_position_embeddings', maxPositions),
-    };
-    if (!(params.scaling.high_freq_factor > params.scaling.low_freq_factor)) {
-      throw new DpoError(`${d.where}: llama3 rope scaling needs high_freq_factor > low_freq_factor, got ${params.scaling.high_freq_factor} and ${params.scaling.low_freq_factor}`);
+export function readRopes(r: ConfigReader, opts: Omit<RopeConfigOptions, 'where' | 'maxPositionEmbeddings'>, maxPositions: number): RopePlan {
+  const where = r.where;
+  const plan = ropeParameters(r.raw, { ...opts, where, maxPositionEmbeddings: maxPositions });
+  for (const p of plan.perLayer ? Object.values(plan.params) : [plan.params]) {
+    if (p?.rope_type === 'llama3' && !(p.high_freq_factor! > p.low_freq_factor!)) {
+      throw new DpoError(`${where}: llama3 rope scaling needs high_freq_factor > low_freq_factor, got ${p.high_freq_factor} and ${p.low_freq_factor}`);
     }
   }
-  return params;
+  return plan;
 }
 
 export { ConfigReader };

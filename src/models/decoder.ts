@@ -5,13 +5,14 @@
  * config gives (sliding window, RoPE table or none) and the scalars in ArchConfig (attention scale,
  * embedding / residual / logit multipliers). Property names equal the HF weight keys.
  */
-import { add, attention, geluTanh, mul, reshape, rope, ropeTables, scale, swiglu } from '../ops/index.js';
+import { add, attention, geluTanh, mul, reshape, rope, scale, swiglu } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Module } from '../nn/module.js';
 import { Linear, type LinearLike, headWeight } from '../nn/linear.js';
 import { Embedding } from '../nn/embedding.js';
 import { OffsetRMSNorm, RMSNorm, type NormLike } from '../nn/norm.js';
-import type { ArchConfig, LayerSpec, RopeParams } from './arch.js';
+import type { ArchConfig, LayerSpec } from './arch.js';
+import { RotaryState } from './rope-init.js';
 import { appendAndAttend, type KVCache } from '../generate/kv-cache.js';
 import { defaultPositions, lmLogits, type CausalLM, type LmInputs } from './causal-lm.js';
 import { runLayer } from './run-layer.js';
@@ -31,28 +32,13 @@ export interface DecoderPlan {
   /** q/k RMSNorm: per head (Qwen3, Gemma 3), over the whole projection before the head split (OLMo 2), or none. */
   qkNorm: 'head' | 'proj' | null;
   norms: NormPlacement;
+  /** The attention and MLP classes when an architecture's projections differ (Phi-3's fused ones); DecoderAttention / GatedMLP otherwise. */
+  attention?: new (a: ArchConfig, spec: LayerSpec, plan: DecoderPlan) => DecoderAttention;
+  mlp?: new (a: ArchConfig) => Module & { forward(x: Tensor): Tensor };
 }
 
 /** Llama's layer: norms before each branch (the MLP's is named post_attention_layernorm). */
 export const LLAMA_NORMS: NormPlacement = { preAttn: 'input_layernorm', preMlp: 'post_attention_layernorm' };
-
-/** cos/sin tables of one RoPE, grown on demand to the longest position seen. */
-export class RopeCache {
-  private cos: Tensor | null = null;
-  private sin: Tensor | null = null;
-  private len = 0;
-  constructor(private readonly headDim: number, private readonly params: RopeParams) {}
-  get(maxPos: number): { cos: Tensor; sin: Tensor } {
-    if (maxPos > this.len || !this.cos || !this.sin) {
-      const len = Math.max(maxPos, 256, this.len * 2);
-      const t = ropeTables(this.headDim, len, this.params.theta, this.params.scaling);
-      this.cos = t.cos.keep();
-      this.sin = t.sin.keep();
-      this.len = len;
-    }
-    return { cos: this.cos!, sin: this.sin! };
-  }
-}
 
 /** Per-forward facts shared by all layers. */
 export interface AttnContext {
@@ -62,7 +48,7 @@ export interface AttnContext {
   keyMask: Uint8Array | null;
   segIds: Int32Array | null;
   segParents: Int32Array | null;
-  /** The RoPE tables of this forward, by ArchConfig.ropes name. */
+  /** The RoPE tables of this forward, by LayerSpec.rope (attention scaling applied). */
   ropes: Record<string, { cos: Tensor; sin: Tensor }>;
   /** Generation: the KV cache (B = 1) this forward appends to, and the layer index. */
   cache?: KVCache | null;
@@ -74,35 +60,48 @@ function makeNorm(plan: DecoderPlan, dimSize: number, eps: number): NormLike {
 }
 
 export class DecoderAttention extends Module {
-  q_proj: LinearLike;
-  k_proj: LinearLike;
-  v_proj: LinearLike;
-  o_proj: LinearLike;
-  q_norm: NormLike | null;
-  k_norm: NormLike | null;
-  constructor(private readonly _a: ArchConfig, private readonly _spec: LayerSpec, private readonly _qkNorm: DecoderPlan['qkNorm'], plan: DecoderPlan) {
+  declare q_proj: LinearLike;
+  declare k_proj: LinearLike;
+  declare v_proj: LinearLike;
+  // declared, not defined: the properties appear in assignment order (q, k, v, o, norms), as the HF weights do
+  declare o_proj: LinearLike;
+  declare q_norm: NormLike | null;
+  declare k_norm: NormLike | null;
+  private readonly _qkNorm: DecoderPlan['qkNorm'];
+  constructor(protected readonly _a: ArchConfig, private readonly _spec: LayerSpec, plan: DecoderPlan) {
     super();
     const { hiddenSize: C, numHeads: H, numKvHeads: KV, headDim: D } = _a;
-    this.q_proj = new Linear(C, H * D, _a.qkvBias);
-    this.k_proj = new Linear(C, KV * D, _a.qkvBias);
-    this.v_proj = new Linear(C, KV * D, _a.qkvBias);
+    this._qkNorm = plan.qkNorm;
+    this.initProjections();
     this.o_proj = new Linear(H * D, C, _a.oBias);
-    this.q_norm = _qkNorm ? makeNorm(plan, _qkNorm === 'head' ? D : H * D, _a.normEps) : null;
-    this.k_norm = _qkNorm ? makeNorm(plan, _qkNorm === 'head' ? D : KV * D, _a.normEps) : null;
+    this.q_norm = plan.qkNorm ? makeNorm(plan, plan.qkNorm === 'head' ? D : H * D, _a.normEps) : null;
+    this.k_norm = plan.qkNorm ? makeNorm(plan, plan.qkNorm === 'head' ? D : KV * D, _a.normEps) : null;
+  }
+
+  /** Creates the q/k/v projection weights (called by the constructor; Phi-3 makes one fused qkv_proj). */
+  protected initProjections(): void {
+    const { hiddenSize: C, numHeads: H, numKvHeads: KV, headDim: D, qkvBias } = this._a;
+    this.q_proj = new Linear(C, H * D, qkvBias);
+    this.k_proj = new Linear(C, KV * D, qkvBias);
+    this.v_proj = new Linear(C, KV * D, qkvBias);
+  }
+
+  /** q, k, v projections (B, T, H·D), (B, T, KV·D), (B, T, KV·D). */
+  protected project(x: Tensor): [Tensor, Tensor, Tensor] {
+    return [this.q_proj.forward(x), this.k_proj.forward(x), this.v_proj.forward(x)];
   }
 
   forward(x: Tensor, ctx: AttnContext): Tensor {
     const { numHeads: H, numKvHeads: KV, headDim: D } = this._a;
     const { B, T } = ctx;
-    let qp = this.q_proj.forward(x);
-    let kp = this.k_proj.forward(x);
+    let [qp, kp, vp] = this.project(x);
     if (this._qkNorm === 'proj') {
       qp = this.q_norm!.forward(qp);
       kp = this.k_norm!.forward(kp);
     }
     let q = reshape(qp, [B, T, H, D]);
     let k = reshape(kp, [B, T, KV, D]);
-    const v = reshape(this.v_proj.forward(x), [B, T, KV, D]);
+    const v = reshape(vp, [B, T, KV, D]);
     if (this._qkNorm === 'head') {
       q = this.q_norm!.forward(q);
       k = this.k_norm!.forward(k);
@@ -135,21 +134,25 @@ export class GatedMLP extends Module {
     this.up_proj = new Linear(_a.hiddenSize, _a.intermediateSize, _a.mlpBias);
     this.down_proj = new Linear(_a.intermediateSize, _a.hiddenSize, _a.mlpBias);
   }
-  /** down(act(gate(x)) · up(x)); silu fused (swiglu keeps no silu(gate) for backward) */
+  /** down(act(gate(x)) · up(x)) */
   forward(x: Tensor): Tensor {
-    const g = this.gate_proj.forward(x), u = this.up_proj.forward(x);
-    return this.down_proj.forward(this._a.hiddenAct === 'silu' ? swiglu(g, u) : mul(geluTanh(g), u));
+    return this.down_proj.forward(gatedAct(this._a, this.gate_proj.forward(x), this.up_proj.forward(x)));
   }
+}
+
+/** act(gate) · up; silu fused (swiglu keeps no silu(gate) for backward). */
+export function gatedAct(a: ArchConfig, g: Tensor, u: Tensor): Tensor {
+  return a.hiddenAct === 'silu' ? swiglu(g, u) : mul(geluTanh(g), u);
 }
 
 export class DecoderLayer extends Module {
   self_attn: DecoderAttention;
-  mlp: GatedMLP;
+  mlp: Module & { forward(x: Tensor): Tensor };
   private readonly _norms: { [K in keyof NormPlacement]?: NormLike };
   constructor(private readonly _a: ArchConfig, spec: LayerSpec, plan: DecoderPlan) {
     super();
-    this.self_attn = new DecoderAttention(_a, spec, plan.qkNorm, plan);
-    this.mlp = new GatedMLP(_a);
+    this.self_attn = new (plan.attention ?? DecoderAttention)(_a, spec, plan);
+    this.mlp = new (plan.mlp ?? GatedMLP)(_a);
     this._norms = {};
     const self = this as unknown as Record<string, NormLike>;
     for (const [role, name] of Object.entries(plan.norms) as [keyof NormPlacement, string][]) {
@@ -190,12 +193,13 @@ export class DecoderForCausalLM extends Module implements CausalLM {
   model: DecoderModel;
   lm_head: Linear | null;
   gradientCheckpointing = false;
-  private readonly _ropes: Record<string, RopeCache>;
+  /** transformers' RotaryEmbedding state (dynamic NTK / longrope switch with the sequence length), one per model. */
+  private readonly _rotary: RotaryState | null;
   constructor(readonly arch: ArchConfig, plan: DecoderPlan) {
     super();
     this.model = new DecoderModel(arch, plan);
     this.lm_head = arch.tieEmbeddings ? null : new Linear(arch.hiddenSize, arch.vocabSize);
-    this._ropes = Object.fromEntries(Object.entries(arch.ropes).map(([k, p]) => [k, new RopeCache(arch.headDim, p)]));
+    this._rotary = arch.rope ? new RotaryState(arch.rope.plan, arch.rope.dims) : null;
   }
 
   hidden(inp: LmInputs): Tensor {
@@ -204,7 +208,16 @@ export class DecoderForCausalLM extends Module implements CausalLM {
     const pos = inp.positionIds ?? defaultPositions(B, T);
     let maxPos = 0;
     for (let i = 0; i < pos.length; i++) if (pos[i] > maxPos) maxPos = pos[i];
-    const ropes = Object.fromEntries(Object.entries(this._ropes).map(([k, c]) => [k, c.get(maxPos + 1)]));
+    // dynamic_rope_update: seq_len = max(position_ids) + 1, before every forward (each generation step too)
+    const ropes: AttnContext['ropes'] = {};
+    const rot = this._rotary;
+    if (rot) {
+      rot.update(maxPos + 1);
+      for (const k of rot.plan.perLayer ? Object.keys(rot.plan.params) : ['default']) {
+        const t = rot.tables(k === 'default' && !rot.plan.perLayer ? null : k, maxPos + 1);
+        if (t) ropes[k] = t;
+      }
+    }
     const ctx: AttnContext = { B, T, pos, keyMask: inp.attentionMask ?? null, segIds: inp.segIds ?? null, segParents: inp.segParents ?? null, ropes, cache: inp.cache ?? null };
     let h = this.model.embed_tokens.forward(inp.ids, [B, T]); // (B, T, C)
     if (a.embedScale !== 1) h = scale(h, a.embedScale);
@@ -225,6 +238,10 @@ export class DecoderForCausalLM extends Module implements CausalLM {
 
   get finalLogitSoftcap(): number {
     return this.arch.finalSoftcap;
+  }
+
+  get recomputeCacheAt(): number | undefined {
+    return this.arch.recomputeCacheAt;
   }
 
   logits(inp: LmInputs): Tensor {

@@ -26,7 +26,7 @@ function parseGemma2(r: ConfigReader): ArchConfig {
   a.attnSoftcap = r.softcap('attn_logit_softcapping', 50);
   a.finalSoftcap = r.softcap('final_logit_softcapping', 30);
   setLayerTypes(a, r, r.sizeOrNull('sliding_window', 4096), (i): LayerType => ((i + 1) % 2 ? 'sliding_attention' : 'full_attention'));
-  setRopes(a, readRopes(r, 10000, layerTypes(a), a.maxPositions));
+  setRopes(a, readRopes(r, { defaultTheta: 10000, layerTypes: layerTypes(a) }, a.maxPositions));
   return a;
 }
 

@@ -12,7 +12,7 @@
  *   language_model.model. (what save_pretrained writes) or model.language_model. (5.x module
  *   names); the vision tower and projector are not loaded (nor saved back).
  */
-import type { ArchConfig, LayerType, RopeParams } from './arch.js';
+import type { ArchConfig, LayerType } from './arch.js';
 import { layerTypes, parseDecoder, readRopes, setLayerTypes, setRopes } from './arch.js';
 import { ConfigReader } from './config-reader.js';
 import { DecoderForCausalLM, decoderWeightShapes, type DecoderPlan } from './decoder.js';
@@ -23,6 +23,9 @@ export const GEMMA3: DecoderPlan = {
   qkNorm: 'head',
   norms: { preAttn: 'input_layernorm', postAttn: 'post_attention_layernorm', preMlp: 'pre_feedforward_layernorm', postMlp: 'post_feedforward_layernorm' },
 };
+
+/** Gemma3TextConfig.convert_rope_params_to_dict: rope_scaling updates the full-attention entry; thetas default to rope_theta (10⁶) and rope_local_base_freq (10⁴). */
+const GEMMA3_ROPES = { full_attention: { thetaKey: 'rope_theta', defaultTheta: 1e6, scaling: true }, sliding_attention: { thetaKey: 'rope_local_base_freq', defaultTheta: 1e4 } };
 
 /** Gemma3TextConfig of a gemma3_text config, or of a gemma3 config's text_config. */
 function parseGemma3(top: ConfigReader): ArchConfig {
@@ -40,21 +43,7 @@ function parseGemma3(top: ConfigReader): ArchConfig {
   a.embedScale = Math.fround(Math.sqrt(a.hiddenSize));
   const pattern = r.size('sliding_window_pattern', 6);
   setLayerTypes(a, r, r.sizeOrNull('sliding_window', 4096), (i): LayerType => ((i + 1) % pattern ? 'sliding_attention' : 'full_attention'));
-  // Gemma3TextConfig.convert_rope_params_to_dict: rope_scaling updates the full-attention table;
-  // thetas default to rope_theta (10⁶) and rope_local_base_freq (10⁴).
-  const types = layerTypes(a);
-  const perType = r.sub('rope_parameters');
-  let ropes: Record<string, RopeParams>;
-  if (r.has('rope_scaling') || !['full_attention', 'sliding_attention'].some((t) => perType.has(t))) {
-    const full = readRopes(r, 1e6, [], a.maxPositions).default;
-    const local = readRopes(new ConfigReader({ rope_theta: r.positive('rope_local_base_freq', 1e4) }, r.where), 1e4, [], a.maxPositions).default;
-    ropes = { full_attention: full, sliding_attention: local };
-  } else {
-    ropes = readRopes(r, 1e6, ['full_attention', 'sliding_attention'], a.maxPositions);
-    if (!perType.sub('sliding_attention').has('rope_theta')) ropes.sliding_attention = { ...ropes.sliding_attention, theta: r.positive('rope_local_base_freq', 1e4) };
-  }
-  setRopes(a, ropes);
-  if (!types.includes('sliding_attention')) delete a.ropes.sliding_attention;
+  setRopes(a, readRopes(r, { layerTypes: layerTypes(a), legacyPerLayer: GEMMA3_ROPES }, a.maxPositions));
   if (multimodal) {
     a.modelType = 'gemma3';
     a.raw = top.raw;

@@ -179,7 +179,7 @@ function parseGpt2(r: ConfigReader): ArchConfig {
     intermediateSize: r.size('n_inner', Math.min(4 * C, MAX_DIM)),
     maxPositions: r.size('n_positions', 1024),
     normEps: r.inRange('layer_norm_epsilon', 1e-5, 0, 1),
-    ropeTheta: 0, ropeScaling: null, ropes: {},
+    ropeTheta: 0, ropeScaling: null, rope: null,
     layer: () => ({ type: 'full_attention', window: 0, rope: null }),
     attnScale: 1 / Math.sqrt(C / H),
     qkvBias: true, oBias: true, mlpBias: true, qkNorm: false,

@@ -41,7 +41,7 @@ function parseLlama(r: ConfigReader): ArchConfig {
     const w = r.bool('use_sliding_window', false) ? r.sizeOrNull('sliding_window', 4096) : null;
     const mwl = r.num('max_window_layers', 28);
     setLayerTypes(a, r, w, (i): LayerType => (w !== null && i >= mwl ? 'sliding_attention' : 'full_attention'));
-    setRopes(a, readRopes(r, DEFAULTS[mt].theta, layerTypes(a), a.maxPositions));
+    setRopes(a, readRopes(r, { defaultTheta: DEFAULTS[mt].theta, layerTypes: layerTypes(a) }, a.maxPositions));
   }
   return a;
 }

@@ -14,11 +14,12 @@ import { gemma2Registration } from './gemma2.js';
 import { olmo2Registration } from './olmo2.js';
 import { graniteRegistration } from './granite.js';
 import { smollm3Registration } from './smollm3.js';
+import { phi3Registration } from './phi3.js';
 
 export type { RawTensor } from './registration.js';
 
 /** Every model file's registration; the supported model types are read from here, never listed again. */
-const REGISTRATIONS: readonly ModelRegistration[] = [llamaRegistration, gpt2Registration, gemma3Registration, gemma2Registration, olmo2Registration, graniteRegistration, smollm3Registration];
+const REGISTRATIONS: readonly ModelRegistration[] = [llamaRegistration, gpt2Registration, gemma3Registration, gemma2Registration, olmo2Registration, graniteRegistration, smollm3Registration, phi3Registration];
 
 const BY_TYPE = new Map<string, ModelRegistration>(REGISTRATIONS.flatMap((r) => r.modelTypes.map((t) => [t, r] as [string, ModelRegistration])));
 

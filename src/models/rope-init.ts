@@ -120,13 +120,11 @@ export function ropeParameters(raw: Raw, opts: RopeConfigOptions): RopePlan {
   if (!layerTypes || keys.length === 0 || keys.every((k) => !layerTypes.includes(k))) {
     if (opts.legacyPerLayer) fail(where, `layer_types must be given with per-layer-type RoPE parameters`);
     const p = params;
-    const rawType = String(p.rope_type ?? p.type ?? 'default');
-    p.rope_type = rawType;
-    if (scaled(rawType)) {
+    p.rope_type = typeOf(p); // Phi-3's su / yarn are longrope before its original_max_position_embeddings is copied in
+    if (scaled(p.rope_type)) {
       if (opts.originalMaxPositionEmbeddings !== undefined) p.original_max_position_embeddings = opts.originalMaxPositionEmbeddings;
       else if (p.original_max_position_embeddings === undefined) p.original_max_position_embeddings = maxPos;
     }
-    p.rope_type = typeOf(p);
     return { perLayer: false, params: check(p, where, key) };
   }
   const out: Record<string, RopeParameters | null> = {};

@@ -23,7 +23,7 @@ function parseSmolLM3(r: ConfigReader): ArchConfig {
   const useRope = (i: number) => (given ? given[i] === 1 : (i + 1) % interval !== 0);
   const window = r.bool('use_sliding_window', false) ? r.sizeOrNull('sliding_window', null) : null;
   setLayerTypes(a, r, window, (i): LayerType => (window !== null && !useRope(i) ? 'sliding_attention' : 'full_attention'));
-  setRopes(a, readRopes(r, THETA, layerTypes(a), a.maxPositions));
+  setRopes(a, readRopes(r, { defaultTheta: THETA, layerTypes: layerTypes(a) }, a.maxPositions));
   const prev = a.layer;
   a.layer = (i) => ({ ...prev(i), rope: useRope(i) ? prev(i).rope : null });
   return a;

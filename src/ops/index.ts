@@ -7,7 +7,7 @@ export { reshape, transpose, permute, slice, concat, indexSelect } from './shape
 export { softmax, logSoftmax } from './softmax.js';
 export { embedding } from './embedding.js';
 export { rmsNorm, layerNorm } from './norm.js';
-export { rope, ropeTables, ropeTablesFrom, invFreq, type Llama3Scaling } from './rope.js';
+export { rope, ropeTablesFrom, invFreq, type Llama3Scaling } from './rope.js';
 export { attention, type AttentionOptions } from './attention.js';
 export { swiglu, geglu } from './swiglu.js';
 export { dropout } from './dropout.js';

@@ -40,11 +40,6 @@ export function invFreq(headDim: number, theta: number, scaling: Llama3Scaling |
   return inv;
 }
 
-/** cos/sin tables (maxPos, headDim): emb = cat(freqs, freqs), freqs[p, i] = p·inv_freq[i]. */
-export function ropeTables(headDim: number, maxPos: number, theta: number, scaling: Llama3Scaling | null = null, dtype: 'float32' | 'float64' = 'float32'): { cos: Tensor; sin: Tensor } {
-  return ropeTablesFrom(invFreq(headDim, theta, scaling), maxPos, 1, dtype);
-}
-
 /**
  * cos/sin tables (maxPos, 2·inv.length) from inverse frequencies, as a transformers RotaryEmbedding's
  * forward makes them: freqs = p·inv_freq in float32, emb = cat(freqs, freqs), cos = emb.cos()·scaling

@@ -31,7 +31,7 @@ test('Llama 3.2 as transformers 4.x wrote it (top-level rope_theta, rope_scaling
   const c = readModelConfig(cfgFile('llama32', LLAMA32));
   const a = archFromConfig(c.raw, c.path);
   assert.deepEqual([a.modelType, a.hiddenSize, a.numKvHeads, a.headDim, a.ropeTheta, a.tieEmbeddings, a.qkvBias, a.oBias, a.mlpBias, a.slidingWindow], ['llama', 2048, 8, 64, 500000, true, false, false, false, 0]);
-  assert.deepEqual(a.ropeScaling, { type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 });
+  assert.deepEqual(a.ropeScaling, { rope_type: 'llama3', rope_theta: 500000, factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 });
 });
 
 test('config errors are one line naming the file and key', () => {
@@ -49,8 +49,10 @@ test('config errors are one line naming the file and key', () => {
     [{ ...base, model_type: 'bert' }, /model_type "bert" is not supported; supported: llama, mistral, qwen2, qwen3, /],
     [{ ...base, model_type: undefined }, /model_type "" is not supported/],
     [{ ...base, hidden_act: 'gelu' }, /hidden_act "gelu" is not supported for llama \(supported: silu\)/],
-    [{ ...base, partial_rotary_factor: 0.5 }, /"partial_rotary_factor" = 0.5 is not supported for model_type "llama" \(partial rotary embeddings\)/],
-    [{ ...base, rope_parameters: { rope_type: 'yarn', factor: 4 } }, /"rope_parameters\.": rope scaling type "yarn" is not supported|rope scaling type "yarn" is not supported \(supported: default, llama3\)/],
+    [{ ...base, partial_rotary_factor: 1.5 }, /rope_parameters\.partial_rotary_factor must be in \(0, 1\], got 1\.5/],
+    [{ ...base, rope_parameters: { rope_type: 'su', factor: 4 } }, /rope_parameters rope type "su" is not supported; supported: default, linear, dynamic, yarn, longrope, llama3/],
+    [{ ...base, rope_parameters: { rope_type: 'yarn' } }, /rope_parameters of rope type "yarn" needs "factor"; add it/],
+    [{ ...base, rope_scaling: { rope_type: 'longrope', short_factor: [1], long_factor: 'x' } }, /rope_scaling\.long_factor must be a list of numbers, got "x"/],
     [{ ...base, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 4, high_freq_factor: 1 } }, /llama3 rope scaling needs high_freq_factor > low_freq_factor, got 1 and 4/],
     [{ ...base, model_type: 'qwen2', num_key_value_heads: 4, layer_types: ['full_attention', 'x'] }, /"layer_types" must be a list of "full_attention" \/ "sliding_attention"/],
     [{ ...base, model_type: 'qwen2', num_key_value_heads: 4, layer_types: ['full_attention', 'full_attention'] }, /"layer_types" has 2 entries for 1 layers/],
@@ -77,7 +79,7 @@ test('every fixture config parses and writes back byte for byte as transformers 
     assert.equal(configJsonText(c.raw, c.floatPaths), readFileSync(p, 'utf8'), `${name}/config.json round trip`);
   }
   const llama = archFromConfig(readModelConfig(join(FIXTURES, 'llama')).raw);
-  assert.deepEqual(llama.ropeScaling, { type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 });
+  assert.deepEqual(llama.ropeScaling, { rope_type: 'llama3', rope_theta: llama.ropeTheta, factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 });
 });
 
 test('updated configs keep floats floats and dtype / torch_dtype in step', () => {

@@ -11,7 +11,7 @@ import { loadAdapter } from '../../src/lora/peft-io.js';
 import { tempDir } from '../io/helpers.js';
 
 const FIXTURES = 'test/fixtures/models';
-const NAMES = ['llama', 'llama-tied', 'mistral', 'qwen2', 'qwen3', 'gpt2', 'gemma3', 'gemma3-mm', 'gemma2', 'olmo2', 'granite', 'smollm3'];
+const NAMES = ['llama', 'llama-tied', 'mistral', 'qwen2', 'qwen3', 'gpt2', 'gemma3', 'gemma3-mm', 'gemma2', 'olmo2', 'granite', 'smollm3', 'phi3'];
 
 test('each family\'s weight table equals the parameters of the model it builds (names and shapes)', () => {
   const variants: Record<string, unknown>[] = [{}, { attention_bias: true }, { mlp_bias: true }, { tie_word_embeddings: true }, { tie_word_embeddings: false }, { head_dim: null }, { n_inner: 48 }];
@@ -79,7 +79,7 @@ test('sizes that are not whole positive numbers, and heads that do not divide, f
   fails(mutated('llama', { num_key_value_heads: 3 }), /num_attention_heads 4 is not a multiple of num_key_value_heads 3/);
   fails(mutated('gpt2', { n_head: 5 }), /"n_head" 5 does not divide "n_embd" 32/);
   fails(mutated('llama', { rms_norm_eps: -1 }), /"rms_norm_eps" must be between 0 and 1/);
-  fails(mutated('llama', { rope_parameters: { rope_type: 'default', rope_theta: 'x' } }), /"rope_parameters\.rope_theta" must be a number, got "x"/);
+  fails(mutated('llama', { rope_parameters: { rope_type: 'default', rope_theta: 'x' } }), /config\.json: rope_parameters\.rope_theta must be a number, got "x"/);
 });
 
 test('dtype and layer gaps in the header are named', () => {

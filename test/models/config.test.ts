@@ -50,11 +50,12 @@ for (const c of FIX.cases) {
       }
       const type = l.layer_type ?? t.layer_types?.[i];
       const want = type && rp[type] ? rp[type] : rp;
-      const r = a.ropes[s.rope!];
+      const plan = a.rope!.plan;
+      const r = plan.perLayer ? plan.params[s.rope!] : plan.params;
       assert.ok(r, `layer ${i} RoPE table ${s.rope}`);
-      assert.deepEqual([r.ropeType, r.theta], [want.rope_type, want.rope_theta], `layer ${i} RoPE`);
-      if (want.rope_type === 'llama3') {
-        assert.deepEqual(r.scaling, { type: 'llama3', factor: want.factor, low_freq_factor: want.low_freq_factor, high_freq_factor: want.high_freq_factor, original_max_position_embeddings: want.original_max_position_embeddings });
+      assert.deepEqual([r.rope_type, r.rope_theta], [want.rope_type, want.rope_theta], `layer ${i} RoPE`);
+      for (const k of ['factor', 'low_freq_factor', 'high_freq_factor', 'original_max_position_embeddings', 'partial_rotary_factor'] as const) {
+        if (want[k] !== undefined && want[k] !== null) assert.equal(r[k], want[k], `layer ${i} RoPE ${k}`);
       }
     });
     for (const [ours, theirs] of [[a.residualMultiplier, t.residual_multiplier], [a.logitsScaling, t.logits_scaling], [a.embedScale, t.embedding_multiplier]] as const) if (theirs !== undefined) assert.equal(ours, theirs);

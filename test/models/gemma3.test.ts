@@ -34,7 +34,7 @@ test('gemma3: keys that would change the numbers and are not implemented are one
     [{ final_logit_softcapping: -30.0 }, /c\.json: "final_logit_softcapping" must be a positive number or null, got -30/],
     [{ use_bidirectional_attention: true }, /"use_bidirectional_attention" = true is not supported for model_type "gemma3_text" \(bidirectional attention\)/],
     [{ hidden_activation: 'gelu' }, /hidden_activation "gelu" is not supported for gemma3_text \(supported: gelu_pytorch_tanh\)/],
-    [{ rope_scaling: { rope_type: 'yarn', factor: 8.0 } }, /rope scaling type "yarn" is not supported/],
+    [{ rope_scaling: { rope_type: 'ntk', factor: 8.0 } }, /c\.json: rope_scaling rope type "ntk" is not supported; supported: default, linear/],
   ];
   for (const [patch, re] of cases) {
     assert.throws(() => archFromConfig({ ...raw, ...patch }, 'c.json'), (e: unknown) => e instanceof DpoError && re.test(e.message) && !e.message.includes('\n'), String(re));

@@ -37,7 +37,7 @@ function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 const backends = nativeAvailable() ? (['ref', 'native'] as const) : (['ref'] as const);
-for (const backend of backends) for (const name of ['llama', 'llama-tied', 'mistral', 'qwen2', 'qwen3', 'gpt2', 'llama-bf16', 'llama-sharded', 'gemma3', 'gemma3-mm', 'gemma2', 'olmo2', 'granite', 'smollm3']) {
+for (const backend of backends) for (const name of ['llama', 'llama-tied', 'mistral', 'qwen2', 'qwen3', 'gpt2', 'llama-bf16', 'llama-sharded', 'gemma3', 'gemma3-mm', 'gemma2', 'olmo2', 'granite', 'smollm3', 'llama-linear', 'llama-dynamic', 'llama-yarn', 'llama-longrope', 'gemma3-rope', 'phi3']) {
   test(`${name}: logits and every parameter gradient match transformers (${backend})`, () => {
     const prev = getBackend().name;
     setBackend(backend);

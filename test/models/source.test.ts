@@ -35,9 +35,9 @@ test('config errors name the file and the key', () => {
   const { hidden_size: _h, ...noHidden } = base;
   assert.throws(() => archFromConfig(noHidden, 'x/config.json'), /config.json has no "hidden_size"/);
   assert.throws(() => archFromConfig({ ...base, num_key_value_heads: 3 }, 'c'), /not a multiple of num_key_value_heads 3/);
-  assert.throws(() => archFromConfig({ ...base, rope_scaling: { rope_type: 'yarn', factor: 2 }, rope_parameters: undefined }, 'c'), /rope scaling type "yarn" is not supported/);
+  assert.throws(() => archFromConfig({ ...base, rope_scaling: { rope_type: 'ntk', factor: 2 }, rope_parameters: undefined }, 'c'), /c: rope_scaling rope type "ntk" is not supported/);
   const a = archFromConfig(base);
-  assert.equal(a.ropeScaling?.type, 'llama3');
+  assert.equal(a.ropeScaling?.rope_type, 'llama3');
   assert.equal(a.ropeScaling?.factor, 8);
 });
 

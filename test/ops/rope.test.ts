@@ -43,15 +43,18 @@ test('invFreq: llama3 scaling follows _compute_llama3_parameters', () => {
   for (const [i, v] of Object.entries(want)) assert.equal(inv64[Number(i)], v, `inv_freq[${i}]`);
 });
 
-test('ropeTables: cos/sin of p·inv_freq, duplicated halves, within 1 ulp of transformers', () => {
-  const { cos, sin } = op.ropeTables(64, 131072, 5e5, LLAMA31);
+/** Default / llama3 tables of a whole head (what rope-init's RotaryState.tables makes for them). */
+const ropeTables = (headDim: number, maxPos: number, theta: number, scaling: op.Llama3Scaling | null, dtype: 'float32' | 'float64' = 'float32') => op.ropeTablesFrom(op.invFreq(headDim, theta, scaling), maxPos, 1, dtype);
+
+test('ropeTablesFrom: cos/sin of p·inv_freq, duplicated halves, within 1 ulp of transformers', () => {
+  const { cos, sin } = ropeTables(64, 131072, 5e5, LLAMA31);
   assert.deepEqual(cos.shape, [131072, 64]);
   // transformers LlamaRotaryEmbedding(...)(x, position_ids) values (float32).
   const cos4097: Record<number, number> = { 0: 0.9347719550132751, 5: 0.8496958613395691, 16: -0.5476037263870239, 17: 0.7442758083343506, 40: -0.9910521507263184 };
   const sin131071: Record<number, number> = { 1: 0.6806175708770752, 16: -0.31736260652542114, 17: -0.9864591956138611, 31: 0.049358610063791275, 48: -0.31736260652542114 };
   for (const [d, v] of Object.entries(cos4097)) assert.ok(Math.abs(cos.data[4097 * 64 + Number(d)] - v) <= 6e-8, `cos[4097, ${d}]`);
   for (const [d, v] of Object.entries(sin131071)) assert.ok(Math.abs(sin.data[131071 * 64 + Number(d)] - v) <= 6e-8, `sin[131071, ${d}]`);
-  const small = op.ropeTables(8, 8, 1e4, { ...LLAMA31, original_max_position_embeddings: 8 });
+  const small = ropeTables(8, 8, 1e4, { ...LLAMA31, original_max_position_embeddings: 8 });
   const c7 = [0.13749542832374573, 0.9961743354797363, 0.9999617338180542, 0.9999996423721313];
   const s7 = [0.9905024170875549, 0.08738838881254196, 0.008749888278543949, 0.0008749999105930328];
   for (let i = 0; i < 8; i++) {
@@ -63,7 +66,7 @@ test('ropeTables: cos/sin of p·inv_freq, duplicated halves, within 1 ulp of tra
 });
 
 test('rope rotates pairs (i, i + D/2) by the table angle', () => {
-  const { cos, sin } = op.ropeTables(4, 4, 100, null, 'float64');
+  const { cos, sin } = ropeTables(4, 4, 100, null, 'float64');
   const x = Tensor.from([1, 2, 3, 4], [1, 1, 1, 4], 'float64');
   const y = op.rope(x, cos, sin, Int32Array.from([3]));
   const a0 = 3 * Math.fround(1), a1 = Math.fround(3 * Math.fround(1 / Math.fround(100 ** 0.5)));
@@ -74,9 +77,9 @@ test('rope rotates pairs (i, i + D/2) by the table angle', () => {
 test('rope gradients (default and llama3 tables, float32 tables with float64 x)', () => {
   const rng = new Rng(11);
   const pos = Int32Array.from([0, 5, 9, 15, 1, 2]);
-  const l3 = op.ropeTables(8, 16, 10000, { ...LLAMA31, original_max_position_embeddings: 8 }, 'float64');
+  const l3 = ropeTables(8, 16, 10000, { ...LLAMA31, original_max_position_embeddings: 8 }, 'float64');
   gradcheck('rope llama3', (x) => op.rope(x, l3.cos, l3.sin, pos), [randn([2, 3, 2, 8], rng)]);
-  const d = op.ropeTables(6, 16, 500);
+  const d = ropeTables(6, 16, 500, null);
   gradcheck('rope default', (x) => op.rope(x, d.cos, d.sin, pos), [randn([3, 2, 1, 6], rng)]);
 });
 
