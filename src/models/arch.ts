@@ -76,6 +76,8 @@ export interface ArchConfig {
   floatPaths?: Set<string>;
   /** Where the text model's weights sit in a multimodal checkpoint ('model.language_model.'), else ''. */
   weightPrefix?: string;
+  /** transformers' module path of that text model ('model.language_model.'), which PEFT's adapter keys use, else ''. */
+  modulePrefix?: string;
 }
 
 /** transformers' class defaults for a decoder model type (what a config.json may leave out). */
