@@ -150,6 +150,7 @@ export function loadAdapter(model: CausalLM, dir: string, seed = 0): Map<string,
     }
     const all = new Map(model.namedModules());
     for (const name of modules) {
+      if (model.arch.modulePrefix && !all.has(name) && !name.startsWith('model.layers.')) throw new DpoError(`${file}: adapter targets "${name}", outside the text model of this multimodal ${model.arch.modelType} checkpoint (the vision tower and projector are not loaded); use an adapter on the language model only`);
       if (!(all.get(name) instanceof Linear)) throw new DpoError(`${file}: adapter targets "${name}", which is not a linear layer of this ${model.arch.modelType} model; is the adapter for another base model?`);
     }
     const tm = config.target_modules;
