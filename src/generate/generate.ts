@@ -3,7 +3,7 @@
  * sampled (temperature, top-k, top-p), stopping at EOS or max_new_tokens.
  */
 import { noGrad } from '../autograd/tape.js';
-import { slice } from '../ops/index.js';
+import { indexSelect, slice } from '../ops/index.js';
 import { scope } from '../tensor/pool.js';
 import { Rng } from '../tensor/rng.js';
 import { lmLogits, type CausalLM } from '../models/causal-lm.js';
@@ -99,6 +99,12 @@ export function sampleToken(logits: Float32Array, cfg: GenerationConfig, rng: Rn
   return idx[idx.length - 1];
 }
 
+/** Whether a forward over `total` tokens with `cached` of them cached recomputes all of them instead (CausalLM.recomputeCacheAt). */
+function recomputeNow(model: CausalLM, cached: number, total: number): boolean {
+  const at = model.recomputeCacheAt;
+  return at !== undefined && cached > 0 && total >= at && cached < at;
+}
+
 /** Generates a continuation of `promptIds`; returns only the new token ids. */
 export function generate(model: CausalLM, promptIds: number[], cfg: GenerationConfig = {}): number[] {
   const maxNew = cfg.maxNewTokens ?? 64;
@@ -114,6 +120,10 @@ export function generate(model: CausalLM, promptIds: number[], cfg: GenerationCo
   try {
     let chunk = promptIds;
     while (out.length < maxNew && chunk.length) {
+      if (recomputeNow(model, cache.len, cache.len + chunk.length)) {
+        chunk = [...promptIds, ...out];
+        cache.len = 0;
+      }
       const logits = scope(() => noGrad(() => {
         const T = chunk.length;
         const pos = Int32Array.from({ length: T }, (_, i) => cache.len + i);
@@ -160,7 +170,7 @@ export function generateBatch(model: CausalLM, promptIds: number[], seeds: reado
     const T = ids.length / B;
     const pos = Int32Array.from({ length: B * T }, (_, i) => cache.len + (i % T));
     const h = model.hidden({ ids: Int32Array.from(ids), B, T, positionIds: pos, cache }); // (B·T, C)
-    const rows = T === 1 ? h : slice(h, 0, T - 1, T);
+    const rows = T === 1 ? h : B === 1 ? slice(h, 0, T - 1, T) : indexSelect(h, 0, Int32Array.from({ length: B }, (_, b) => b * T + T - 1));
     return Float32Array.from(lmLogits(model, rows).data); // (B, V)
   }));
   try {
@@ -180,9 +190,18 @@ export function generateBatch(model: CausalLM, promptIds: number[], seeds: reado
       }
       if (done.every(Boolean)) break;
       // Finished rows still run (fed their last token) so every row keeps the same length; their output is ignored.
-      logits = step(outs.map((o) => o[o.length - 1]), N);
+      if (recomputeNow(model, cache.len, cache.len + 1)) {
+        // each row's whole sequence; a finished row's is padded with the last token it has been fed since
+        const L = cache.len + 1;
+        const rows = outs.map((o) => [...promptIds, ...o, ...new Array<number>(L - promptIds.length - o.length).fill(o[o.length - 1])]);
+        cache.len = 0;
+        logits = step(rows.flat(), N);
+        cache.len = L;
+      } else {
+        logits = step(outs.map((o) => o[o.length - 1]), N);
+        cache.len += 1;
+      }
       shared = false;
-      cache.len += 1;
     }
   } finally {
     if (wasTraining) model.train();

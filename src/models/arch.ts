@@ -74,6 +74,8 @@ export interface ArchConfig {
   raw: Record<string, unknown>;
   /** JSON paths of numbers written as floats in config.json (10000.0), so saving keeps them floats. */
   floatPaths?: Set<string>;
+  /** See CausalLM.recomputeCacheAt (Phi-3: original_max_position_embeddings + 1). */
+  recomputeCacheAt?: number;
   /** Where the text model's weights sit in a multimodal checkpoint ('model.language_model.'), else ''. */
   weightPrefix?: string;
   /** transformers' module path of that text model ('model.language_model.'), which PEFT's adapter keys use, else ''. */

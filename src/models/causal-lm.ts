@@ -42,6 +42,12 @@ export interface CausalLM extends Module {
   readonly finalLogitSoftcap?: number;
   /** Full logits (B, T, V); for tests and generation, the trainer uses tokenLogprobs instead. */
   logits(inp: LmInputs): Tensor;
+  /**
+   * Phi-3's prepare_inputs_for_generation: once the sequence reaches this many tokens with fewer
+   * cached, generation drops the KV cache and recomputes the whole sequence (with longrope's long
+   * factors). Absent: never.
+   */
+  readonly recomputeCacheAt?: number;
 }
 
 /** Position ids 0..T−1 for each of B rows. */

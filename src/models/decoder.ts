@@ -240,6 +240,10 @@ export class DecoderForCausalLM extends Module implements CausalLM {
     return this.arch.finalSoftcap;
   }
 
+  get recomputeCacheAt(): number | undefined {
+    return this.arch.recomputeCacheAt;
+  }
+
   logits(inp: LmInputs): Tensor {
     return reshape(lmLogits(this, this.hidden(inp)), [inp.B, inp.T, this.arch.vocabSize]);
   }

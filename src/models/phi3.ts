@@ -5,7 +5,9 @@
  * - PhiRotaryEmbedding: `partial_rotary_factor` also in default RoPE; `longrope` (legacy `su` /
  *   `yarn` are longrope) with the config's `original_max_position_embeddings` (default 4096);
  * - every layer slides when `sliding_window` is set (Mistral's mask), none otherwise;
- * - resid_pdrop / embd_pdrop dropouts: only 0 (what the released checkpoints set).
+ * - resid_pdrop / embd_pdrop dropouts: only 0 (what the released checkpoints set);
+ * - generation recomputes the whole sequence once it passes original_max_position_embeddings
+ *   (Phi3ForCausalLM.prepare_inputs_for_generation drops the KV cache there).
  */
 import type { ArchConfig } from './arch.js';
 import { parseDecoder, setLayerTypes } from './arch.js';
@@ -72,6 +74,7 @@ function parsePhi3(r: ConfigReader): ArchConfig {
   for (const k of ['resid_pdrop', 'embd_pdrop']) r.only(k, [0, 0.0, null], 'residual / embedding dropout');
   const w = r.sizeOrNull('sliding_window', null);
   setLayerTypes(a, r, w, () => (w === null ? 'full_attention' : 'sliding_attention'));
+  a.recomputeCacheAt = r.size('original_max_position_embeddings', 4096) + 1;
   return a;
 }
 

@@ -17,6 +17,7 @@ import { preTokenizerName, tokenizerMetadata } from '../../src/io/gguf-tokenizer
 import { HfTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { loadPolicy } from '../../src/cli/load-policy.js';
 import { DpoError } from '../../src/errors.js';
+import { archFromConfig } from '../../src/models/registry.js';
 import { tempDir } from './helpers.js';
 
 const dir = tempDir('dpo-gguf-unit-');
@@ -131,6 +132,17 @@ test('tokenizer.ggml.pre: the converter\'s hash names real tokenizers; an unknow
 
 test('a model_type without a llama.cpp table is a one-line error naming the alternatives', () => {
   assert.throws(() => ggufTableFor('gemma3'), (e: Error) => e instanceof DpoError && /gemma3/.test(e.message) && /dpo merge/.test(e.message) && /convert_hf_to_gguf/.test(e.message) && !e.message.includes('\n'));
+});
+
+test('RoPE scaling llama.cpp would not reproduce is a one-line error (llama3 on the whole head is written as rope_freqs)', () => {
+  const base = JSON.parse(readFileSync('test/fixtures/models/llama-linear/config.json', 'utf8'));
+  const hp = (raw: Record<string, unknown>) => () => ggufTableFor(raw.model_type as string).hparams(archFromConfig(raw));
+  assert.throws(hp(base), /^DpoError: GGUF export: rope scaling "linear" on model_type llama has no llama\.cpp equivalent here; only llama \/ mistral carry llama3 rope_freqs$/);
+  assert.throws(hp({ ...base, rope_parameters: { rope_type: 'yarn', factor: 4.0, rope_theta: 10000.0 } }), /rope scaling "yarn" on model_type llama/);
+  assert.throws(hp({ ...base, model_type: 'qwen2', num_key_value_heads: 2, rope_parameters: { rope_type: 'dynamic', factor: 2.0, rope_theta: 10000.0 } }), /rope scaling "dynamic" on model_type qwen2/);
+  const llama3 = { rope_type: 'llama3', factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, rope_theta: 10000.0 };
+  assert.throws(hp({ ...base, rope_parameters: { ...llama3, partial_rotary_factor: 0.5 } }), /rope scaling "llama3, partial rotary" on model_type llama/);
+  assert.doesNotThrow(hp({ ...base, rope_parameters: llama3 }));
 });
 
 test('stored types: norms, biases, 1-D and position embeddings stay F32; Q8_0 falls back to F16 for rows not a multiple of 32', () => {

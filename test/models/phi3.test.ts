@@ -7,6 +7,7 @@ import { DpoError } from '../../src/errors.js';
 import { loadCausalLM } from '../../src/models/load.js';
 import { archFromConfig } from '../../src/models/registry.js';
 import { resolveTargets } from '../../src/lora/apply.js';
+import { generate, generateBatch } from '../../src/generate/generate.js';
 
 const DIR = 'test/fixtures/models/phi3';
 
@@ -36,4 +37,15 @@ test('phi3: keys that would change the numbers and are not implemented are one-l
   assert.equal(su.rope!.plan.perLayer ? null : su.rope!.plan.params.rope_type, 'longrope');
   assert.equal(su.layer(0).window, 6);
   assert.equal(archFromConfig({ ...raw, sliding_window: null }).layer(1).window, 0);
+});
+
+test('phi3: generation recomputes the sequence once past original_max_position_embeddings, batched rows as one at a time', () => {
+  const { model } = loadCausalLM(DIR);
+  assert.equal(model.recomputeCacheAt, 9);
+  const prompt = [5, 17, 42, 8, 99, 3, 61];
+  // Row 3 stops at its first token (EOS 225) before the recompute at 9 tokens; the others cross it.
+  const cfg = { maxNewTokens: 12, temperature: 0.9, eosTokenIds: [225] };
+  const rows = generateBatch(model, prompt, [1, 2, 3], cfg);
+  assert.deepEqual(rows.map((r) => r.length), [12, 12, 1]);
+  rows.forEach((r, i) => assert.deepEqual(r, generate(model, prompt, { ...cfg, seed: i + 1 }), `row ${i}`));
 });
