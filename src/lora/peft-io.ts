@@ -21,6 +21,20 @@ import type { LoraLinear } from './lora-linear.js';
 
 const PREFIX = 'base_model.model.';
 
+/**
+ * Our module names ↔ PEFT's for this model: the same, except in a multimodal checkpoint, whose
+ * text layers PEFT names by transformers' module path (Gemma3ForConditionalGeneration:
+ * model.language_model.layers.…; lm_head stays lm_head).
+ */
+export function peftModuleNames(model: CausalLM): { toPeft(name: string): string; fromPeft(name: string): string } {
+  const p = model.arch.modulePrefix;
+  if (!p) return { toPeft: (n) => n, fromPeft: (n) => n };
+  return {
+    toPeft: (n) => (n.startsWith('model.') ? `${p}${n.slice('model.'.length)}` : n),
+    fromPeft: (n) => (n.startsWith(p) ? `model.${n.slice(p.length)}` : n),
+  };
+}
+
 /** The LoraConfig an adapter was made or loaded with, for adapter_config.json. */
 const settings = new WeakMap<CausalLM, LoraConfig>();
 
@@ -36,7 +50,8 @@ export function loraConfigOf(model: CausalLM): LoraConfig | undefined {
 
 export function adapterTensors(model: CausalLM): [string, TensorToWrite][] {
   const out: [string, TensorToWrite][] = [];
-  const t = (name: string, x: { shape: readonly number[]; data: Float32Array | Float64Array }) => out.push([`${PREFIX}${name}`, { shape: x.shape as number[], data: x.data }]);
+  const { toPeft } = peftModuleNames(model);
+  const t = (name: string, x: { shape: readonly number[]; data: Float32Array | Float64Array }) => out.push([`${PREFIX}${toPeft(name)}`, { shape: x.shape as number[], data: x.data }]);
   for (const [name, l] of loraLayers(model)) {
     t(`${name}.lora_A.weight`, l.lora_A.weight);
     t(`${name}.lora_B.weight`, l.lora_B.weight);
@@ -56,15 +71,19 @@ export function adapterConfig(model: CausalLM, baseModelNameOrPath: string): Rec
   // r / lora_alpha: the config's; layers that differ are in the patterns (PEFT's own layout).
   const r = s?.r ?? cfg.r;
   const alpha = s?.loraAlpha ?? cfg.alpha;
-  const rankPattern = s ? s.rankPattern : Object.fromEntries(layers.filter(([, l]) => l.cfg.r !== r).map(([n, l]) => [n, l.cfg.r]));
-  const alphaPattern = s ? s.alphaPattern : Object.fromEntries(layers.filter(([, l]) => l.cfg.alpha !== alpha).map(([n, l]) => [n, l.cfg.alpha]));
+  const { toPeft } = peftModuleNames(model);
+  const rankPattern = s ? s.rankPattern : Object.fromEntries(layers.filter(([, l]) => l.cfg.r !== r).map(([n, l]) => [toPeft(n), l.cfg.r]));
+  const alphaPattern = s ? s.alphaPattern : Object.fromEntries(layers.filter(([, l]) => l.cfg.alpha !== alpha).map(([n, l]) => [toPeft(n), l.cfg.alpha]));
+  // A multimodal model: leaf names would also put LoRA on the vision tower's layers there, so a regex over the text model.
+  const mp = model.arch.modulePrefix;
+  const leafTargets = mp ? `(?:${mp.replace(/\./g, '\\.')}.*\\.)?(?:${leaves.join('|')})` : leaves;
   return {
     alpha_pattern: alphaPattern, auto_mapping: null, base_model_name_or_path: baseModelNameOrPath, bias: 'none',
     exclude_modules: s?.excludeModules ?? null, fan_in_fan_out: model.arch.family === 'gpt2', inference_mode: true, init_lora_weights: s?.initLoraWeights ?? true,
     layer_replication: null, layers_pattern: s?.layersPattern ?? null, layers_to_transform: s?.layersToTransform ?? null, loftq_config: {}, lora_alpha: alpha,
     lora_bias: false, lora_dropout: cfg.dropout, megatron_config: null, megatron_core: 'megatron.core', modules_to_save: s?.modulesToSave ?? null,
     peft_type: 'LORA', peft_version: '0.21.0', r, rank_pattern: rankPattern, revision: null,
-    target_modules: typeof s?.targetModules === 'string' && s.targetModules.toLowerCase() !== 'all-linear' ? s.targetModules : leaves,
+    target_modules: typeof s?.targetModules === 'string' && s.targetModules.toLowerCase() !== 'all-linear' ? s.targetModules : leafTargets,
     target_parameters: null, task_type: 'CAUSAL_LM', trainable_token_indices: null, use_dora: !!cfg.useDora, use_qalora: false,
     use_rslora: cfg.useRslora,
   };
@@ -117,30 +136,33 @@ export function loadAdapter(model: CausalLM, dir: string, seed = 0): Map<string,
     const saved = resolveModulesToSave(model, cfg.modulesToSave);
     const modules = new Set<string>();
     const others: string[] = [];
+    const { toPeft, fromPeft } = peftModuleNames(model);
     for (const name of st.tensors.keys()) {
       const m = LORA_KEY.exec(name) ?? MAG_KEY.exec(name);
-      if (m) modules.add(m[1]);
+      if (m) modules.add(fromPeft(m[1]));
       else others.push(name);
     }
     if (!modules.size) throw new DpoError(`${file}: holds no LoRA weights`);
     for (const k of others) {
-      const rest = k.startsWith(PREFIX) ? k.slice(PREFIX.length) : null;
+      const rest = k.startsWith(PREFIX) ? fromPeft(k.slice(PREFIX.length)) : null;
       const ok = rest !== null && (saved.some((s) => rest.startsWith(`${s}.`)) || (/^(.+)\.base_layer\.weight$/.test(rest) && modules.has(rest.replace(/\.base_layer\.weight$/, ''))));
       if (!ok) throw new DpoError(`${file}: unexpected tensor "${k}" (expected base_model.model.<module>.lora_A.weight / lora_B.weight${cfg.modulesToSave ? ', or a modules_to_save weight' : '; modules_to_save is not set in adapter_config.json'})`);
     }
     const all = new Map(model.namedModules());
     for (const name of modules) {
+      if (model.arch.modulePrefix && !all.has(name) && !name.startsWith('model.layers.')) throw new DpoError(`${file}: adapter targets "${name}", outside the text model of this multimodal ${model.arch.modelType} checkpoint (the vision tower and projector are not loaded); use an adapter on the language model only`);
       if (!(all.get(name) instanceof Linear)) throw new DpoError(`${file}: adapter targets "${name}", which is not a linear layer of this ${model.arch.modelType} model; is the adapter for another base model?`);
     }
     const tm = config.target_modules;
     if ((Array.isArray(tm) && tm.every((t) => typeof t === 'string')) || (typeof tm === 'string' && tm.toLowerCase() !== 'all-linear')) {
-      const stray = [...modules].filter((m) => !targetMatches(tm as string | string[], m));
+      const stray = [...modules].filter((m) => !targetMatches(tm as string | string[], toPeft(m)));
       if (stray.length) throw new DpoError(`${cfgPath}: target_modules ${JSON.stringify(tm)} does not cover "${stray[0]}", which the adapter's weights hold; is adapter_config.json from this adapter?`);
     }
     // Per-layer r / alpha exactly as PEFT builds them (a pattern may match no layer of a saved adapter: no error then).
-    const targets = planTargetsLoose([...modules], cfg);
+    // (Under PEFT's names, which rank_pattern / alpha_pattern keys use.)
+    const targets = planTargetsLoose([...modules].map(toPeft), cfg).map((t) => ({ ...t, name: fromPeft(t.name) }));
     // Header shapes against each layer's r and the base layers before any LoRA buffer exists.
-    const keyOf = (name: string, ab: 'A' | 'B') => [`${PREFIX}${name}.lora_${ab}.weight`, `${PREFIX}${name}.lora_${ab}.default.weight`].find((k) => st.tensors.has(k));
+    const keyOf = (name: string, ab: 'A' | 'B') => [`${PREFIX}${toPeft(name)}.lora_${ab}.weight`, `${PREFIX}${toPeft(name)}.lora_${ab}.default.weight`].find((k) => st.tensors.has(k));
     for (const { name, r } of targets) {
       const base = all.get(name) as Linear;
       for (const [ab, want] of [['A', [r, base.inFeatures]], ['B', [base.outFeatures, r]]] as const) {
@@ -157,9 +179,10 @@ export function loadAdapter(model: CausalLM, dir: string, seed = 0): Map<string,
     const layers = applyLoraTargets(model, targets, { dropout: cfg.loraDropout, useRslora: cfg.useRslora, useDora, init: cfg.initLoraWeights }, seed);
     for (const [name, l] of layers) {
       for (const ab of ['A', 'B'] as const) st.read(keyOf(name, ab)!, (ab === 'A' ? l.lora_A.weight.data : l.lora_B.weight.data) as Float32Array);
-      const baseKey = `${PREFIX}${name}.base_layer.weight`;
+      const pn = `${PREFIX}${toPeft(name)}`;
+      const baseKey = `${pn}.base_layer.weight`;
       if (st.tensors.has(baseKey)) readShaped(st, baseKey, l.base_layer.weight.data as Float32Array, l.base_layer.weight.shape, file);
-      const magKey = [`${PREFIX}${name}.lora_magnitude_vector`, `${PREFIX}${name}.lora_magnitude_vector.default.weight`, `${PREFIX}${name}.lora_magnitude_vector.weight`].find((k) => st.tensors.has(k));
+      const magKey = [`${pn}.lora_magnitude_vector`, `${pn}.lora_magnitude_vector.default.weight`, `${pn}.lora_magnitude_vector.weight`].find((k) => st.tensors.has(k));
       if (useDora && !magKey) throw new DpoError(`${file}: use_dora is true but ${name} has no lora_magnitude_vector`);
       if (!useDora && magKey) throw new DpoError(`${file}: ${magKey} is a DoRA magnitude but adapter_config.json has use_dora false`);
       if (magKey) readShaped(st, magKey, l.lora_magnitude_vector!.data as Float32Array, [l.outFeatures], file);
@@ -168,7 +191,7 @@ export function loadAdapter(model: CausalLM, dir: string, seed = 0): Map<string,
       makeTrainableCopy(model, name);
       const m = trainedCopies(model).find(([n]) => n === name)![1];
       for (const [k, t] of m._mts.trained) {
-        const key = `${PREFIX}${name}.${k}`;
+        const key = `${PREFIX}${toPeft(name)}.${k}`;
         if (!st.tensors.has(key)) throw new DpoError(`${file}: modules_to_save ${JSON.stringify(cfg.modulesToSave)} selects ${name} but the file has no ${key}`);
         readShaped(st, key, t.data as Float32Array, t.shape, file);
       }

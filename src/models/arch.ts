@@ -78,6 +78,8 @@ export interface ArchConfig {
   recomputeCacheAt?: number;
   /** Where the text model's weights sit in a multimodal checkpoint ('model.language_model.'), else ''. */
   weightPrefix?: string;
+  /** transformers' module path of that text model ('model.language_model.'), which PEFT's adapter keys use, else ''. */
+  modulePrefix?: string;
 }
 
 /** transformers' class defaults for a decoder model type (what a config.json may leave out). */

@@ -49,6 +49,7 @@ function parseGemma3(top: ConfigReader): ArchConfig {
     a.raw = top.raw;
     a.tieEmbeddings = top.bool('tie_word_embeddings', true);
     a.weightPrefix = 'language_model.model.';
+    a.modulePrefix = 'model.language_model.';
   }
   return a;
 }

@@ -72,12 +72,12 @@ test('packRows with sharePrompt: each pair\'s common prefix once, rests attend i
   assert.equal(packRows(lone, true).inputs.segParents, null);
 });
 
-test('padding_free log-probs and gradients equal the padded batch, with and without prompt sharing (llama, mistral sliding window, qwen2, gpt2; both backends)', () => {
+test('padding_free log-probs and gradients equal the padded batch, with and without prompt sharing (llama, mistral sliding window, qwen2, gpt2, gemma3, gemma2, olmo2, granite, smollm3, phi3; both backends)', () => {
   const prev = getBackend().name;
   try {
     for (const backend of nativeAvailable() ? (['ref', 'native'] as const) : (['ref'] as const)) {
       setBackend(backend);
-      for (const name of ['llama', 'mistral', 'qwen2', 'gpt2']) {
+      for (const name of ['llama', 'mistral', 'qwen2', 'gpt2', 'gemma3', 'gemma2', 'olmo2', 'granite', 'smollm3', 'phi3']) {
         const run = (paddingFree: boolean, sharePrompt = false) => {
           const { model } = loadCausalLM(join('test/fixtures/models', name));
           for (const p of model.parameters()) p.requiresGrad = true;
@@ -122,7 +122,7 @@ test('prompt sharing waits for dropout to be off (shared prompts would share dro
   assert.equal(hasDropout(model), true, 'model dropout counts');
 });
 
-for (const name of ['llama-sigmoid', 'mistral-sigmoid', 'gpt2-sft-sigmoid', 'qwen2-lora-continued-conv']) {
+for (const name of ['llama-sigmoid', 'mistral-sigmoid', 'gpt2-sft-sigmoid', 'qwen2-lora-continued-conv', 'gemma3-sigmoid', 'gemma2-sigmoid', 'olmo2-lora-continued', 'granite-ipo', 'smollm3-sigmoid-conv', 'phi3-lora-qkv']) {
   test(`padding_free replays TRL's pinned run within the parity tolerance: ${name}`, async () => {
     const { run, ours } = await replayTrlRun(name, { padding_free: true });
     assert.equal(ours.length, run.log_history.length);

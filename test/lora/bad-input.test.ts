@@ -101,3 +101,17 @@ test('alpha_pattern of a loaded adapter sets that layer\'s scaling (it used to t
   assert.equal(layers.get('model.layers.1.self_attn.q_proj')!.scaling, 8 / 6);
   assert.equal(layers.get('model.layers.0.mlp.down_proj')!.scaling, 8 / 2);
 });
+
+test('a multimodal gemma3 adapter: a vision-tower LoRA (not loaded here) or a text-only target_modules is an error', () => {
+  const src = 'test/fixtures/peft-roundtrip/gemma3-mm';
+  const vision = 'base_model.model.model.vision_tower.encoder.layers.0.self_attn.q_proj';
+  const cases: [(c: Record<string, unknown>, t: Map<string, TensorToWrite>) => void, RegExp][] = [
+    [(_c, t) => { t.set(`${vision}.lora_A.weight`, { shape: [4, 16], data: new Float32Array(64) }); t.set(`${vision}.lora_B.weight`, { shape: [16, 4], data: new Float32Array(64) }); },
+      /adapter targets "model.vision_tower.encoder.layers.0.self_attn.q_proj", outside the text model of this multimodal gemma3 checkpoint \(the vision tower and projector are not loaded\); use an adapter on the language model only/],
+    [(c) => (c.target_modules = 'model\\.layers\\..*\\.(?:q_proj|v_proj|gate_proj)'), /does not cover "model.layers.0.mlp.gate_proj"/],
+  ];
+  for (const [edit, re] of cases) {
+    const { model } = loadCausalLM('test/fixtures/models/gemma3-mm');
+    throwsLine(() => loadAdapter(model, editedAdapter(src, edit)), re);
+  }
+});

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { noGrad } from '../../src/autograd/tape.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { loadCausalLM } from '../../src/models/load.js';
-import { loadAdapter, mergeAndUnload } from '../../src/lora/peft-io.js';
+import { loadAdapter, mergeAndUnload, peftModuleNames } from '../../src/lora/peft-io.js';
 import { HfTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { Dataset } from '../../src/data/dataset.js';
 import { DPOConfig } from '../../src/dpo/config.js';
@@ -57,8 +57,9 @@ for (const name of readdirSync(FIX).sort()) {
       model, args: new DPOConfig({ ...args, output_dir: mkdtempSync(join(tmpdir(), 'peft-continue-')) }),
       trainDataset: Dataset.fromDict(seed), processingClass: HfTokenizer.fromDir(modelDir), warn: () => {},
     });
-    // Our trainable tensors under PEFT's parameter names (adapter "default").
-    const peftName = (n: string) => `base_model.model.${n}`
+    // Our trainable tensors under PEFT's parameter names (adapter "default"; a multimodal model's text layers under its module path).
+    const { toPeft } = peftModuleNames(model);
+    const peftName = (n: string) => `base_model.model.${toPeft(n)}`
       .replace(/\.(lora_[AB])\.weight$/, '.$1.default.weight')
       .replace(/\.lora_magnitude_vector$/, '.lora_magnitude_vector.default.weight')
       .replace(/^(base_model\.model\.[^]*?)\.(weight)$/, (m, p: string, w: string) => (/lora_/.test(p) ? m : `${p}.modules_to_save.default.${w}`));

