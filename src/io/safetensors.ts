@@ -19,6 +19,7 @@ import { basename } from 'node:path';
 import { DpoError } from '../errors.js';
 import { tempPathFor } from './atomic.js';
 import { mapFile } from './mmap.js';
+import { loadKernels } from '../quant/load-kernels.js';
 import { decodeBf16, decodeF16, encodeHalf } from './half.js';
 import { checkHeaderLength, parseHeader, type SafetensorsDType, type STDType, type TensorInfo } from './safetensors-header.js';
 
@@ -109,6 +110,12 @@ export class SafetensorsFile {
     if (dst.length !== count) throw new DpoError(`${this.path}: tensor "${name}" has ${count} elements, the destination holds ${dst.length}`);
     if (info.dtype === 'F32') {
       readFully(fd, new Uint8Array(dst.buffer, dst.byteOffset, count * 4), info.begin, this.path);
+      return dst;
+    }
+    // BF16 with the native addon: widened straight from the file's memory map (OpenMP).
+    const lk = info.dtype === 'BF16' && process.env.DPO_NO_MMAP !== '1' ? loadKernels() : null;
+    if (lk) {
+      lk.widenBf16(this.viewRaw16(name), dst);
       return dst;
     }
     // 16-bit: read a slice, widen it into place; never a second full-size buffer.
