@@ -21,17 +21,20 @@ const float NF4_PIVOTS[15] = {
 const float FP4_PIVOTS[7] = {0.00260417f, 0.0859375f, 0.20833333f, 0.29166667f, 0.4166667f, 0.583333f, 0.8333333f};
 const int FP4_BY_RANK[8] = {0b0000, 0b0001, 0b0110, 0b0111, 0b0100, 0b0101, 0b0010, 0b0011};
 
+// The number of (ascending) pivots below x by a 4-step binary search: the reference's linear count.
 inline int qNf4(float x) {
-  int q = 0;
-  for (int i = 0; i < 15; i++) q += x > NF4_PIVOTS[i];
-  return q;
+  int q = x > NF4_PIVOTS[7] ? 8 : 0;
+  q += x > NF4_PIVOTS[q + 3] ? 4 : 0;
+  q += x > NF4_PIVOTS[q + 1] ? 2 : 0;
+  return q + (x > NF4_PIVOTS[q] ? 1 : 0);
 }
 
 inline int qFp4(float x) {
   const int sign = x < 0 ? 0b1000 : 0;
   const float a = std::fabs(x);
-  int r = 0;
-  for (int i = 0; i < 7; i++) r += a > FP4_PIVOTS[i];
+  int r = a > FP4_PIVOTS[3] ? 4 : 0;
+  r += a > FP4_PIVOTS[r + 1] ? 2 : 0;
+  r += a > FP4_PIVOTS[r] ? 1 : 0;
   return FP4_BY_RANK[r] + sign;
 }
 
