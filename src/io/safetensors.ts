@@ -112,15 +112,11 @@ export class SafetensorsFile {
       readFully(fd, new Uint8Array(dst.buffer, dst.byteOffset, count * 4), info.begin, this.path);
       return dst;
     }
-    // BF16 with the native addon: widened straight from the file's memory map (OpenMP).
-    const lk = info.dtype === 'BF16' && process.env.DPO_NO_MMAP !== '1' ? loadKernels() : null;
-    if (lk) {
-      lk.widenBf16(this.viewRaw16(name), dst);
-      return dst;
-    }
-    // 16-bit: read a slice, widen it into place; never a second full-size buffer.
+    // 16-bit: read a slice, widen it into place; never a second full-size buffer (nor mapped pages
+    // in the RSS). BF16 slices are widened by the native addon when it is there (OpenMP).
     const tmp = new Uint16Array(Math.min(count, CHUNK));
-    const decode = info.dtype === 'BF16' ? decodeBf16 : decodeF16;
+    const lk = info.dtype === 'BF16' ? loadKernels() : null;
+    const decode = lk ? (src: Uint16Array, d: Float32Array, o: number) => lk.widenBf16(src, d.subarray(o, o + src.length)) : info.dtype === 'BF16' ? decodeBf16 : decodeF16;
     for (let s = 0; s < count; s += CHUNK) {
       const k = Math.min(CHUNK, count - s);
       const part = k === tmp.length ? tmp : tmp.subarray(0, k);
