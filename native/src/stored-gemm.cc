@@ -1,6 +1,6 @@
 // GEMMs with a frozen weight W (rows × cols) kept in its storage (src/quant/storage.ts): f32, bf16,
 // f16, NF4/FP4 (bitsandbytes' blockwise 4-bit, optionally with nested absmax) or int8 (LLM.int8's
-// row-wise absmax). W is dequantized a tile of rows at a time into a small per-thread buffer and
+// row-wise absmax). W is dequantized a tile of rows at a time into a per-thread buffer (16 MB) and
 // each tile goes through the same oneDNN GEMM as a float32 weight; bf16 bits on bf16 units (and
 // float32 values) are multiplied in place. No float32 copy of W is ever made.
 //   xWt:  C (M × rows) = A (M × cols) · Wᵀ + beta·C   (forward of a linear layer)
@@ -8,6 +8,7 @@
 // The dequantization is plain scalar code on purpose (no ISA clones): no FMA contraction, so the
 // values are bit-identical to the TypeScript reference's dequantizeRows.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 #include "common.h"
@@ -136,8 +137,12 @@ void storedGemm(const Stored& w, const float* A, float* C, int64_t M, bool xWt, 
     else gemm(1, M, K, R, A, R, false, 0, B, K, false, 0, C, K, 0, 1.0f, beta, true, arFilled ? &ar : nullptr, bf16Kind ? &wr : nullptr);
     return;
   }
-  // Tiles of about 256K values (1 MB of floats), a multiple of 16 rows.
-  const int64_t tile = std::min<int64_t>(R, std::max<int64_t>(16, ((1 << 18) / std::max<int64_t>(K, 1)) / 16 * 16));
+  // Tiles of about 4M values (16 MB of floats; DPO_STORED_TILE_VALUES overrides, for tests), a
+  // multiple of 16 rows. Few, large tiles: each tile is an OpenMP region plus a oneDNN call, and on
+  // an oversubscribed CPU every region's barrier can cost a scheduler slice (1M-value tiles made a
+  // 0.5B step 3× slower than float32, mostly threads spinning in libgomp).
+  static const int64_t tileValues = std::getenv("DPO_STORED_TILE_VALUES") ? std::atoll(std::getenv("DPO_STORED_TILE_VALUES")) : (1 << 22);
+  const int64_t tile = std::min<int64_t>(R, std::max<int64_t>(16, (tileValues / std::max<int64_t>(K, 1)) / 16 * 16));
   thread_local std::vector<float> buf;
   if ((int64_t)buf.size() < tile * K) buf.resize(tile * K);
   for (int64_t r0 = 0; r0 < R; r0 += tile) {

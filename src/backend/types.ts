@@ -304,6 +304,20 @@ export interface Backend {
   describe(): BackendInfo;
   /** The whole file mapped read-only as an ArrayBuffer (unmapped on GC); native only (io/mmap.ts). */
   mapFile?(path: string): ArrayBuffer;
+  /** Load-time weight conversions, bit-identical to quant/storage.ts (native only; quant/load-kernels.ts). */
+  loadKernels?: LoadKernels;
+}
+
+/** Native twins of quant/storage.ts's quantizers and io/half.ts's bf16 widening (outputs caller-owned). */
+export interface LoadKernels {
+  /** packed ⌈n/2⌉ bytes, absmax ⌈n/64⌉ floats (quantize4bit). */
+  quantize4bit(w: Float32Array, kind: 'nf4' | 'fp4', packed: Uint8Array, absmax: Float32Array): void;
+  /** q one per absmax, absmax2 ⌈n/256⌉; returns the offset (quantizeNested). */
+  quantizeNested(absmax: Float32Array, q: Uint8Array, absmax2: Float32Array): number;
+  /** cb rows·cols, scb rows (quantizeInt8Rows). */
+  quantizeInt8Rows(w: Float32Array, rows: number, cols: number, cb: Int8Array, scb: Float32Array): void;
+  /** out[i] = bf16 bits[i] widened (decodeBf16). */
+  widenBf16(bits: Uint16Array, out: Float32Array): void;
 }
 
 export interface BackendInfo {

@@ -19,6 +19,7 @@ import { basename } from 'node:path';
 import { DpoError } from '../errors.js';
 import { tempPathFor } from './atomic.js';
 import { mapFile } from './mmap.js';
+import { loadKernels } from '../quant/load-kernels.js';
 import { decodeBf16, decodeF16, encodeHalf } from './half.js';
 import { checkHeaderLength, parseHeader, type SafetensorsDType, type STDType, type TensorInfo } from './safetensors-header.js';
 
@@ -111,9 +112,11 @@ export class SafetensorsFile {
       readFully(fd, new Uint8Array(dst.buffer, dst.byteOffset, count * 4), info.begin, this.path);
       return dst;
     }
-    // 16-bit: read a slice, widen it into place; never a second full-size buffer.
+    // 16-bit: read a slice, widen it into place; never a second full-size buffer (nor mapped pages
+    // in the RSS). BF16 slices are widened by the native addon when it is there (OpenMP).
     const tmp = new Uint16Array(Math.min(count, CHUNK));
-    const decode = info.dtype === 'BF16' ? decodeBf16 : decodeF16;
+    const lk = info.dtype === 'BF16' ? loadKernels() : null;
+    const decode = lk ? (src: Uint16Array, d: Float32Array, o: number) => lk.widenBf16(src, d.subarray(o, o + src.length)) : info.dtype === 'BF16' ? decodeBf16 : decodeF16;
     for (let s = 0; s < count; s += CHUNK) {
       const k = Math.min(CHUNK, count - s);
       const part = k === tmp.length ? tmp : tmp.subarray(0, k);

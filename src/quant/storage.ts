@@ -20,7 +20,9 @@
  */
 import { bf16ToF32, encodeHalf, f16ToF32 } from '../io/half.js';
 import { DpoError } from '../errors.js';
+import type { LoadKernels } from '../backend/types.js';
 import { DYNAMIC8, FP4, NF4, quantizeDynamic8, quantizeFp4, quantizeNf4 } from './codes.js';
+import { loadKernels } from './load-kernels.js';
 
 export type StorageKind = 'f32' | 'bf16' | 'f16' | 'nf4' | 'fp4' | 'int8';
 export const STORAGE_KINDS: readonly StorageKind[] = ['f32', 'bf16', 'f16', 'nf4', 'fp4', 'int8'];
@@ -75,16 +77,35 @@ export function quantizeWeight(w: Float32Array, rows: number, cols: number, kind
     }
     case 'nf4':
     case 'fp4': {
-      const { packed, absmax } = quantize4bit(w, kind);
+      const lk = loadKernels();
+      const { packed, absmax } = lk ? native4bit(lk, w, kind) : quantize4bit(w, kind);
       if (!opts.nested) return { kind, rows, cols, data: packed, absmax, qabsmax: null, offset: 0 };
-      const nq = quantizeNested(absmax);
+      const nq = lk ? nativeNested(lk, absmax) : quantizeNested(absmax);
       return { kind, rows, cols, data: packed, absmax: nq.absmax2, qabsmax: nq.q, offset: nq.offset };
     }
     case 'int8': {
-      const { cb, scb } = quantizeInt8Rows(w, rows, cols);
+      const lk = loadKernels();
+      const { cb, scb } = lk ? nativeInt8(lk, w, rows, cols) : quantizeInt8Rows(w, rows, cols);
       return { kind, rows, cols, data: cb, absmax: scb, qabsmax: null, offset: 0 };
     }
   }
+}
+
+function native4bit(lk: LoadKernels, w: Float32Array, kind: 'nf4' | 'fp4'): { packed: Uint8Array; absmax: Float32Array } {
+  const packed = new Uint8Array(Math.ceil(w.length / 2)), absmax = new Float32Array(Math.ceil(w.length / BLOCKSIZE_4BIT));
+  lk.quantize4bit(w, kind, packed, absmax);
+  return { packed, absmax };
+}
+
+function nativeNested(lk: LoadKernels, absmax: Float32Array): { q: Uint8Array; absmax2: Float32Array; offset: number } {
+  const q = new Uint8Array(absmax.length), absmax2 = new Float32Array(Math.ceil(absmax.length / BLOCKSIZE_NESTED));
+  return { q, absmax2, offset: lk.quantizeNested(absmax, q, absmax2) };
+}
+
+function nativeInt8(lk: LoadKernels, w: Float32Array, rows: number, cols: number): { cb: Int8Array; scb: Float32Array } {
+  const cb = new Int8Array(rows * cols), scb = new Float32Array(rows);
+  lk.quantizeInt8Rows(w, rows, cols, cb, scb);
+  return { cb, scb };
 }
 
 /** Blockwise 4-bit quantization (kQuantizeBlockwise with NF4 / FP4, blocksize 64). */

@@ -5,6 +5,8 @@
  * (the quantized path adds no error of its own).
  */
 import { test } from 'node:test';
+// Small tiles (64K values), so the shapes below span several tiles (read once, at the first call).
+process.env.DPO_STORED_TILE_VALUES = '65536';
 import assert from 'node:assert/strict';
 import { loadNativeBackend } from '../../src/backend/native/index.js';
 import { refKernels } from '../../src/backend/ref/index.js';

@@ -81,6 +81,12 @@ export function makeNativeBackend(addon: NativeAddon): Backend {
     getNumThreads: () => n.getNumThreads() as number,
     setMatmulPrecision: (p) => void n.setMatmulBf16(p === 'bfloat16'),
     mapFile: (path) => n.mapFile(path) as ArrayBuffer,
+    loadKernels: {
+      quantize4bit: (w, kind, packed, absmax) => void n.quantize4bit(w, w.length, kind === 'fp4', packed, absmax),
+      quantizeNested: (absmax, q, absmax2) => n.quantizeNested(absmax, absmax.length, DYNAMIC8, q, absmax2) as number,
+      quantizeInt8Rows: (w, rows, cols, cb, scb) => void n.quantizeInt8Rows(w, rows, cols, cb, scb),
+      widenBf16: (bits, out) => void n.widenBf16(bits, bits.length, out),
+    },
     describe: (): BackendInfo => {
       const c = n.cpuInfo() as { kernelIsa: string; onednnIsa: string; bf16Units: boolean };
       return { name: 'native', threads: n.getNumThreads() as number, ...c };
