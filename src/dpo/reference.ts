@@ -10,6 +10,7 @@ import type { Hash } from 'node:crypto';
 import { DpoError } from '../errors.js';
 import { noGrad } from '../autograd/tape.js';
 import type { CausalLM } from '../models/causal-lm.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { architectureFor } from '../models/registry.js';
 import { adapterParameters, loraLayers, trainedCopies, withAdaptersDisabled } from '../lora/apply.js';
 import { Linear } from '../nn/linear.js';
@@ -32,11 +33,13 @@ export interface Reference {
 
 /** Names and bytes of `model`'s parameters into `h`; `skip` leaves some out (the adapters of an adapters-off reference). */
 function hashParameters(h: Hash, model: CausalLM, skip: (name: string) => boolean = () => false): void {
-  for (const [n, p] of model.namedParameters()) {
-    if (skip(n)) continue;
-    h.update(n);
-    h.update(new Uint8Array(p.data.buffer, p.data.byteOffset, p.data.byteLength));
-  }
+  for (const [n, p] of model.namedParameters()) if (!skip(n)) hashTensor(h, n, p);
+}
+
+/** One tensor's name and bytes into `h`. */
+function hashTensor(h: Hash, name: string, t: Tensor): void {
+  h.update(name);
+  h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
 }
 
 /** The LoRA settings that change an adapter's output (rank, scaling), so two adapters with equal tensors still differ. */
@@ -120,10 +123,7 @@ export function adaptersOffReference(policy: CausalLM): Reference {
     hashWeights(h) {
       const copies = trainedCopies(policy);
       hashParameters(h, policy, (n) => n.includes('.lora_') || copies.some(([m]) => n.startsWith(`${m}.`)));
-      for (const [m, c] of copies) for (const [k, t] of c._mts.original) {
-        h.update(`${m}.${k}`);
-        h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-      }
+      for (const [m, c] of copies) for (const [k, t] of c._mts.original) hashTensor(h, `${m}.${k}`, t);
     },
     mixup() {
       throw new DpoError('sync_ref_model is not supported with LoRA (as in TRL): the reference is the adapter-free or initial-adapter model');
