@@ -11,7 +11,6 @@
  * copySourceFiles(sourceDir, 'out/merged'); // config.json, processor and tokenizer files, as they are
  */
 import { mkdirSync } from 'node:fs';
-import { DpoError } from '../errors.js';
 import { copyTokenizerFiles, TOKENIZER_FILES } from '../io/checkpoint-dir.js';
 import { openCheckpointWeights, type CheckpointWeights } from '../io/checkpoint-files.js';
 import type { STDType, TensorToWrite } from '../io/safetensors.js';
@@ -41,11 +40,9 @@ export function weightsLikeSource(model: CausalLM, w: CheckpointWeights, dtype: 
   const out: [string, TensorToWrite][] = [];
   const used = new Set<string>();
   for (const [name, info] of w.entries) {
+    // Loading checked every tensor's dtype (F32, BF16 or F16: check-checkpoint.ts), these included.
     if (A.passThrough?.(name, arch)) {
-      if (info.dtype !== 'F32' && info.dtype !== 'BF16' && info.dtype !== 'F16') {
-        throw new DpoError(`${w.pathOf(name)}: tensor "${name}" (not loaded, to be copied) has dtype ${info.dtype}; only F32, BF16 and F16 tensors can be written back`);
-      }
-      out.push([name, { shape: info.shape, data: info.dtype === 'F32' ? w.read(name) : w.viewRaw16(name), dtype: info.dtype }]);
+      out.push([name, { shape: info.shape, data: info.dtype === 'F32' ? w.read(name) : w.viewRaw16(name), dtype: info.dtype as STDType }]);
       continue;
     }
     const m = A.rename(name, arch);

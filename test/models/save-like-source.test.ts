@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { SafetensorsFile, writeSafetensors } from '../../src/io/safetensors.js';
 import { loadCausalLM } from '../../src/models/load.js';
 import { exportWeights } from '../../src/models/registry.js';
+import { writeModelFiles } from '../../src/dpo/checkpoint.js';
 import { tempDir } from '../io/helpers.js';
 
 const CLI = join(process.cwd(), 'dist/src/cli/main.js');
@@ -112,4 +113,11 @@ test('full fine-tuning of a multimodal gemma3: the saved model and checkpoint ke
     assert.ok(moved.length > 10, 'training changed the text weights that were saved');
     for (const [n, t] of exportWeights(model)) assert.deepEqual(Array.from(t.data), Array.from(saved.get(n)!.values), n);
   }
+});
+
+test('saving a multimodal gemma3 whose source checkpoint is unknown is a one-line error', () => {
+  const { model } = loadCausalLM(MM);
+  model._nameOrPath = undefined;
+  assert.throws(() => writeModelFiles(model, tempDir('dpo-mm-nosrc-'), ''),
+    /^DpoError: saving a gemma3 model: the checkpoint it came from is unknown, so its vision tower cannot be saved with it; load it with loadCausalLM or pass modelNameOrPath to the trainer$/);
 });
