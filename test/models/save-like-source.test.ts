@@ -82,8 +82,13 @@ test('dpo merge of a bf16 multimodal gemma3: every tensor stays BF16, the vision
   const cfg = JSON.parse(readFileSync(join(MM, 'config.json'), 'utf8'));
   writeFileSync(join(base, 'config.json'), JSON.stringify({ ...cfg, dtype: 'bfloat16' }, null, 2));
   for (const f of ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) copyFileSync(join(MM, f), join(base, f));
+  // A processor's files, as a real multimodal checkpoint has them: copied as they are.
+  const processor = { 'preprocessor_config.json': '{"image_processor_type": "Gemma3ImageProcessor", "size": {"height": 28, "width": 28}}\n', 'processor_config.json': '{"image_seq_length": 4, "processor_class": "Gemma3Processor"}\n' };
+  for (const [f, text] of Object.entries(processor)) writeFileSync(join(base, f), text);
   const out = tempDir('dpo-mm-bf16-merge-');
   dpo('merge', '--model_name_or_path', base, '--adapter_name_or_path', FIX, '--output_dir', out);
+  for (const [f, text] of Object.entries(processor)) assert.equal(readFileSync(join(out, f), 'utf8'), text, f);
+  assert.equal(readFileSync(join(out, 'config.json'), 'utf8'), readFileSync(join(base, 'config.json'), 'utf8'));
   const ours = tensors(join(out, 'model.safetensors'));
   const src = tensors(join(base, 'model.safetensors'));
   assertUntouched(ours, src);
