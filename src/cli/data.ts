@@ -1,7 +1,7 @@
 /** `dpo data`: validate and describe a preference data set before training on it. */
 import { DpoError } from '../errors.js';
 import { Dataset } from '../data/dataset.js';
-import { detectFormat, validateRows } from '../data/validate.js';
+import { detectFormat, refuseImages, validateRows } from '../data/validate.js';
 import { prepareRowsParallel, prepareThreads } from '../data/prepare-parallel.js';
 import { resolveModelDir } from '../io/model-source.js';
 import { HfTokenizer } from '../tokenizer/tokenizer.js';
@@ -29,6 +29,7 @@ export async function dataCommand(argv: string[]): Promise<number> {
   const o = resolveOptions(argv, DATA_SPECS, 'data');
   if (!o.dataset_name) throw new DpoError('dpo data: --dataset_name is required');
   const ds = await Dataset.fromFile(o.dataset_name as string, { split: o.dataset_train_split as string });
+  refuseImages(ds.rows, String(o.dataset_name));
   const f = detectFormat(ds.rows);
   console.log(`${o.dataset_name}: ${ds.length} rows, ${f.conversational ? 'conversational' : 'standard'} format, ${f.explicitPrompt ? 'explicit' : 'implicit'} prompt`);
   const errors = validateRows(ds.rows, f);

@@ -11,6 +11,7 @@ import { DpoError } from '../errors.js';
 import { DPOConfig } from '../dpo/config.js';
 import { TRAINING_OPTIONS } from '../dpo/options.js';
 import { TRL_ARGS, resolveTrlArgs } from '../dpo/trl-args.js';
+import { attnImplementationNote, attnSoftcapOf, trlAttnImplementation } from '../dpo/attn-implementation.js';
 import { DISTRIBUTED, launchScript, trlRecipe, type Distributed, type RecipeOptions } from '../dpo/trl-recipe.js';
 import { scriptDatasets, type ScriptDataArgs } from '../data/script-data.js';
 import { Dataset } from '../data/dataset.js';
@@ -66,7 +67,13 @@ export async function exportTrlCommand(argv: string[]): Promise<void> {
     modelNameOrPath: local ? resolve(model) : model, hasTest: !!evalDs,
   };
   const defaults = Object.fromEntries(TRAIN_SPECS.map((s) => [s.snake, s.default]));
-  const recipe = trlRecipe(o, defaults, r);
+  // Attention soft-cap (Gemma 2): transformers' default sdpa would drop it, so the recipe pins eager (dpo/attn-implementation.ts).
+  const cap = attnSoftcapOf(model), given = (o.attn_implementation as string | null) ?? null;
+  const attn = trlAttnImplementation(cap, given);
+  if (attn !== given) notes.push(`attn_implementation ${attn} written: this model soft-caps its attention logits (${cap}), which transformers' default sdpa kernel drops`);
+  const capNote = attnImplementationNote(cap, attn);
+  if (capNote) notes.push(capNote);
+  const recipe = trlRecipe({ ...o, attn_implementation: attn }, defaults, r);
   writeFileSync(join(job, 'dpo.yaml'), `# trl dpo --config dpo.yaml (TRL 1.13), exported by dpo export-trl from ${o.config ?? 'flags'}\n${recipe.yaml}`);
   writeFileSync(join(job, 'accelerate_config.yaml'), recipe.accelerateYaml);
   writeFileSync(join(job, 'launch.sh'), launchScript(String(o.config ?? 'flags'), r, (o.logging_dir as string | null) ?? null));

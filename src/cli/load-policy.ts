@@ -17,6 +17,8 @@ export interface Policy {
   tokenizer: HfTokenizer;
   /** The base model's path or id. */
   base: string;
+  /** The base model's resolved checkpoint directory. */
+  dir: string;
   adapter: string | null;
 }
 
@@ -41,5 +43,5 @@ export function loadPolicy(modelNameOrPath: string, adapterPath: string | null =
   if (tokenizer.vocabSize > model.arch.vocabSize) {
     throw new DpoError(`${tokDir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${model.arch.vocabSize}; the tokenizer does not belong to this model`);
   }
-  return { model, tokenizer, base, adapter };
+  return { model, tokenizer, base, dir, adapter };
 }

@@ -1,7 +1,7 @@
 /** `dpo merge`: merge a LoRA adapter into its base and save a full checkpoint transformers loads. */
 import { DpoError } from '../errors.js';
 import { mergeAndUnload } from '../lora/peft-io.js';
-import { saveCausalLM } from '../models/load.js';
+import { copySourceFiles, saveLikeSource } from '../models/save-like-source.js';
 import { loadPolicy } from './load-policy.js';
 import { ensureWritableDir } from './run-training.js';
 import { helpText, resolveOptions, spec, type Spec } from './args.js';
@@ -25,7 +25,9 @@ export async function mergeCommand(argv: string[]): Promise<void> {
   if (!p.adapter) throw new DpoError('dpo merge: no adapter given (--adapter_name_or_path)');
   ensureWritableDir(o.output_dir as string);
   mergeAndUnload(p.model);
-  saveCausalLM(p.model, o.output_dir as string);
+  // The base's layout: its names and dtypes, the tensors never loaded (a vision tower) as they are, its config.json and processor files.
+  saveLikeSource(p.model, p.dir, o.output_dir as string, { dtype: 'source' });
+  copySourceFiles(p.dir, o.output_dir as string);
   p.tokenizer.save(o.output_dir as string);
   console.log(`merged ${p.adapter} into ${p.base} → ${o.output_dir}`);
 }

@@ -11,6 +11,7 @@ import { runTraining } from './run-training.js';
 import { describeBf16, describeCompute } from '../backend/index.js';
 import { assertRunFits, estimateTraining } from '../models/memory-estimate.js';
 import { TRL_ARGS, modelWithRevision, resolveTrlArgs } from '../dpo/trl-args.js';
+import { attnImplementationNote } from '../dpo/attn-implementation.js';
 import { resolveModelDir } from '../io/model-source.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { describeStorage, weightStorageFor } from '../quant/options.js';
@@ -79,7 +80,10 @@ export async function trainCommand(argv: string[]): Promise<void> {
   if (args.bf16) log(describeBf16());
   log(describeStorage(storageSpec));
   log(`precision: ${args.bf16 ? 'bf16 compute, f32 master weights' : 'float32'}; gradient_checkpointing ${args.gradientCheckpointing ? 'on' : 'off'}; logging_steps ${args.loggingSteps}`);
-  for (const n of [...configNotes, ...trl.notes, ...data.notes]) log(`warning: ${n}`);
+  // Attention soft-cap (Gemma 2): sdpa in transformers drops it, dpo applies it (dpo/attn-implementation.ts); that note replaces the generic one.
+  const capNote = attnImplementationNote(policy.model.arch.attnSoftcap, (trlOther.attn_implementation as string | null | undefined) ?? null);
+  const trlNotes = capNote ? [...trl.notes.filter((n) => !n.startsWith('attn_implementation ')), capNote] : trl.notes;
+  for (const n of [...configNotes, ...trlNotes, ...data.notes]) log(`warning: ${n}`);
   const { trainer, output, reportPath } = await runTraining(
     {
       model: policy.model, args, trainDataset: train, evalDataset: evalDs, processingClass: policy.tokenizer, peftConfig,

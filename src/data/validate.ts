@@ -103,11 +103,27 @@ export function invalidDataError(where: string, errors: RowError[], total: numbe
 
 /**
  * Only text models are loaded (a multimodal checkpoint's vision tower is not), so a data set with
- * an image column is refused, never silently trained on its text alone.
+ * an image column, or a message with an image part (TRL's vision format: content
+ * [{"type": "image"}, ...]), is refused, never silently trained on its text alone.
  */
 export function refuseImages(rows: readonly Row[], where: string): void {
   const row = rows.find((r) => r && typeof r === 'object' && ('images' in r || 'image' in r));
-  if (!row) return;
-  const col = 'images' in row ? 'images' : 'image';
-  throw new DpoError(`${where}: column "${col}" holds images, but only the text model is trained here (a vision tower is never loaded); remove the column or use text-only pairs`);
+  const why = 'but only the text model is trained here (a vision tower is never loaded)';
+  if (row) {
+    const col = 'images' in row ? 'images' : 'image';
+    throw new DpoError(`${where}: column "${col}" holds images, ${why}; remove the column or use text-only pairs`);
+  }
+  rows.forEach((r, i) => {
+    for (const [field, v] of Object.entries(r ?? {})) {
+      if (!Array.isArray(v)) continue;
+      v.forEach((m: unknown, j) => {
+        const parts = (m as { content?: unknown } | null)?.content;
+        const k = Array.isArray(parts) ? parts.findIndex((c) => IMAGE_PARTS.has((c as { type?: unknown } | null)?.type as string)) : -1;
+        if (k >= 0) throw new DpoError(`${where}: row ${i}, ${field}[${j}].content[${k}] is an ${JSON.stringify((parts as { type: string }[])[k].type)} part, ${why}; use text-only messages`);
+      });
+    }
+  });
 }
+
+/** Content-part types that carry pixels (transformers' chat format). */
+const IMAGE_PARTS = new Set(['image', 'image_url', 'video']);

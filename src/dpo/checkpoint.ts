@@ -15,6 +15,8 @@ import { loraLayers } from '../lora/apply.js';
 import { adapterConfig, adapterTensors } from '../lora/peft-io.js';
 import { exportWeights, loadWeightsInto } from '../models/registry.js';
 import { checkCheckpoint } from '../models/check-checkpoint.js';
+import { saveLikeSource } from '../models/save-like-source.js';
+import { resolveModelDir } from '../io/model-source.js';
 import type { CausalLM } from '../models/causal-lm.js';
 import type { DPOTrainer } from './trainer.js';
 import { checkpointsToDelete } from './best-model.js';
@@ -27,8 +29,16 @@ export function writeModelFiles(model: CausalLM, dir: string, baseModel: string)
     writeSafetensors(join(dir, 'adapter_model.safetensors'), adapterTensors(model));
   } else {
     writeModelConfig(dir, model.arch.raw, model.arch.floatPaths);
-    writeSafetensors(join(dir, 'model.safetensors'), exportWeights(model).map(([n, t]) => [n, { shape: t.shape, data: t.data }] as [string, TensorToWrite]));
+    // The text model of a multimodal checkpoint: the vision tower and projector are copied from the source unchanged.
+    if (model.arch.weightPrefix) saveLikeSource(model, sourceDirOf(model, baseModel), dir, { dtype: 'F32' });
+    else writeSafetensors(join(dir, 'model.safetensors'), exportWeights(model).map(([n, t]) => [n, { shape: t.shape, data: t.data }] as [string, TensorToWrite]));
   }
+}
+
+function sourceDirOf(model: CausalLM, baseModel: string): string {
+  const src = baseModel || model._nameOrPath;
+  if (!src) throw new DpoError(`saving a ${model.arch.modelType} model: the checkpoint it came from is unknown, so its vision tower cannot be saved with it; load it with loadCausalLM or pass modelNameOrPath to the trainer`);
+  return resolveModelDir(src);
 }
 
 function rngStates(model: CausalLM): Record<string, number[]> {

@@ -7,6 +7,7 @@ import { DpoError } from '../errors.js';
 import type { CausalLM } from '../models/causal-lm.js';
 import type { ChatMessage, HfTokenizer } from '../tokenizer/tokenizer.js';
 import type { Row } from '../data/load.js';
+import { refuseImages } from '../data/validate.js';
 import { generateBatch } from './generate.js';
 import { normaliseJudge, pickBestWorst, scoreCompletions, type Judge, type JudgeFailure, type JudgePrompt, type NormalJudge } from './judge.js';
 
@@ -75,6 +76,7 @@ export function promptIds(tok: HfTokenizer, row: Row): number[] {
 /** Checks every row has a prompt of one representation; returns whether it is conversational. */
 export function checkPrompts(rows: readonly Row[]): boolean {
   if (!rows.length) throw new DpoError('generatePairs: no prompts');
+  refuseImages(rows, 'prompts');
   const conv = Array.isArray(rows[0].prompt);
   rows.forEach((r, i) => {
     const p = r.prompt;

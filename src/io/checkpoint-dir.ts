@@ -22,10 +22,10 @@ export const TOKENIZER_FILES = [
   'added_tokens.json', 'vocab.json', 'merges.txt', 'tokenizer.model', 'generation_config.json',
 ] as const;
 
-/** Copies the tokenizer / generation files of `srcDir` that exist into `dstDir`; returns their names. */
-export function copyTokenizerFiles(srcDir: string, dstDir: string): string[] {
+/** Copies the tokenizer / generation files (or `files`) of `srcDir` that exist into `dstDir`; returns their names. */
+export function copyTokenizerFiles(srcDir: string, dstDir: string, files: readonly string[] = TOKENIZER_FILES): string[] {
   const copied: string[] = [];
-  for (const f of TOKENIZER_FILES) {
+  for (const f of files) {
     const src = join(srcDir, f);
     if (!existsSync(src) || resolve(src) === resolve(dstDir, f)) continue;
     try {

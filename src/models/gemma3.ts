@@ -10,7 +10,8 @@
  *   rope_local_base_freq;
  * - `gemma3` (multimodal) checkpoints: the text model of `text_config`, weights under
  *   language_model.model. (what save_pretrained writes) or model.language_model. (5.x module
- *   names); the vision tower and projector are not loaded (nor saved back).
+ *   names); the vision tower and projector are not loaded; saving back copies them unchanged
+ *   (models/save-like-source.ts).
  */
 import type { ArchConfig, LayerType } from './arch.js';
 import { layerTypes, parseDecoder, readRopes, setLayerTypes, setRopes } from './arch.js';
@@ -70,6 +71,7 @@ export const gemma3Registration: ModelRegistration = {
   ...plainNames,
   rename: (name, a) => plainNames.rename(legacyName(name, a), a),
   sanitize: (name, t, a) => plainNames.sanitize(legacyName(name, a), t, a),
+  passThrough: (name, a) => plainNames.passThrough(legacyName(name, a), a),
   // PEFT maps gemma3_text to q_proj / v_proj; a multimodal gemma3 has no default there.
   loraTargets: { gemma3_text: ['q_proj', 'v_proj'] },
 };

@@ -29,18 +29,27 @@ export interface ModelRegistration {
   sanitize(name: string, t: RawTensor, arch: ArchConfig): [string, RawTensor] | null;
   /** The inverse of sanitize, for saving a checkpoint transformers loads. */
   export(name: string, t: RawTensor, arch: ArchConfig): [string, RawTensor];
+  /**
+   * A checkpoint tensor outside the model we build (a multimodal checkpoint's vision tower and
+   * projector): never loaded, copied unchanged when the model is saved back (dpo merge, a full
+   * fine-tune's output). Absent = none.
+   */
+  passThrough?(name: string, arch: ArchConfig): boolean;
   /** PEFT's default target_modules by model type (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING); absent where PEFT has none. */
   loraTargets: Partial<Record<string, readonly string[]>>;
+}
+
+/** A tensor beside the text model of a multimodal checkpoint (weights under `weightPrefix`, plus lm_head). */
+export function outsideTextModel(name: string, a: ArchConfig): boolean {
+  return !!a.weightPrefix && !name.startsWith(a.weightPrefix) && name !== 'lm_head.weight';
 }
 
 /** Plain HF names: drop rotary buffers and a tied lm_head; a multimodal prefix is stripped. */
 export function plainRename(name: string, a: ArchConfig): string | null {
   if (name.includes('rotary_emb.inv_freq')) return null;
+  if (outsideTextModel(name, a)) return null; // the vision tower and projector are not loaded
   const p = a.weightPrefix;
-  if (p) {
-    if (name.startsWith(p)) name = `model.${name.slice(p.length)}`;
-    else if (name !== 'lm_head.weight') return null; // the vision tower and projector are not loaded
-  }
+  if (p && name.startsWith(p)) name = `model.${name.slice(p.length)}`;
   if (a.tieEmbeddings && name === 'lm_head.weight') return null;
   return name;
 }
@@ -48,6 +57,7 @@ export function plainRename(name: string, a: ArchConfig): string | null {
 /** The registration parts every decoder with plain HF names shares. */
 export const plainNames = {
   rename: plainRename,
+  passThrough: outsideTextModel,
   storedShape: (_name: string, shape: number[]) => shape,
   sanitize(name: string, t: RawTensor, a: ArchConfig): [string, RawTensor] | null {
     const n = plainRename(name, a);

@@ -67,7 +67,7 @@ export function loadWeightsInto(model: CausalLM, weights: Iterable<[string, () =
   const unexpected: string[] = [];
   for (const [rawName, load] of weights) {
     // Cheap pre-check on the name so buffers we drop are never read from disk.
-    if (rawName.includes('rotary_emb.inv_freq')) continue;
+    if (rawName.includes('rotary_emb.inv_freq') || A.passThrough?.(rawName, arch)) continue;
     const s = A.sanitize(rawName, load(), arch);
     if (!s) continue;
     const [name, t] = s;

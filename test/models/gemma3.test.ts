@@ -1,7 +1,8 @@
 /** Gemma 3 specifics beyond parity: the multimodal layout saved back, keys we refuse or take, image columns. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { noGrad } from '../../src/autograd/tape.js';
 import { DpoError } from '../../src/errors.js';
@@ -9,6 +10,7 @@ import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { loadCausalLM, saveCausalLM } from '../../src/models/load.js';
 import { archFromConfig } from '../../src/models/registry.js';
 import { refuseImages } from '../../src/data/validate.js';
+import { checkPrompts } from '../../src/generate/pairs.js';
 import { tempDir } from '../io/helpers.js';
 
 const MODELS = 'test/fixtures/models';
@@ -50,4 +52,21 @@ test('an image column is an error naming the column, never dropped', () => {
   assert.throws(() => refuseImages([{ prompt: 'p', chosen: 'a', rejected: 'b', images: [] }], 'train data (x.jsonl)'),
     /train data \(x\.jsonl\): column "images" holds images, but only the text model is trained here \(a vision tower is never loaded\); remove the column or use text-only pairs$/);
   refuseImages([{ prompt: 'p', chosen: 'a', rejected: 'b' }], 'ok');
+  // TRL's vision format: an image part inside a message.
+  const msg = (content: unknown) => [{ role: 'user', content }];
+  assert.throws(() => refuseImages([{ prompt: msg('hi'), chosen: msg('a'), rejected: msg('b') }, { prompt: msg([{ type: 'image' }, { type: 'text', text: 'what is it?' }]), chosen: msg('a'), rejected: msg('b') }], 'train data (v.jsonl)'),
+    /: train data \(v\.jsonl\): row 1, prompt\[0\]\.content\[0\] is an "image" part, but only the text model is trained here \(a vision tower is never loaded\); use text-only messages$/);
+  refuseImages([{ prompt: msg([{ type: 'text', text: 'hi' }]), chosen: msg('a'), rejected: msg('b') }], 'text parts are fine');
+  assert.throws(() => checkPrompts([{ prompt: 'describe', images: ['x.png'] }]), /: prompts: column "images" holds images/);
+});
+
+test('dpo train / dpo data on a multimodal gemma3 with an image column: exit 2 and the one-line error', () => {
+  const dir = tempDir('dpo-gemma3-img-');
+  const data = join(dir, 'vision.jsonl');
+  writeFileSync(data, `${JSON.stringify({ prompt: 'What is shown?', chosen: ' a cat', rejected: ' a dog', images: [{ path: 'cat.png' }] })}\n`.repeat(4));
+  for (const args of [['train', '--model_name_or_path', join(MODELS, 'gemma3-mm'), '--dataset_name', data, '--output_dir', join(dir, 'out'), '--max_steps', '1'], ['data', '--dataset_name', data]]) {
+    const r = spawnSync(process.execPath, [join(process.cwd(), 'dist/src/cli/main.js'), ...args], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr.trim(), /^dpo: .*vision\.jsonl\)?: column "images" holds images, but only the text model is trained here \(a vision tower is never loaded\); remove the column or use text-only pairs$/);
+  }
 });

@@ -1,7 +1,10 @@
 /** The memory estimate: what it counts, and the one-line stop when a run cannot fit. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { DpoError } from '../../src/errors.js';
+import type { StorageSpec } from '../../src/quant/load-stored.js';
 import { archFromConfig } from '../../src/models/registry.js';
 import { assertRunFits, availableMemory, estimateRunMemory, type RunShape } from '../../src/models/memory-estimate.js';
 import { BENCH_CONFIG } from '../../bench/workload.js';
@@ -37,4 +40,29 @@ test('a run that cannot fit stops with the figure and what to try; DPO_MEMORY_LI
   assert.throws(() => assertRunFits(e, { DPO_MEMORY_LIMIT: 'lots' }), /DPO_MEMORY_LIMIT must be a number of bytes/);
   const a = availableMemory({});
   assert.ok(a.bytes > 0 && /MemAvailable|free memory|cgroup/.test(a.source), a.source);
+});
+
+test('every fixture model: parameters counted as transformers counts them (a multimodal gemma3 without its vision tower), LoRA trainables as PEFT, no NaN', () => {
+  // tools/fixtures/make_models.py --num-parameters
+  const rec = JSON.parse(readFileSync('test/fixtures/num-parameters/models.json', 'utf8')).models as Record<string, { num_parameters: number; text_num_parameters: number; lora?: { r: number; target_modules: string[] | string; trainable: number } }>;
+  assert.ok(['gemma3', 'gemma3-mm', 'phi3', 'gemma2'].every((n) => n in rec));
+  for (const [name, r] of Object.entries(rec)) {
+    const a = archFromConfig(JSON.parse(readFileSync(join('test/fixtures/models', name, 'config.json'), 'utf8')));
+    const shape: RunShape = { arch: a, lora: null, bf16: false, gradientCheckpointing: false, refCopy: true, rows: 4, seqLen: 33 };
+    const part = (e: ReturnType<typeof estimateRunMemory>, w: string) => e.parts.find(([k]) => k.startsWith(w))![1];
+    assert.equal(part(estimateRunMemory(shape), 'weights') / 4, r.text_num_parameters, name);
+    if (name === 'gemma3-mm') assert.ok(r.num_parameters > r.text_num_parameters, 'the vision tower is in transformers\' total, not in ours');
+    else assert.equal(r.text_num_parameters, r.num_parameters, name);
+    if (r.lora) {
+      // PEFT's fullmatch regex for the multimodal model selects the language model's q_proj / v_proj; ours sees only the text model.
+      const targets = name === 'gemma3' ? null : typeof r.lora.target_modules === 'string' ? ['q_proj', 'v_proj'] : r.lora.target_modules;
+      const e = estimateRunMemory({ ...shape, lora: { r: r.lora.r, targetModules: targets }, refCopy: false });
+      assert.equal(part(e, 'gradients') / 4, r.lora.trainable, `${name}: LoRA trainables`);
+    }
+    for (const v of [shape, { ...shape, bf16: true, gradientCheckpointing: true }, { ...shape, lora: { r: 4, targetModules: 'all-linear' }, refCopy: false, storage: { kind: 'nf4', nested: false } as StorageSpec }]) {
+      const e = estimateRunMemory(v);
+      assert.ok([e.bytes, e.activationsOther, ...e.parts.map(([, b]) => b)].every((b) => Number.isFinite(b) && b >= 0), `${name}: ${JSON.stringify(e.parts)}`);
+      assert.ok(part(e, 'activations') > 0, name);
+    }
+  }
 });
