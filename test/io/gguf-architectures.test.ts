@@ -55,6 +55,8 @@ const CASES: [string, Case][] = [
   // longrope (long factors past 8 tokens), partial rotary 0.5, fused qkv / gate_up; llama.cpp disables Phi's window.
   ['phi3', { fixture: 'phi3', patch: { sliding_window: null } }],
   ['llama yarn', { fixture: 'llama-yarn' }],
+  // transformers' explicit attention_factor as rope.scaling.attn_factor relative to llama.cpp's 0.1·ln(factor) + 1.
+  ['llama yarn attention_factor', { fixture: 'llama-yarn', patch: { rope_parameters: { factor: 4.0, original_max_position_embeddings: 16, rope_theta: 10000.0, rope_type: 'yarn', attention_factor: 1.5, beta_fast: 16.0, beta_slow: 2.0 } } }],
   ['llama linear', { fixture: 'llama-linear' }],
   ['llama longrope', { fixture: 'llama-longrope' }],
   // dynamic NTK equals default RoPE up to max_position_embeddings (8), where llama.cpp stops matching.
