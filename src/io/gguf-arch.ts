@@ -33,6 +33,7 @@ export function ggufTableFor(modelType: string): GgufArchTable {
   return t;
 }
 
+/** llama.cpp's name for one of our modules ("model.layers.0.self_attn.q_proj" → "blk.0.attn_q"). */
 export function ggufModuleName(t: GgufArchTable, module: string): string {
   for (const [re, to] of t.modules) if (re.test(module)) return module.replace(re, to);
   throw new DpoError(`GGUF export: no llama.cpp tensor name for "${module}" (${t.arch}); this module cannot be exported`);

@@ -102,9 +102,9 @@ function ropeError(a: ArchConfig, what: string, fix: string): never {
 
 /** What an architecture's llama.cpp graph can take beyond linear, yarn and dynamic scaling. */
 export interface RopeSupport {
-  /** llama3 scaling as a rope_freqs tensor (the llama graph). */
+  /** llama3 scaling as a rope_freqs tensor (llama.cpp's llama and granite graphs). */
   llama3?: boolean;
-  /** longrope's short / long factors as rope_factors_short / _long (the phi3 graph). */
+  /** longrope's short / long factors as rope_factors_short / _long (the llama, granite and phi3 graphs). */
   longrope?: boolean;
   /** The graph rotates only rope.dimension_count dims of each head (NEOX RoPE with a partial factor). */
   partialRotary?: boolean;
