@@ -72,6 +72,7 @@ export function exportModelGguf(model: CausalLM, tok: HfTokenizer, path: string,
   const a = model.arch;
   const t = ggufTableFor(a.modelType);
   const where = opts.where ?? tok.sourceDir ?? 'tokenizer';
+  t.checkName?.(opts.name, (x) => tok.tokenToId(x));
   const tensors: GgufTensor[] = t.extraTensors(a).map((x) => tensor(x.name, [x.data.length], x.data, opts.outtype));
   for (const [pname, p] of model.namedParameters()) {
     const [module, suffix] = splitParam(pname);
@@ -79,6 +80,8 @@ export function exportModelGguf(model: CausalLM, tok: HfTokenizer, path: string,
     let data = p.data as Float32Array;
     const heads = t.permuteHeads(module, a);
     if (heads) data = permuteRows(data, p.shape[0], p.shape.length > 1 ? p.shape[1] : 1, heads);
+    const shift = t.normShift;
+    if (shift && name.endsWith('norm.weight')) data = data.map((x) => Math.fround(x + shift));
     tensors.push(tensor(name, p.shape.slice(), data, opts.outtype));
   }
   const metadata: [string, GgufValue][] = [
@@ -107,6 +110,7 @@ export function exportLoraGguf(model: CausalLM, path: string, opts: { outtype: G
   if (extra) throw new DpoError(`GGUF adapter export: llama.cpp adapters cannot hold ${extra}; export the merged model instead (--format gguf)`);
   const a = model.arch;
   const t = ggufTableFor(a.modelType);
+  t.hparams(a); // refuses what llama.cpp would not run, as the base model's export does
   const alpha = layers[0][1].cfg.alpha;
   if (!alpha) throw new DpoError('GGUF adapter export: lora_alpha is 0, the adapter changes nothing');
   const tensors: GgufTensor[] = [];

@@ -242,8 +242,7 @@ export function ropeInit(plan: RopePlan, layerType: string | null, dims: RopeDim
       return yarn(p, plan, partialDim, dims);
     case 'longrope': {
       const orig = p.original_max_position_embeddings!;
-      const factor = p.factor ?? dims.maxPositionEmbeddings / orig;
-      const att = p.attention_factor ?? (factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(orig)));
+      const att = longropeAttentionFactor(p, dims.maxPositionEmbeddings);
       const ext = seqLen !== undefined && seqLen > orig ? p.long_factor! : p.short_factor!;
       if (ext.length < Math.floor((partialDim + 1) / 2)) throw new DpoError(`rope: longrope ${seqLen !== undefined && seqLen > orig ? 'long' : 'short'}_factor has ${ext.length} entries; expected rotary dim / 2 = ${Math.floor((partialDim + 1) / 2)}`);
       return out(baseInvFreq(base, partialDim, ext), att);
@@ -251,6 +250,13 @@ export function ropeInit(plan: RopePlan, layerType: string | null, dims: RopeDim
     case 'llama3': // _compute_llama3_parameters: ops/rope.ts's invFreq mirrors it
       return out(invFreq(partialDim, base, { type: 'llama3', factor: p.factor!, low_freq_factor: p.low_freq_factor!, high_freq_factor: p.high_freq_factor!, original_max_position_embeddings: p.original_max_position_embeddings! }));
   }
+}
+
+/** longrope's attention factor: attention_factor, else √(1 + ln(factor) / ln(original)) with factor = max_position_embeddings / original by default. */
+export function longropeAttentionFactor(p: RopeParameters, maxPositionEmbeddings: number): number {
+  const orig = p.original_max_position_embeddings!;
+  const factor = p.factor ?? maxPositionEmbeddings / orig;
+  return p.attention_factor ?? (factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(orig)));
 }
 
 /** _compute_dynamic_ntk_parameters: at construction base is unchanged; at a longer seq_len (a tensor there) every step is float32. */
@@ -265,13 +271,19 @@ function dynamicInvFreq(base: number, dim: number, factor: number, maxPos: numbe
   return inv;
 }
 
+/** yarn's attention factor: attention_factor, else get_mscale(factor, mscale) / get_mscale(factor, mscale_all_dim) when both are set, else 0.1·ln(factor) + 1. */
+export function yarnAttentionFactor(p: RopeParameters, maxPositionEmbeddings: number): number {
+  const factor = p.factor ?? maxPositionEmbeddings / p.original_max_position_embeddings!;
+  const mscale = (scale: number, m = 1) => (scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1);
+  return p.attention_factor ?? (p.mscale && p.mscale_all_dim ? mscale(factor, p.mscale) / mscale(factor, p.mscale_all_dim) : mscale(factor));
+}
+
 /** _compute_yarn_parameters */
 function yarn(p: RopeParameters, plan: RopePlan, dim: number, dims: RopeDims): RopeInit {
   const base = p.rope_theta;
   const orig = p.original_max_position_embeddings!;
   const factor = p.factor ?? dims.maxPositionEmbeddings / orig;
-  const mscale = (scale: number, m = 1) => (scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1);
-  const att = p.attention_factor ?? (p.mscale && p.mscale_all_dim ? mscale(factor, p.mscale) / mscale(factor, p.mscale_all_dim) : mscale(factor));
+  const att = yarnAttentionFactor(p, dims.maxPositionEmbeddings);
   const betaFast = p.beta_fast || 32, betaSlow = p.beta_slow || 1;
   const corr = (rot: number) => (dim * Math.log(orig / (rot * 2 * Math.PI))) / (2 * Math.log(base));
   // transformers reads truncate from config.rope_parameters itself: a per-layer plan always truncates

@@ -6,12 +6,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPolicy } from '../../src/cli/load-policy.js';
 import { exportModelGguf } from '../../src/io/gguf-export.js';
 import { generate } from '../../src/generate/generate.js';
-import { tempDir } from './helpers.js';
+import { patchedFixture, tempDir } from './helpers.js';
 import { llamaCppGreedy, llamaCppLogits, loadLlamaCpp, maxAbsDiff, ourLogits } from '../helpers/llama-cpp.js';
 
 const MODELS = 'test/fixtures/models';
@@ -21,14 +20,7 @@ const CHATS = [[{ role: 'user', content: 'What is the capital of France?' }], [{
 const dir = tempDir('dpo-gguf-');
 
 /** Mistral's fixture has a 6-token sliding window, which llama.cpp's llama graph lacks: a copy without it. */
-function mistralNoWindow(): string {
-  const d = join(dir, 'mistral-nowindow');
-  cpSync(join(MODELS, 'mistral'), d, { recursive: true });
-  const cfg = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));
-  cfg.sliding_window = null;
-  writeFileSync(join(d, 'config.json'), JSON.stringify(cfg));
-  return d;
-}
+const mistralNoWindow = () => patchedFixture(join(MODELS, 'mistral'), dir, 'mistral-nowindow', { sliding_window: null });
 
 const CASES: [string, () => string][] = [
   ['llama', () => join(MODELS, 'llama')], // llama3 rope scaling → rope_freqs

@@ -18,7 +18,7 @@ import { HfTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { loadPolicy } from '../../src/cli/load-policy.js';
 import { DpoError } from '../../src/errors.js';
 import { archFromConfig } from '../../src/models/registry.js';
-import { tempDir } from './helpers.js';
+import { patchedFixture, tempDir } from './helpers.js';
 
 const dir = tempDir('dpo-gguf-unit-');
 const parse = (file: string) => gguf(file, { allowLocalFile: true, typedMetadata: true });
@@ -131,18 +131,90 @@ test('tokenizer.ggml.pre: the converter\'s hash names real tokenizers; an unknow
 });
 
 test('a model_type without a llama.cpp table is a one-line error naming the alternatives', () => {
-  assert.throws(() => ggufTableFor('gemma3'), (e: Error) => e instanceof DpoError && /gemma3/.test(e.message) && /dpo merge/.test(e.message) && /convert_hf_to_gguf/.test(e.message) && !e.message.includes('\n'));
+  assert.throws(() => ggufTableFor('falcon'), (e: Error) => e instanceof DpoError && /falcon/.test(e.message) && /gemma3, olmo2, granite, smollm3, phi3/.test(e.message) && /dpo merge/.test(e.message) && /convert_hf_to_gguf/.test(e.message) && !e.message.includes('\n'));
 });
 
-test('RoPE scaling llama.cpp would not reproduce is a one-line error (llama3 on the whole head is written as rope_freqs)', () => {
-  const base = JSON.parse(readFileSync('test/fixtures/models/llama-linear/config.json', 'utf8'));
-  const hp = (raw: Record<string, unknown>) => () => ggufTableFor(raw.model_type as string).hparams(archFromConfig(raw));
-  assert.throws(hp(base), /^DpoError: GGUF export: rope scaling "linear" on model_type llama has no llama\.cpp equivalent here; only llama \/ mistral carry llama3 rope_freqs$/);
-  assert.throws(hp({ ...base, rope_parameters: { rope_type: 'yarn', factor: 4.0, rope_theta: 10000.0 } }), /rope scaling "yarn" on model_type llama/);
-  assert.throws(hp({ ...base, model_type: 'qwen2', num_key_value_heads: 2, rope_parameters: { rope_type: 'dynamic', factor: 2.0, rope_theta: 10000.0 } }), /rope scaling "dynamic" on model_type qwen2/);
+const fixtureConfig = (name: string) => JSON.parse(readFileSync(`test/fixtures/models/${name}/config.json`, 'utf8'));
+const hparams = (raw: Record<string, unknown>) => ggufTableFor(raw.model_type as string).hparams(archFromConfig(raw));
+const caveats = (raw: Record<string, unknown>) => ggufTableFor(raw.model_type as string).caveats(archFromConfig(raw));
+const oneLine = (re: RegExp) => (e: Error) => e instanceof DpoError && re.test(e.message) && !e.message.includes('\n');
+
+test('RoPE scaling llama.cpp would not reproduce is a one-line error; llama3 / longrope only where the graph loads their tensors', () => {
+  const base = fixtureConfig('llama-linear');
   const llama3 = { rope_type: 'llama3', factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, rope_theta: 10000.0 };
-  assert.throws(hp({ ...base, rope_parameters: { ...llama3, partial_rotary_factor: 0.5 } }), /rope scaling "llama3, partial rotary" on model_type llama/);
-  assert.doesNotThrow(hp({ ...base, rope_parameters: llama3 }));
+  const longrope = fixtureConfig('llama-longrope').rope_parameters;
+  assert.throws(() => hparams({ ...base, rope_parameters: { ...llama3, partial_rotary_factor: 0.5 } }), /^DpoError: GGUF export: rope scaling "llama3, partial rotary" on model_type llama has no llama\.cpp equivalent here; llama\.cpp's llama graph rotates whole heads$/);
+  assert.throws(() => hparams({ ...base, model_type: 'qwen2', num_key_value_heads: 2, rope_parameters: longrope }), oneLine(/rope scaling "longrope" on model_type qwen2 .*longrope for llama \/ mistral \/ granite \/ phi3/));
+  assert.throws(() => hparams({ ...fixtureConfig('smollm3'), no_rope_layers: [1, 1], rope_parameters: llama3 }), oneLine(/rope scaling "llama3" on model_type smollm3/));
+  assert.throws(() => hparams({ ...base, rope_parameters: { rope_type: 'yarn', factor: 4.0, rope_theta: 10000.0, truncate: false } }), oneLine(/"yarn with truncate: false" on model_type llama/));
+  // One rope.scaling.attn_factor key cannot scale only Gemma 3's full-attention table.
+  const g3 = { ...fixtureConfig('gemma3-rope'), query_pre_attn_scalar: 16 };
+  assert.throws(() => hparams({ ...g3, rope_parameters: { ...g3.rope_parameters, sliding_attention: { rope_theta: 100.0, rope_type: 'default' }, full_attention: { ...g3.rope_parameters.full_attention, attention_factor: 2.0 } } }), oneLine(/yarn with attention factor .* on a per-layer-type RoPE/));
+  assert.throws(() => hparams(g3), oneLine(/rope scaling "linear" on the sliding layers on model_type gemma3_text/));
+  for (const rope of [llama3, longrope, base.rope_parameters]) assert.doesNotThrow(() => hparams({ ...base, rope_parameters: rope }));
+  assert.doesNotThrow(() => hparams({ ...fixtureConfig('granite'), rope_parameters: llama3 }));
+});
+
+test('RoPE keys as the converter writes them: yarn (its attention factor relative to llama.cpp\'s own), longrope (type, original context, attn_factor)', () => {
+  const yarn = { ...fixtureConfig('llama-yarn') };
+  const m = new Map(hparams(yarn));
+  assert.deepEqual(['type', 'factor', 'original_context_length'].map((k) => m.get(`llama.rope.scaling.${k}`)?.value), ['yarn', 4, 16]);
+  assert.equal(m.has('llama.rope.scaling.attn_factor'), false, 'transformers\' default yarn factor 0.1·ln(4) + 1 is llama.cpp\'s own');
+  const explicit = new Map(hparams({ ...yarn, rope_parameters: { ...yarn.rope_parameters, attention_factor: 1.5, beta_fast: 16 } }));
+  assert.ok(Math.abs((explicit.get('llama.rope.scaling.attn_factor')?.value as number) - 1.5 / (0.1 * Math.log(4) + 1)) < 1e-12);
+  assert.equal(explicit.get('llama.rope.scaling.yarn_beta_fast')?.value, 16);
+  const phi = new Map(hparams(fixtureConfig('phi3')));
+  assert.equal(phi.get('phi3.rope.scaling.type')?.value, 'longrope');
+  assert.equal(phi.get('phi3.rope.scaling.original_context_length')?.value, 8);
+  assert.equal(phi.get('phi3.rope.dimension_count')?.value, 4); // head_dim 8 × partial_rotary_factor 0.5
+  assert.ok(Math.abs((phi.get('phi3.rope.scaling.attn_factor')?.value as number) - Math.sqrt(1 + Math.log(32 / 8) / Math.log(8))) < 1e-12);
+});
+
+test('what llama.cpp\'s new graphs compute differently is a one-line error', () => {
+  const gemma2 = fixtureConfig('gemma2');
+  assert.throws(() => hparams(gemma2), oneLine(/^GGUF export: query_pre_attn_scalar 12 \(scores × 0\.288675\) on model_type gemma2 is not what llama\.cpp's gemma2 graph computes; llama\.cpp scales scores by 16\^−½ for 2 layers/));
+  assert.throws(() => hparams({ ...gemma2, query_pre_attn_scalar: 16, final_logit_softcapping: null }), oneLine(/softcapping null on model_type gemma2 .*always soft-caps/));
+  assert.throws(() => hparams({ ...fixtureConfig('gemma3'), query_pre_attn_scalar: 16, final_logit_softcapping: 30.0 }), oneLine(/logit soft-capping on model_type gemma3_text/));
+  assert.throws(() => hparams(fixtureConfig('gemma3-mm')), oneLine(/query_pre_attn_scalar 256 .* on model_type gemma3 is not/));
+  assert.throws(() => hparams(fixtureConfig('smollm3')), oneLine(/^GGUF export: layer 1 has no RoPE on model_type smollm3, but llama\.cpp's smollm3 graph skips RoPE exactly on every 4th layer/));
+  assert.throws(() => hparams({ ...fixtureConfig('granite'), attention_multiplier: 0 }), oneLine(/attention_multiplier 0 on model_type granite/));
+  assert.throws(() => hparams({ ...fixtureConfig('granite'), head_dim: 16 }), oneLine(/head_dim 16 × num_attention_heads 4 ≠ hidden_size 32 on model_type granite/));
+});
+
+test('what llama.cpp lacks at some lengths is a printed caveat: sliding windows (phi3, smollm3), dynamic NTK, longrope\'s factor switch', () => {
+  assert.deepEqual(caveats(fixtureConfig('phi3')), [
+    "llama.cpp's phi3 architecture has no sliding-window attention: its outputs equal this model's only for sequences of up to sliding_window = 6 tokens",
+    "llama.cpp picks longrope's long_factor by its context size (above original_max_position_embeddings = 8) where transformers picks it by the sequence length: with a larger context, sequences of up to 8 tokens differ",
+  ]);
+  assert.match(caveats({ ...fixtureConfig('smollm3'), no_rope_layers: [1, 1] }).join(), /smollm3 architecture has no sliding-window attention.*sliding_window = 4 tokens/);
+  assert.deepEqual(caveats(fixtureConfig('llama-dynamic')), ['llama.cpp has no dynamic NTK RoPE scaling: its outputs equal this model\'s only for sequences of up to max_position_embeddings = 8 tokens']);
+  assert.deepEqual(caveats({ ...fixtureConfig('gemma3'), query_pre_attn_scalar: 16 }), [], 'gemma3\'s sliding layers are llama.cpp\'s too');
+});
+
+test('Gemma norms are stored + 1; Gemma 3 writes its sliding pattern and local θ; Phi-3 its longrope factors; a phi3-named tiny tokenizer is refused', async () => {
+  const p = loadPolicy(patchedFixture('test/fixtures/models/gemma3', dir, 'gemma3-q16', { query_pre_attn_scalar: 16 }));
+  const file = join(dir, 'gemma3.gguf');
+  exportModelGguf(p.model, p.tokenizer, file, { outtype: 'f32', name: 'tiny' });
+  const { typedMetadata: m, tensorInfos, tensorDataOffset } = await parse(file);
+  assert.equal(m['general.architecture']?.value, 'gemma3');
+  assert.deepEqual(m['gemma3.attention.sliding_window_pattern' as 'general.name']?.value, [true, false, true]);
+  assert.equal(m['gemma3.attention.sliding_window' as 'general.name']?.value, 4);
+  assert.equal(m['gemma3.rope.freq_base_swa' as 'general.name']?.value, 100);
+  assert.equal(m['gemma3.attention.key_length' as 'general.name']?.value, 16);
+  assert.deepEqual(tensorInfos.filter((t) => t.name.startsWith('blk.0.')).map((t) => t.name).sort(), ['attn_k', 'attn_k_norm', 'attn_norm', 'attn_output', 'attn_q', 'attn_q_norm', 'attn_v', 'ffn_down', 'ffn_gate', 'ffn_norm', 'ffn_up', 'post_attention_norm', 'post_ffw_norm'].map((n) => `blk.0.${n}.weight`));
+  const info = tensorInfos.find((t) => t.name === 'blk.0.post_ffw_norm.weight')!;
+  const bytes = readFileSync(file);
+  const at = bytes.byteOffset + Number(tensorDataOffset + info.offset);
+  const stored = new Float32Array(bytes.buffer.slice(at, at + 4 * 32));
+  const w = [...p.model.namedParameters()].find(([n]) => n === 'model.layers.0.post_feedforward_layernorm.weight')![1].data;
+  assert.deepEqual([...stored], [...w].map((x) => Math.fround(x + 1)));
+
+  const phi = loadPolicy('test/fixtures/models/phi3');
+  assert.throws(() => exportModelGguf(phi.model, phi.tokenizer, join(dir, 'phi.gguf'), { outtype: 'f32', name: 'my-Phi-3-dpo' }), oneLine(/llama\.cpp fails to load a model named "my-Phi-3-dpo" .* lacks <\/s> <unk> <s>/));
+  exportModelGguf(phi.model, phi.tokenizer, join(dir, 'phi.gguf'), { outtype: 'f32', name: 'tiny' });
+  const { tensorInfos: pt } = await parse(join(dir, 'phi.gguf'));
+  assert.deepEqual(pt.filter((t) => t.name.startsWith('rope_')).map((t) => [t.name, t.shape.map(Number)]), [['rope_factors_long.weight', [2]], ['rope_factors_short.weight', [2]]]);
+  assert.deepEqual(pt.filter((t) => t.name.startsWith('blk.0.')).map((t) => [t.name, t.shape.map(Number)]).sort(), [['blk.0.attn_norm.weight', [32]], ['blk.0.attn_output.weight', [32, 32]], ['blk.0.attn_qkv.weight', [32, 64]], ['blk.0.ffn_down.weight', [64, 32]], ['blk.0.ffn_norm.weight', [32]], ['blk.0.ffn_up.weight', [32, 128]]]);
 });
 
 test('stored types: norms, biases, 1-D and position embeddings stay F32; Q8_0 falls back to F16 for rows not a multiple of 32', () => {

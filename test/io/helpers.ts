@@ -1,5 +1,5 @@
 /** Shared helpers for the io tests: temp directories and hand-built safetensors bytes. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
@@ -8,6 +8,19 @@ import { after } from 'node:test';
 export function tempDir(prefix = 'dpo-io-'): string {
   const d = mkdtempSync(join(tmpdir(), prefix));
   after(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+/**
+ * A copy of fixture model `src` in `dir`/`name` with config.json keys replaced (in text_config for
+ * a multimodal config): a variant the reference fixture does not cover, e.g. without its sliding window.
+ */
+export function patchedFixture(src: string, dir: string, name: string, patch: Record<string, unknown>): string {
+  const d = join(dir, name);
+  cpSync(src, d, { recursive: true });
+  const cfg = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));
+  Object.assign(cfg.text_config ?? cfg, patch);
+  writeFileSync(join(d, 'config.json'), JSON.stringify(cfg));
   return d;
 }
 
