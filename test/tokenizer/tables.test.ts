@@ -25,7 +25,7 @@ interface Table {
   chats: { messages: ChatMessage[]; add_generation_prompt: boolean; text: string; ids: number[]; kwargs?: Record<string, unknown> }[];
   /** The clock strftime_now read when the table was made. */
   now?: string;
-  special?: { len: number; bos_token_id: number | null; eos_token_id: number | null; pad_token_id: number | null };
+  special?: { len: number; bos_token_id: number | null; eos_token_id: number | null; pad_token_id: number | null; real_ids: Record<string, number> };
 }
 
 /** transformers' apply_chat_template keyword arguments as our options. */
@@ -63,6 +63,10 @@ for (const [name, dir] of Object.entries(DIRS)) {
     if (table.special) {
       assert.equal(tok.vocabSize, table.special.len, `${name}: len(tokenizer)`);
       assert.deepEqual([tok.bosTokenId, tok.eosTokenId, tok.padTokenId], [table.special.bos_token_id, table.special.eos_token_id, table.special.pad_token_id], `${name}: bos/eos/pad ids`);
+      // The family's added tokens are single tokens, in their real order (real ids on the small vocabulary are shifted).
+      const ids = Object.keys(table.special.real_ids).map((t) => tok.encode(t, { addSpecialTokens: false }));
+      assert.ok(ids.every((x) => x.length === 1), `${name}: added tokens split`);
+      assert.deepEqual(ids.map((x) => x[0]), ids.map((x) => x[0]).sort((a, b) => a - b), `${name}: added tokens out of order`);
     }
     console.log(`# ${name}: ${ok}/${table.texts.length} texts, ${chatOk}/${table.chats.length} chats identical`);
     assert.deepEqual(bad, [], `${name}: mismatches`);
