@@ -9,6 +9,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
 import { DpoError } from '../errors.js';
 import { speedUpTokenizer } from './fast-paths.js';
+import { renderTemplate } from './render-template.js';
 
 export interface ChatMessage {
   role: string;
@@ -23,6 +24,8 @@ export interface ChatTemplateOptions {
   documents?: unknown[] | null;
   /** Extra template variables (transformers' **kwargs). */
   extra?: Record<string, unknown>;
+  /** The clock the template's strftime_now reads (default: now); tests pin it. */
+  now?: Date;
 }
 
 type Json = Record<string, unknown>;
@@ -136,14 +139,14 @@ export class HfTokenizer {
     }
     let out: string;
     try {
-      out = this.template.render({
+      out = renderTemplate(this.template, {
         ...special,
         messages,
         tools: opts.tools ?? null,
         documents: opts.documents ?? null,
         add_generation_prompt: !!opts.addGenerationPrompt,
         ...opts.extra,
-      });
+      }, opts.now ?? new Date());
     } catch (e) {
       throw new DpoError(`chat template failed to render: ${(e as Error).message}`);
     }

