@@ -32,29 +32,30 @@ export const LOAD_MODES: Record<string, Record<string, unknown>> = {
   fp4: { load_in_4bit: true, bnb_4bit_quant_type: 'fp4' },
 };
 
-interface Timing { modelS: number; tokenizerS: number; loraS: number; referenceS: number; totalS: number; peakMb: number; startMb: number }
+interface Timing { modelS: number; tokenizerS: number; loraS: number; referenceS: number; totalS: number; cpuS: number; peakMb: number; startMb: number }
 
 /** The safetensors files of a checkpoint directory (one file or the shards). */
 export function weightFiles(dir: string): string[] {
   return readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort().map((f) => join(dir, f));
 }
 
-/** Seconds to read `files` once, front to back (page cache as it is). */
-export function readOnce(files: readonly string[]): number {
-  const t = performance.now(), buf = Buffer.alloc(1 << 24);
+/** Seconds (wall and CPU) to read `files` once, front to back (page cache as it is). */
+export function readOnce(files: readonly string[]): { wallS: number; cpuS: number } {
+  const t = performance.now(), c0 = process.cpuUsage(), buf = Buffer.alloc(1 << 24);
   for (const f of files) {
     const fd = openSync(f, 'r');
     while (readSync(fd, buf, 0, buf.length, null) > 0) { /* read */ }
     closeSync(fd);
   }
-  return (performance.now() - t) / 1000;
+  const c = process.cpuUsage(c0);
+  return { wallS: (performance.now() - t) / 1000, cpuS: (c.user + c.system) / 1e6 };
 }
 
 /** In this process: what `dpo train` does before the first step, timed part by part. */
 function child(dir: string, mode: string): Timing {
   const startMb = process.memoryUsage().rss / 2 ** 20;
   const s = (t: number) => (performance.now() - t) / 1000;
-  const t0 = performance.now();
+  const t0 = performance.now(), c0 = process.cpuUsage();
   const storage = weightStorageFor(LOAD_MODES[mode], { lora: true, where: 'load-time' });
   const { model } = loadCausalLM(dir, { storage });
   const modelS = s(t0);
@@ -68,8 +69,8 @@ function child(dir: string, mode: string): Timing {
   t = performance.now();
   adaptersOffReference(model);
   const referenceS = s(t);
-  const totalS = s(t0);
-  return { modelS, tokenizerS, loraS, referenceS, totalS, peakMb: process.resourceUsage().maxRSS / 1024, startMb };
+  const totalS = s(t0), c = process.cpuUsage(c0);
+  return { modelS, tokenizerS, loraS, referenceS, totalS, cpuS: (c.user + c.system) / 1e6, peakMb: process.resourceUsage().maxRSS / 1024, startMb };
 }
 
 function runChild(dir: string, mode: string, prof: string | null): Timing | string {
@@ -102,20 +103,20 @@ function main(): void {
   const bytes = files.reduce((a, f) => a + statSync(f).size, 0);
   const f = (x: number, d = 2) => x.toFixed(d);
   console.log(`${dir}: ${files.length} safetensors file${files.length > 1 ? 's' : ''}, ${f(bytes / 1e9)} GB`);
-  console.log('| mode | read once s | model s | tokenizer s | LoRA s | reference s | total s | total / read | peak RSS MB |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('| mode | read once s | model s | tokenizer s | LoRA s | reference s | total s | total / read | read once CPU s | total CPU s | CPU ratio | peak RSS MB |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const mode of modes) {
     for (let k = 0; k < repeat; k++) {
       const read = readOnce(files);
       const r = runChild(dir, mode, prof);
       if (typeof r === 'string') {
-        console.log(`| ${mode} | ${f(read)} | failed: ${r} |`);
+        console.log(`| ${mode} | ${f(read.wallS)} | failed: ${r} |`);
         continue;
       }
-      console.log(`| ${mode} | ${f(read)} | ${f(r.modelS)} | ${f(r.tokenizerS, 3)} | ${f(r.loraS, 3)} | ${f(r.referenceS, 4)} | ${f(r.totalS)} | ${f(r.totalS / read, 1)} | ${f(r.peakMb, 0)} |`);
+      console.log(`| ${mode} | ${f(read.wallS)} | ${f(r.modelS)} | ${f(r.tokenizerS, 3)} | ${f(r.loraS, 3)} | ${f(r.referenceS, 4)} | ${f(r.totalS)} | ${f(r.totalS / read.wallS, 1)} | ${f(read.cpuS)} | ${f(r.cpuS)} | ${f(r.cpuS / read.cpuS, 1)} | ${f(r.peakMb, 0)} |`);
     }
   }
-  console.log(`(peak RSS of the loading process, which starts at ~${f(process.memoryUsage().rss / 2 ** 20, 0)} MB; LoRA r=16 all-linear)`);
+  console.log(`(peak RSS of the loading process, which starts at ~${f(process.memoryUsage().rss / 2 ** 20, 0)} MB; LoRA r=16 all-linear; CPU = user + system seconds of all threads, steadier than wall time on a busy machine)`);
 }
 
 main();
