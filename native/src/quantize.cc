@@ -125,20 +125,18 @@ namespace {
 inline bool isBf16(const Napi::Value& v) { return v.As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array; }
 inline const uint16_t* U16(const Napi::Value& v) { return v.As<Napi::Uint16Array>().Data(); }
 
-// codes.ts quantizeDynamic8: binary search, round to nearest between neighbours.
+// codes.ts quantizeDynamic8: binary search, round to nearest between neighbours. Branchless steps
+// (selects, not jumps): the comparisons are data-dependent coin flips a branch predictor misses.
 inline int qDynamic8(float x, const float* code) {
   int pivot = 127, upperPivot = 255, lowerPivot = 0;
   float lower = -1, upper = 1, val = code[pivot];
   for (int i = 64; i > 0; i >>= 1) {
-    if (x > val) {
-      lowerPivot = pivot;
-      lower = val;
-      pivot += i;
-    } else {
-      upperPivot = pivot;
-      upper = val;
-      pivot -= i;
-    }
+    const bool gt = x > val;
+    lowerPivot = gt ? pivot : lowerPivot;
+    lower = gt ? val : lower;
+    upperPivot = gt ? upperPivot : pivot;
+    upper = gt ? upper : val;
+    pivot += gt ? i : -i;
     val = code[pivot];
   }
   if (upperPivot == 255) upper = code[upperPivot];
@@ -166,7 +164,8 @@ Napi::Value Quantize4bit(const Napi::CallbackInfo& info) {
   uint8_t* packed = U8(info[3]);
   float* absmax = F32(info[4]);
   const int64_t nb = (n + 63) / 64, per = 256;  // blocks per task
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
+  // Dynamic: on a busy machine one descheduled thread would otherwise hold up its static half.
+#pragma omp parallel for schedule(dynamic, 1) if (n > (1 << 16))
   for (int64_t b = 0; b < nb; b += per) {
     const int64_t e = std::min(nb, b + per);
     if (bf16) quant4Bf16(wb, n, fp4, packed, absmax, b, e);
@@ -187,7 +186,7 @@ Napi::Value QuantizeNested(const Napi::CallbackInfo& info) {
   for (int64_t i = 0; i < n; i++) sum += a[i];
   const float offset = (float)(sum / (double)n);
   const int64_t nb = (n + 255) / 256;
-#pragma omp parallel for schedule(static) if (n > (1 << 14))
+#pragma omp parallel for schedule(dynamic, 16) if (n > (1 << 14))
   for (int64_t b = 0; b < nb; b++) {
     const int64_t s = b * 256, e = std::min<int64_t>(n, s + 256);
     float m = 0;
@@ -212,7 +211,7 @@ Napi::Value QuantizeInt8Rows(const Napi::CallbackInfo& info) {
   int8_t* cb = (int8_t*)info[3].As<Napi::Int8Array>().Data();
   float* scb = F32(info[4]);
   const int64_t per = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols));  // rows per task
-#pragma omp parallel for schedule(static) if (rows * cols > (1 << 16))
+#pragma omp parallel for schedule(dynamic, 1) if (rows * cols > (1 << 16))
   for (int64_t r = 0; r < rows; r += per) {
     const int64_t e = std::min(rows, r + per);
     if (bf16) int8Bf16(wb, cols, cb, scb, r, e);
