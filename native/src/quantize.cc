@@ -58,9 +58,7 @@ inline __attribute__((always_inline)) float blockAbsMax(In x, int64_t s, int64_t
 // the code itself; FP4: 7 pivots on |x| give the rank, code = rank with bit 2 flipped when bit 1
 // is set (0,1,6,7,4,5,2,3), plus 8 for x < 0). A NaN is below no pivot: code 0, as the reference.
 template <class In>
-inline __attribute__((always_inline)) void quant4Blocks(In w, int64_t n, bool fp4, uint8_t* packed, float* absmax, int64_t b0, int64_t b1) {
-  for (int64_t b = b0; b < b1; b++) {
-    const int64_t s = b * 64, len = std::min<int64_t>(64, n - s);
+inline __attribute__((always_inline)) void quant4Block(In w, int64_t s, int64_t len, bool fp4, uint8_t* packed, float* absmax, int64_t b) {
     const float m = blockAbsMax(w, s, len);
     absmax[b] = m;
     const float inv = 1.0f / m;
@@ -85,6 +83,15 @@ inline __attribute__((always_inline)) void quant4Blocks(In w, int64_t n, bool fp
     c[len] = 0;  // len odd: the low nibble of the last byte
     // A block starts on an even index: its bytes are its own.
     for (int64_t j = 0; j < (len + 1) / 2; j++) packed[(s >> 1) + j] = (uint8_t)((c[2 * j] << 4) | c[2 * j + 1]);
+}
+
+template <class In>
+inline __attribute__((always_inline)) void quant4Blocks(In w, int64_t n, bool fp4, uint8_t* packed, float* absmax, int64_t b0, int64_t b1) {
+  for (int64_t b = b0; b < b1; b++) {
+    const int64_t s = b * 64;
+    // A full block with the length a constant (loops without remainders), else the tail block.
+    if (n - s >= 64) quant4Block(w, s, 64, fp4, packed, absmax, b);
+    else quant4Block(w, s, n - s, fp4, packed, absmax, b);
   }
 }
 
