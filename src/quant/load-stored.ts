@@ -4,7 +4,8 @@
  * at a time: every linear layer of the decoder (all but lm_head, as bitsandbytes leaves the head)
  * becomes a FrozenLinear. A BF16/F16 tensor stored in the requested dtype is a view of the
  * memory-mapped file (no copy); other BF16 ones are quantized from their bits, the rest read as
- * float32; one tensor at a time, through one reused buffer, then rounded or quantized. Embeddings, norms, biases and lm_head load as float32 as before.
+ * float32; one tensor at a time, through one reused buffer, then rounded or quantized. Embeddings,
+ * norms, biases and lm_head load as float32 as before (read straight into their parameters).
  */
 import { DpoError, fmtShape } from '../errors.js';
 import type { CheckpointWeights } from '../io/checkpoint-files.js';
