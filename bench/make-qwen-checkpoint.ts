@@ -6,12 +6,14 @@
  * Deterministic: the same command writes the same bytes.
  *
  *   node dist/bench/make-qwen-checkpoint.js 0.5b /tmp/qwen-0.5b   # also 1.5b, 3b
+ *   node dist/bench/make-qwen-checkpoint.js 0.5b /tmp/qwen-0.5b-sharded --shard 300MB   # shards + index
  */
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../src/tensor/rng.js';
 import { encodeHalf } from '../src/io/half.js';
+import { parseSize, planShards, shardFileName, WEIGHTS_INDEX_NAME, WEIGHTS_NAME } from '../src/io/sharded.js';
 
 export const QWEN_SHAPES: Record<string, { hidden: number; inter: number; layers: number; heads: number; kv: number }> = {
   '0.5b': { hidden: 896, inter: 4864, layers: 24, heads: 14, kv: 2 },
@@ -48,14 +50,37 @@ function tensors(size: string): [string, number[], 'normal' | 'ones' | 'zeros'][
   return out;
 }
 
-/** Writes the checkpoint (config.json, model.safetensors in BF16, tokenizer files); returns its size in bytes. */
-export function makeQwenCheckpoint(size: string, dir: string, seed = 1234): number {
+/** Writes the checkpoint (config.json, model.safetensors in BF16, tokenizer files); returns its size in bytes.
+ * `maxShardBytes` splits the weights into model-0000k-of-0000n.safetensors + model.safetensors.index.json
+ * (huggingface_hub's greedy rule, io/sharded.ts); the tensors hold the same values either way. */
+export function makeQwenCheckpoint(size: string, dir: string, seed = 1234, maxShardBytes?: number): number {
   if (!QWEN_SHAPES[size]) throw new Error(`size must be one of ${Object.keys(QWEN_SHAPES).join(', ')}`);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'config.json'), JSON.stringify(qwenConfig(size), null, 2));
   const tok = 'test/fixtures/tokenizers/tiny-bpe';
   for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) if (existsSync(join(tok, f))) copyFileSync(join(tok, f), join(dir, f));
   const list = tensors(size).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  const numel = (shape: number[]) => shape.reduce((a, d) => a * d, 1);
+  const groups = maxShardBytes ? planShards(list.map(([name, shape]) => ({ name, bytes: numel(shape) * 2 })), maxShardBytes) : [list.map(([name]) => name)];
+  const byName = new Map(list.map((t) => [t[0], t]));
+  const rng = new Rng(seed);
+  const weightMap: Record<string, string> = {};
+  let total = 0, params = 0;
+  groups.forEach((names, k) => {
+    const file = groups.length === 1 ? WEIGHTS_NAME : shardFileName(WEIGHTS_NAME, k + 1, groups.length);
+    const part = names.map((n) => byName.get(n)!);
+    total += writeShard(join(dir, file), part, rng);
+    for (const [name, shape] of part) {
+      weightMap[name] = file;
+      params += numel(shape);
+    }
+  });
+  if (groups.length > 1) writeFileSync(join(dir, WEIGHTS_INDEX_NAME), JSON.stringify({ metadata: { total_parameters: params, total_size: params * 2 }, weight_map: weightMap }, null, 2));
+  return total;
+}
+
+/** One safetensors file of BF16 tensors (in `list` order, values drawn from `rng`), streamed; returns its size. */
+function writeShard(path: string, list: [string, number[], 'normal' | 'ones' | 'zeros'][], rng: Rng): number {
   let off = 0;
   const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
   for (const [name, shape] of list) {
@@ -65,12 +90,11 @@ export function makeQwenCheckpoint(size: string, dir: string, seed = 1234): numb
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (json.length % 8)) % 8);
-  const fd = openSync(join(dir, 'model.safetensors'), 'w');
+  const fd = openSync(path, 'w');
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(json.length));
   writeSync(fd, len);
   writeSync(fd, Buffer.from(json));
-  const rng = new Rng(seed);
   const CH = 1 << 20;
   const vals = new Float32Array(CH), bits = new Uint16Array(CH);
   for (const [, shape, init] of list) {
@@ -90,10 +114,11 @@ export function makeQwenCheckpoint(size: string, dir: string, seed = 1234): numb
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const [size, dir] = process.argv.slice(2);
   if (!size || !dir) {
-    console.error('usage: node dist/bench/make-qwen-checkpoint.js 0.5b|1.5b|3b DIR');
+    console.error('usage: node dist/bench/make-qwen-checkpoint.js 0.5b|1.5b|3b DIR [--shard 500MB]');
     process.exit(2);
   }
+  const si = process.argv.indexOf('--shard');
   const t = Date.now();
-  const bytes = makeQwenCheckpoint(size, dir);
+  const bytes = makeQwenCheckpoint(size, dir, 1234, si > 0 ? parseSize(process.argv[si + 1], '--shard') : undefined);
   console.log(`${dir}: Qwen2.5-${size}-shaped bf16 checkpoint, ${(bytes / 1e9).toFixed(2)} GB in ${((Date.now() - t) / 1000).toFixed(0)} s`);
 }

@@ -310,12 +310,12 @@ export interface Backend {
 
 /** Native twins of quant/storage.ts's quantizers and io/half.ts's bf16 widening (outputs caller-owned). */
 export interface LoadKernels {
-  /** packed ⌈n/2⌉ bytes, absmax ⌈n/64⌉ floats (quantize4bit). */
-  quantize4bit(w: Float32Array, kind: 'nf4' | 'fp4', packed: Uint8Array, absmax: Float32Array): void;
+  /** packed ⌈n/2⌉ bytes, absmax ⌈n/64⌉ floats (quantize4bit); `w` float32 values or bf16 bits (a Uint16Array, widened exactly). */
+  quantize4bit(w: Float32Array | Uint16Array, kind: 'nf4' | 'fp4', packed: Uint8Array, absmax: Float32Array): void;
   /** q one per absmax, absmax2 ⌈n/256⌉; returns the offset (quantizeNested). */
   quantizeNested(absmax: Float32Array, q: Uint8Array, absmax2: Float32Array): number;
-  /** cb rows·cols, scb rows (quantizeInt8Rows). */
-  quantizeInt8Rows(w: Float32Array, rows: number, cols: number, cb: Int8Array, scb: Float32Array): void;
+  /** cb rows·cols, scb rows (quantizeInt8Rows); `w` float32 values or bf16 bits. */
+  quantizeInt8Rows(w: Float32Array | Uint16Array, rows: number, cols: number, cb: Int8Array, scb: Float32Array): void;
   /** out[i] = bf16 bits[i] widened (decodeBf16). */
   widenBf16(bits: Uint16Array, out: Float32Array): void;
 }

@@ -10,8 +10,8 @@ import { SafetensorsFile, type TensorInfo } from './safetensors.js';
 import { readShardIndex, WEIGHTS_INDEX_NAME, WEIGHTS_NAME } from './sharded.js';
 
 export interface CheckpointWeights {
-  /** Every tensor name with its header info and a loader reading it as float32. */
-  entries: [string, TensorInfo, () => Float32Array][];
+  /** Every tensor name with its header info and a loader reading it as float32 (into `out` when it has the tensor's size). */
+  entries: [string, TensorInfo, (out?: Float32Array) => Float32Array][];
   /** The safetensors files, open until close(). */
   files: SafetensorsFile[];
   /** True for a sharded checkpoint. */
@@ -71,7 +71,10 @@ export function openCheckpointWeights(dir: string): CheckpointWeights {
     return f;
   };
   const entries: CheckpointWeights['entries'] = [];
-  for (const [name, f] of owner) entries.push([name, f.tensors.get(name)!, () => f.read(name)]);
+  for (const [name, f] of owner) {
+    const info = f.tensors.get(name)!, n = info.shape.reduce((a, d) => a * d, 1);
+    entries.push([name, info, (out) => f.read(name, out?.length === n ? out : undefined)]);
+  }
   return {
     entries,
     files,

@@ -46,7 +46,7 @@ export function loadCausalLM(nameOrPath: string, opts: { beforeBuild?: (arch: Ar
     // storage: the frozen base linears in bf16 / f16 / 4-bit / 8-bit (quant/load-stored.ts).
     const model = opts.storage && opts.storage.kind !== 'f32'
       ? buildStoredModel(arch, w, dir, opts.storage)
-      : buildModel(arch, w.entries.map(([name, info, load]) => [name, () => ({ shape: info.shape, data: load() })]), dir);
+      : buildModel(arch, w.entries.map(([name, info, load]) => [name, (into?: Float32Array) => ({ shape: info.shape, data: load(into) })]), dir);
     model._nameOrPath = nameOrPath;
     return { model, dir, nameOrPath };
   } finally {

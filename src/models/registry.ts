@@ -52,34 +52,46 @@ export function defaultLoraTargets(modelType: string): readonly string[] | null 
  * Builds the model and fills every parameter from `weights` (name → tensor), after sanitising.
  * Missing, unexpected or mis-shaped weights are errors naming the weight (`where` names the checkpoint).
  */
-export function buildModel(arch: ArchConfig, weights: Iterable<[string, () => RawTensor]>, where: string): CausalLM {
+export function buildModel(arch: ArchConfig, weights: Iterable<[string, TensorLoader]>, where: string): CausalLM {
   const model = architectureFor(arch).build(arch);
   loadWeightsInto(model, weights, where);
   return model;
 }
 
+/**
+ * Reads a checkpoint tensor; `into`, when given, is the parameter's own float32 buffer, which a
+ * loader may fill and return as the data (one of the right size) instead of allocating.
+ */
+export type TensorLoader = (into?: Float32Array) => RawTensor;
+
 /** Fills a model's parameters from checkpoint tensors (HF names and layouts), strictly. */
-export function loadWeightsInto(model: CausalLM, weights: Iterable<[string, () => RawTensor]>, where: string): void {
+export function loadWeightsInto(model: CausalLM, weights: Iterable<[string, TensorLoader]>, where: string): void {
   const arch = model.arch;
   const A = architectureFor(arch);
   const params = new Map(model.namedParameters());
   const filled = new Set<string>();
   const unexpected: string[] = [];
   for (const [rawName, load] of weights) {
-    // Cheap pre-check on the name so buffers we drop are never read from disk.
+    // Cheap pre-check on the name so what we drop (buffers, a tied lm_head) is never read from disk.
     if (rawName.includes('rotary_emb.inv_freq') || A.passThrough?.(rawName, arch)) continue;
-    const s = A.sanitize(rawName, load(), arch);
+    const planned = A.rename(rawName, arch);
+    if (planned === null) continue;
+    // A tensor stored in the parameter's own layout is read straight into it: no second buffer, no copy.
+    const target = params.get(planned);
+    const into = target && target.data instanceof Float32Array && sameShape(A.storedShape(planned, target.shape.slice()), target.shape) ? target.data : undefined;
+    const s = A.sanitize(rawName, load(into), arch);
     if (!s) continue;
     const [name, t] = s;
+    if (into && t.data === into && name !== planned) throw new DpoError(`${where}: internal error: weight "${rawName}" was read into ${planned} but renames to ${name}`);
     const p = params.get(name);
     if (!p) {
       unexpected.push(rawName);
       continue;
     }
-    if (p.shape.length !== t.shape.length || p.shape.some((d, i) => d !== t.shape[i])) {
+    if (!sameShape(p.shape, t.shape)) {
       throw new DpoError(`${where}: weight "${rawName}" has shape ${fmtShape(t.shape)} but ${arch.modelType} with this config.json expects ${fmtShape(p.shape)}`);
     }
-    p.data.set(t.data);
+    if (t.data !== p.data) p.data.set(t.data);
     filled.add(name);
   }
   const list = (xs: string[]) => `${xs.slice(0, 5).map((n) => `"${n}"`).join(', ')}${xs.length > 5 ? ` and ${xs.length - 5} more` : ''}`;
@@ -90,6 +102,10 @@ export function loadWeightsInto(model: CausalLM, weights: Iterable<[string, () =
   if (missing.length) {
     throw new DpoError(`${where}: missing weight${missing.length > 1 ? 's' : ''} ${list(missing)}; the checkpoint is incomplete or for another architecture`);
   }
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
 /** The model's weights in HF checkpoint names and layouts, for saving. */

@@ -18,7 +18,7 @@
  * const s = quantizeWeight(w.data, 4096, 4096, 'nf4', { nested: true });
  * const rows = new Float32Array(2 * 4096); dequantizeRows(s, 0, 2, rows);
  */
-import { bf16ToF32, encodeHalf, f16ToF32 } from '../io/half.js';
+import { bf16ToF32, decodeBf16, encodeHalf, f16ToF32 } from '../io/half.js';
 import { DpoError } from '../errors.js';
 import type { LoadKernels } from '../backend/types.js';
 import { DYNAMIC8, FP4, NF4, quantizeDynamic8, quantizeFp4, quantizeNf4 } from './codes.js';
@@ -62,36 +62,46 @@ export function plainStorage(kind: 'f32' | 'bf16' | 'f16', data: Float32Array | 
   return { kind, rows, cols, data, absmax: null, qabsmax: null, offset: 0 };
 }
 
-/** Stores float32 values `w` (rows × cols) in `kind`: rounded (bf16, f16), quantized (nf4, fp4, int8) or kept (f32). */
-export function quantizeWeight(w: Float32Array, rows: number, cols: number, kind: StorageKind, opts: QuantizeOptions = {}): WeightStorage {
+/**
+ * Stores float32 values `w` (rows × cols) in `kind`: rounded (bf16, f16), quantized (nf4, fp4, int8)
+ * or kept (f32). `w` may be a bf16 checkpoint's bits (a Uint16Array), stored as their exact float32
+ * values: the native quantizers read the bits directly (no float32 copy of the layer); otherwise
+ * they are widened first. Nothing returned refers to `w` except an f32 storage of float32 input.
+ */
+export function quantizeWeight(w: Float32Array | Uint16Array, rows: number, cols: number, kind: StorageKind, opts: QuantizeOptions = {}): WeightStorage {
   const n = rows * cols;
   if (w.length !== n) throw new DpoError(`weight storage: ${w.length} values for a ${rows}×${cols} matrix`);
+  if (w instanceof Uint16Array && !(loadKernels() && (kind === 'nf4' || kind === 'fp4' || kind === 'int8'))) {
+    const f32 = new Float32Array(n);
+    decodeBf16(w, f32);
+    return quantizeWeight(f32, rows, cols, kind, opts);
+  }
   switch (kind) {
     case 'f32':
-      return plainStorage('f32', w, rows, cols);
+      return plainStorage('f32', w as Float32Array, rows, cols);
     case 'bf16':
     case 'f16': {
       const bits = new Uint16Array(n);
-      encodeHalf(kind === 'bf16' ? 'BF16' : 'F16', w, 0, bits);
+      encodeHalf(kind === 'bf16' ? 'BF16' : 'F16', w as Float32Array, 0, bits);
       return plainStorage(kind, bits, rows, cols);
     }
     case 'nf4':
     case 'fp4': {
       const lk = loadKernels();
-      const { packed, absmax } = lk ? native4bit(lk, w, kind) : quantize4bit(w, kind);
+      const { packed, absmax } = lk ? native4bit(lk, w, kind) : quantize4bit(w as Float32Array, kind);
       if (!opts.nested) return { kind, rows, cols, data: packed, absmax, qabsmax: null, offset: 0 };
       const nq = lk ? nativeNested(lk, absmax) : quantizeNested(absmax);
       return { kind, rows, cols, data: packed, absmax: nq.absmax2, qabsmax: nq.q, offset: nq.offset };
     }
     case 'int8': {
       const lk = loadKernels();
-      const { cb, scb } = lk ? nativeInt8(lk, w, rows, cols) : quantizeInt8Rows(w, rows, cols);
+      const { cb, scb } = lk ? nativeInt8(lk, w, rows, cols) : quantizeInt8Rows(w as Float32Array, rows, cols);
       return { kind, rows, cols, data: cb, absmax: scb, qabsmax: null, offset: 0 };
     }
   }
 }
 
-function native4bit(lk: LoadKernels, w: Float32Array, kind: 'nf4' | 'fp4'): { packed: Uint8Array; absmax: Float32Array } {
+function native4bit(lk: LoadKernels, w: Float32Array | Uint16Array, kind: 'nf4' | 'fp4'): { packed: Uint8Array; absmax: Float32Array } {
   const packed = new Uint8Array(Math.ceil(w.length / 2)), absmax = new Float32Array(Math.ceil(w.length / BLOCKSIZE_4BIT));
   lk.quantize4bit(w, kind, packed, absmax);
   return { packed, absmax };
@@ -102,7 +112,7 @@ function nativeNested(lk: LoadKernels, absmax: Float32Array): { q: Uint8Array; a
   return { q, absmax2, offset: lk.quantizeNested(absmax, q, absmax2) };
 }
 
-function nativeInt8(lk: LoadKernels, w: Float32Array, rows: number, cols: number): { cb: Int8Array; scb: Float32Array } {
+function nativeInt8(lk: LoadKernels, w: Float32Array | Uint16Array, rows: number, cols: number): { cb: Int8Array; scb: Float32Array } {
   const cb = new Int8Array(rows * cols), scb = new Float32Array(rows);
   lk.quantizeInt8Rows(w, rows, cols, cb, scb);
   return { cb, scb };

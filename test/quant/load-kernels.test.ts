@@ -2,14 +2,15 @@
  * The native load-time conversions (native/src/quantize.cc) bit for bit against the TypeScript
  * reference (quant/storage.ts quantize4bit / quantizeNested / quantizeInt8Rows, io/half.ts
  * decodeBf16) on data that reaches every branch: lengths that end mid-block, an all-zero block and
- * row, a NaN, values exactly on the NF4/FP4 pivots and on int8 half-way points, wide magnitudes.
+ * row, a NaN, values exactly on the NF4/FP4 pivots and on int8 half-way points, wide magnitudes;
+ * and from bf16 bits (a bf16 checkpoint's layers) against the reference on the widened values.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNativeBackend } from '../../src/backend/native/index.js';
 import type { LoadKernels } from '../../src/backend/types.js';
-import { decodeBf16 } from '../../src/io/half.js';
-import { quantize4bit, quantizeInt8Rows, quantizeNested } from '../../src/quant/storage.js';
+import { decodeBf16, encodeHalf } from '../../src/io/half.js';
+import { quantize4bit, quantizeInt8Rows, quantizeNested, quantizeWeight, type StorageKind } from '../../src/quant/storage.js';
 import { NF4 } from '../../src/quant/codes.js';
 import { Rng } from '../../src/tensor/rng.js';
 
@@ -93,5 +94,58 @@ test('widenBf16: native = decodeBf16 on every 16-bit pattern and a long array', 
     decodeBf16(bits, want);
     lk.widenBf16(bits, got);
     sameBits(`n=${n}`, new Uint32Array(got.buffer), new Uint32Array(want.buffer)); // NaN payloads included
+  }
+});
+
+/** bf16 bits of data(n), with every special pattern planted: ±0, ±inf, NaNs, subnormals, the largest finite. */
+function bf16Data(n: number): Uint16Array {
+  const bits = new Uint16Array(n);
+  encodeHalf('BF16', data(n), 0, bits);
+  const special = [0x0000, 0x8000, 0x7f80, 0xff80, 0x7fc0, 0xffc1, 0x0001, 0x807f, 0x7f7f, 0xff7f, 0x3f80];
+  // block 5 (of 64): the specials alone; block 6: a subnormal absmax; row-sized runs for int8 too.
+  if (n > 7 * 64) {
+    special.forEach((b, i) => (bits[5 * 64 + i] = b));
+    for (let i = 6 * 64; i < 7 * 64; i++) bits[i] = (i * 37) & 0x807f;
+  }
+  return bits;
+}
+
+for (const n of [1, 63, 1000, 3 * 64 * 256 + 17]) {
+  for (const kind of ['nf4', 'fp4'] as const) {
+    test(`${kind} from bf16 bits n=${n}: native (bits read directly) = reference on the widened values`, { skip }, () => {
+      const bits = bf16Data(n), w = new Float32Array(n);
+      decodeBf16(bits, w);
+      const want = quantize4bit(w, kind);
+      const packed = new Uint8Array(Math.ceil(n / 2)).fill(0xff), absmax = new Float32Array(Math.ceil(n / 64));
+      lk.quantize4bit(bits, kind, packed, absmax);
+      sameBits('packed', packed, want.packed);
+      sameBits('absmax', absmax, want.absmax);
+    });
+  }
+}
+
+for (const [rows, cols] of [[1, 1], [9, 7], [10, 100], [77, 641]] as const) {
+  test(`int8 from bf16 bits ${rows}×${cols}: native (bits read directly) = reference on the widened values`, { skip }, () => {
+    const bits = bf16Data(rows * cols), w = new Float32Array(rows * cols);
+    decodeBf16(bits, w);
+    const want = quantizeInt8Rows(w, rows, cols);
+    const cb = new Int8Array(rows * cols), scb = new Float32Array(rows);
+    lk.quantizeInt8Rows(bits, rows, cols, cb, scb);
+    sameBits('CB', cb, want.cb);
+    sameBits('SCB', scb, want.scb);
+  });
+}
+
+test('quantizeWeight of bf16 bits = quantizeWeight of their float32 values, for every storage kind', () => {
+  const rows = 24, cols = 80, bits = bf16Data(rows * cols), w = new Float32Array(rows * cols);
+  decodeBf16(bits, w);
+  for (const kind of ['nf4', 'fp4', 'int8', 'bf16', 'f16', 'f32'] as StorageKind[]) {
+    for (const nested of kind === 'nf4' ? [false, true] : [false]) {
+      const a = quantizeWeight(bits, rows, cols, kind, { nested }), b = quantizeWeight(w, rows, cols, kind, { nested });
+      sameBits(`${kind} data`, a.data, b.data);
+      if (b.absmax) sameBits(`${kind} absmax`, a.absmax!, b.absmax);
+      if (b.qabsmax) sameBits(`${kind} qabsmax`, a.qabsmax!, b.qabsmax);
+      assert.ok(Object.is(a.offset, b.offset), `${kind} offset`);
+    }
   }
 });
