@@ -12,7 +12,7 @@
  *
  *   node dist/bench/quant-scaling.js [--sizes 0.5b,1.5b,3b] [--modes f32,bf16,int8,nf4] [--gc on,off]
  *     [--steps 3] [--grad_accum 8] [--max_length 1024] [--prompt_words 49] [--completion_words 73]
- *     [--learning_rate 2e-4] [--trl on|off] [--sweep on|off|only] [--sweep_lengths 512,1024,2048]
+ *     [--learning_rate 2e-4] [--trl on|off] [--trl_sizes 0.5b,1.5b,3b] [--sweep on|off|only] [--sweep_lengths 512,1024,2048]
  *     [--sweep_modes f32,nf4] [--sweep_gc on] [--timeout 14400] [--out FILE] [--dir /tmp/dpo-quant-bench]
  *   --quick: 0.5b, f32 + nf4, gradient checkpointing on, 2 steps, grad_accum 1, no sweep (flags given win)
  */
@@ -121,7 +121,7 @@ async function main(): Promise<void> {
           await runOurs('main', size, model, data, mode, gc, maxLength, meanRow);
           render();
         }
-        if (trlWanted) await runTrl('main', size, model, data, gc, maxLength, meanRow, stats);
+        if (trlWanted && o.trlSizes.includes(size)) await runTrl('main', size, model, data, gc, maxLength, meanRow, stats);
         render();
       }
     }
@@ -140,7 +140,7 @@ async function main(): Promise<void> {
           await runOurs('sweep', sweepSize, model, sdata, mode, gc, length, meanRow);
           render();
         }
-        if (trlWanted) await runTrl('sweep', sweepSize, model, sdata, gc, length, meanRow, stats);
+        if (trlWanted && o.trlSizes.includes(sweepSize)) await runTrl('sweep', sweepSize, model, sdata, gc, length, meanRow, stats);
         render();
       }
     }

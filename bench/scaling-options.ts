@@ -19,6 +19,8 @@ export interface ScalingOptions {
   promptWords: number;
   completionWords: number;
   trl: boolean;
+  /** The shapes TRL+PEFT runs at (both tables); default every shape. */
+  trlSizes: string[];
   sweep: 'on' | 'off' | 'only';
   sweepLengths: number[];
   sweepModes: string[];
@@ -72,6 +74,7 @@ export function parseScalingArgs(argv: string[]): ScalingOptions {
     promptWords: num('prompt_words', '49', true, 1),
     completionWords: num('completion_words', '73', true, 3),
     trl: single('trl', 'on', ['on', 'off']) === 'on',
+    trlSizes: oneOf('trl_sizes', sizes.join(','), sizes),
     sweep: single('sweep', 'on', ['on', 'off', 'only']) as ScalingOptions['sweep'],
     sweepLengths: lengths.map(Number),
     sweepModes: oneOf('sweep_modes', 'f32,nf4', modes),

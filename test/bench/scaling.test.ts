@@ -16,6 +16,7 @@ test('defaults are the issue\'s benchmark; --quick is the smoke preset and expli
   assert.deepEqual([q.sizes, q.modes, q.gcs, q.steps, q.accum, q.sweep], [['0.5b'], ['f32', 'nf4'], ['on'], 2, 1, 'off']);
   const qq = parseScalingArgs(['--quick', '--max_length', '256', '--steps', '3', '--sweep', 'only', '--trl', 'off']);
   assert.deepEqual([qq.maxLength, qq.steps, qq.sweep, qq.trl, qq.accum], [256, 3, 'only', false, 1]);
+  assert.deepEqual([d.trlSizes, parseScalingArgs(['--trl_sizes', '1.5b']).trlSizes], [['0.5b', '1.5b', '3b'], ['1.5b']]);
 });
 
 test('a bad flag value is one line naming the flag and what it takes', () => {
@@ -26,6 +27,7 @@ test('a bad flag value is one line naming the flag and what it takes', () => {
     [['--sweep', 'maybe'], /^quant-scaling: --sweep "maybe" has "maybe"; use a comma list of on, off, only$/],
     [['--sweep', 'on,off'], /^quant-scaling: --sweep takes one of on, off, only, got "on,off"$/],
     [['--trl', 'yes'], /^quant-scaling: --trl "yes" has "yes"/],
+    [['--trl_sizes', '7b'], /^quant-scaling: --trl_sizes "7b" has "7b"; use a comma list of 0\.5b, 1\.5b, 3b$/],
     [['--steps', '0'], /^quant-scaling: --steps "0" is not a whole number > 0$/],
     [['--grad_accum', '1.5'], /^quant-scaling: --grad_accum "1\.5" is not a whole number > 0$/],
     [['--timeout', 'soon'], /^quant-scaling: --timeout "soon" is not a number > 0$/],
