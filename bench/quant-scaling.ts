@@ -97,6 +97,20 @@ async function main(): Promise<void> {
     rows.push({ ...r, table, size, length, run: mode, gc, meanRow });
     console.log(`  ${mode} gc ${gc}: ${r.ok ? `load ${f(r.loadS)} s, first step ${f(r.firstS)} s, ${f(r.stepS)} s/step, peak RSS ${f(r.peakGb, 2)} GB, estimate ${f(r.estGb, 2)} GB` : `failed: ${r.note}`}`);
   };
+  /** Our modes, then TRL (where asked), for each gc setting; the report is rewritten after each run. */
+  const runGroup = async (table: Row['table'], size: string, model: string, data: string, length: number, stats: TokenStats, gcList: string[], modeList: string[]) => {
+    const meanRow = (stats.chosen_row + stats.rejected_row) / (2 * stats.pairs);
+    for (const gc of gcList) {
+      for (const mode of modeList) {
+        await runOurs(table, size, model, data, mode, gc, length, meanRow);
+        render();
+      }
+      if (trlWanted && o.trlSizes.includes(size)) {
+        await runTrl(table, size, model, data, gc, length, meanRow, stats);
+        render();
+      }
+    }
+  };
   const checkpoint = (size: string) => {
     const model = join(dir, `qwen2.5-${size}`);
     if (!existsSync(join(model, 'model.safetensors'))) makeQwenCheckpoint(size, model);
@@ -113,17 +127,9 @@ async function main(): Promise<void> {
     for (const size of sizes) {
       const model = checkpoint(size);
       const stats = size === sizes[0] ? baseStats : await tokenStats(model, data, maxLength);
-      const meanRow = (stats.chosen_row + stats.rejected_row) / (2 * stats.pairs);
       fileS[size] = readOnce(join(model, 'model.safetensors'));
       console.log(`${size}: ${(statSync(join(model, 'model.safetensors')).size / 1e9).toFixed(2)} GB checkpoint, read once in ${fileS[size].toFixed(1)} s`);
-      for (const gc of gcs) {
-        for (const mode of modes) {
-          await runOurs('main', size, model, data, mode, gc, maxLength, meanRow);
-          render();
-        }
-        if (trlWanted && o.trlSizes.includes(size)) await runTrl('main', size, model, data, gc, maxLength, meanRow, stats);
-        render();
-      }
+      await runGroup('main', size, model, data, maxLength, stats, gcs, modes);
     }
   }
   if (sweep === 'on' || sweep === 'only') {
@@ -132,17 +138,9 @@ async function main(): Promise<void> {
       const w = wordsFor(length, baseStats, pw, cw);
       const sdata = await pairsFile(dir, w.pw, w.cw, rowsN);
       const stats = await tokenStats(model, sdata, length);
-      const meanRow = (stats.chosen_row + stats.rejected_row) / (2 * stats.pairs);
       header.push(`- sweep ${length}: ${sdata}, ${describeStats(stats)}`);
-      console.log(`sweep length ${length}: mean row ${meanRow.toFixed(0)} tokens`);
-      for (const gc of sweepGcs) {
-        for (const mode of sweepModes) {
-          await runOurs('sweep', sweepSize, model, sdata, mode, gc, length, meanRow);
-          render();
-        }
-        if (trlWanted && o.trlSizes.includes(sweepSize)) await runTrl('sweep', sweepSize, model, sdata, gc, length, meanRow, stats);
-        render();
-      }
+      console.log(`sweep length ${length}:`);
+      await runGroup('sweep', sweepSize, model, sdata, length, stats, sweepGcs, sweepModes);
     }
   }
   console.log(`\n${render()}\n\nwritten to ${out}`);
