@@ -44,13 +44,19 @@ export function machineLegs(): Leg[] {
   return legs;
 }
 
-export function printMachine(): Leg[] {
+/** The CPU line and the ceilings table as markdown lines (for a report file), with the legs measured. */
+export function describeMachine(): { lines: string[]; legs: Leg[] } {
   const c = cpus();
-  console.log(`CPU: ${c[0]?.model?.trim() ?? 'unknown'} (${process.arch}, ${c.length} logical CPUs)`);
   const legs = machineLegs();
-  console.log(`\n| leg | kernels | oneDNN ISA | bf16 route | threads | f32 ceiling GFLOPS | bf16 ceiling GFLOPS (${M}×${N}×${K}) |`);
-  console.log('|---|---|---|---|---|---|---|');
-  for (const l of legs) console.log(`| ${l.leg} | ${l.kernelIsa} | ${l.onednnIsa} | ${l.bf16Units ? 'bf16 units' : 'f32 GEMMs on bf16-rounded operands'} | ${l.threads} | ${l.f32.toFixed(0)} | ${l.bf16.toFixed(0)} |`);
+  const lines = [`CPU: ${c[0]?.model?.trim() ?? 'unknown'} (${process.arch}, ${c.length} logical CPUs)`, '',
+    `| leg | kernels | oneDNN ISA | bf16 route | threads | f32 ceiling GFLOPS | bf16 ceiling GFLOPS (${M}×${N}×${K}) |`, '|---|---|---|---|---|---|---|'];
+  for (const l of legs) lines.push(`| ${l.leg} | ${l.kernelIsa} | ${l.onednnIsa} | ${l.bf16Units ? 'bf16 units' : 'f32 GEMMs on bf16-rounded operands'} | ${l.threads} | ${l.f32.toFixed(0)} | ${l.bf16.toFixed(0)} |`);
+  return { lines, legs };
+}
+
+export function printMachine(): Leg[] {
+  const { lines, legs } = describeMachine();
+  console.log(lines.join('\n'));
   return legs;
 }
 

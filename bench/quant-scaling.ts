@@ -1,33 +1,37 @@
 /**
- * The scaling benchmark of frozen-weight storage (issue 14): for each Qwen2.5 shape and storage
- * mode (float32, dtype bfloat16, load_in_8bit, load_in_4bit nf4 + nested quant), with and without
- * gradient checkpointing, one `dpo train` process each (LoRA r=16 on all linear layers): load time,
- * first-step time, s/step (median after the first), peak RSS and the printed estimate, in one table.
- * Checkpoints are made by bench/make-qwen-checkpoint.ts (random bf16 weights, fixed seed) unless
- * present. Figures on a shared machine are indicative.
+ * The scaling benchmark of frozen-weight storage (issue 14), one command, one report: for each Qwen2.5
+ * shape and storage mode (float32, dtype bfloat16, load_in_8bit, load_in_4bit nf4 + nested quant), with
+ * and without gradient checkpointing, one `dpo train` process each (LoRA r=16 alpha 32 on all linear
+ * layers): load time, first-step time, s/step (median after the first), peak RSS and the printed
+ * estimate; beside them TRL 1.13 + PEFT float32 (bench/trl_scaling.py, when .venv-ref exists) on the
+ * same checkpoint and data where its estimated footprint fits in the memory available, and the ratios
+ * ours/TRL. Then the sequence-length sweep (512 / 1024 / 2048 total tokens at 0.5B). The markdown
+ * (machine, exact command, date, token counts, tables, the issue's targets) is printed and written to
+ * --out after every run. Checkpoints are made by bench/make-qwen-checkpoint.ts (random bf16 weights,
+ * fixed seed) unless present. Figures on a shared machine are indicative.
  *
- *   node dist/bench/quant-scaling.js [--sizes 0.5b,1.5b] [--modes f32,bf16,int8,nf4] [--gc on,off]
- *     [--steps 3] [--grad_accum 8] [--max_length 1024] [--prompt_words 49] [--completion_words 73] [--dir /tmp/dpo-quant-bench]
+ *   node dist/bench/quant-scaling.js [--sizes 0.5b,1.5b,3b] [--modes f32,bf16,int8,nf4] [--gc on,off]
+ *     [--steps 3] [--grad_accum 8] [--max_length 1024] [--prompt_words 49] [--completion_words 73]
+ *     [--learning_rate 2e-4] [--trl on|off] [--trl_sizes 0.5b,1.5b,3b] [--sweep on|off|only] [--sweep_lengths 512,1024,2048]
+ *     [--sweep_modes f32,nf4] [--sweep_gc on] [--timeout 14400] [--out FILE] [--dir /tmp/dpo-quant-bench]
+ *   --quick: 0.5b, f32 + nf4, gradient checkpointing on, 2 steps, grad_accum 1, no sweep (flags given win)
  */
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DpoError } from '../src/errors.js';
+import { archFromConfig } from '../src/models/registry.js';
+import { availableMemory, estimateRunMemory } from '../src/models/memory-estimate.js';
+import { defaultThreadCount } from '../src/backend/threads.js';
 import { makeQwenCheckpoint } from './make-qwen-checkpoint.js';
-import { writeSyntheticJsonl } from './synthetic-pairs.js';
+import { describeMachine } from './machine.js';
+import { notRun, oursCommand, timedRun, trlCommand, type RunResult, type RunSettings } from './scaling-runs.js';
+import { parseScalingArgs } from './scaling-options.js';
+import { fmt, renderReport, TRL, type ReportContext, type Row } from './scaling-report.js';
+import { describeStats, pairsFile, statsDiffer, tokenStats, wordsFor, type TokenStats } from './scaling-data.js';
 
-const MODES: Record<string, string[]> = {
-  f32: [],
-  bf16: ['--dtype', 'bfloat16'],
-  int8: ['--load_in_8bit'],
-  nf4: ['--load_in_4bit', '--bnb_4bit_quant_type', 'nf4', '--use_bnb_nested_quant'],
-};
+const argv = process.argv.slice(2);
 
-function opt(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : def;
-}
-
-interface Row { size: string; mode: string; gc: string; loadS: number; firstS: number; stepS: number; peakGb: number; estGb: number; ok: boolean; note: string }
+const PY = '.venv-ref/bin/python';
 
 /** Seconds to read `path` once (page cache as it is), the bound for load time. */
 function readOnce(path: string): number {
@@ -37,77 +41,115 @@ function readOnce(path: string): number {
   return (performance.now() - t) / 1000;
 }
 
-function runOne(model: string, data: string, mode: string, gc: string, o: { steps: number; accum: number; maxLength: number }): Promise<Row & { size: string }> {
-  const args = ['dist/src/cli/main.js', 'train', '--model_name_or_path', model, '--dataset_name', data, '--output_dir', join(model, `out-${mode}-${gc}`),
-    '--per_device_train_batch_size', '1', '--gradient_accumulation_steps', String(o.accum), '--max_steps', String(o.steps), '--logging_steps', '1',
-    '--max_length', String(o.maxLength), '--use_peft', '--lora_r', '16', '--lora_alpha', '32', '--lora_target_modules', 'all-linear', '--save_strategy', 'no',
-    '--learning_rate', '2e-4', gc === 'on' ? '--gradient_checkpointing' : '--no_gradient_checkpointing', ...MODES[mode]];
-  return new Promise((resolve) => {
-    const t0 = performance.now();
-    const marks: { model?: number; est?: number; steps: number[] } = { steps: [] };
-    let peak = NaN, est = NaN, err = '';
-    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let buf = '';
-    p.stdout.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        const now = (performance.now() - t0) / 1000;
-        if (line.startsWith('model ')) marks.model = now;
-        else if (line.startsWith('memory: estimated peak')) {
-          marks.est = now;
-          est = gbOf(/estimated peak ([\d.]+ [kMG]B)/.exec(line)?.[1]);
-        } else if (/^step \d+\//.test(line)) marks.steps.push(now);
-        else if (line.startsWith('memory: measured peak RSS')) peak = gbOf(/RSS ([\d.]+ [kMG]B)/.exec(line)?.[1]);
-      }
-    });
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('close', (code) => {
-      const s = marks.steps;
-      const gaps = s.slice(1).map((t, i) => t - s[i]).sort((a, b) => a - b);
-      resolve({
-        size: '', mode, gc, ok: code === 0, note: code === 0 ? '' : err.trim().split('\n').pop() ?? `exit ${code}`,
-        loadS: marks.model ?? NaN, firstS: s.length && marks.est !== undefined ? s[0] - marks.est : NaN,
-        stepS: gaps.length ? gaps[Math.floor(gaps.length / 2)] : NaN, peakGb: peak, estGb: est,
-      });
-    });
-  });
-}
-
-function gbOf(s: string | undefined): number {
-  if (!s) return NaN;
-  const [v, u] = s.split(' ');
-  return Number(v) * ({ kB: 1e-6, MB: 1e-3, GB: 1 } as Record<string, number>)[u];
+/**
+ * TRL+PEFT float32's footprint, roughly: our float32 estimate of the same run (weights, LoRA state,
+ * activations) plus the full-vocabulary logits PyTorch keeps (policy logits, their gradient, the
+ * reference pass's: 3 × rows × length × vocab floats) and ~1 GB of runtime.
+ */
+function trlEstimateGb(model: string, gc: boolean, seqLen: number): number {
+  const arch = archFromConfig(JSON.parse(readFileSync(join(model, 'config.json'), 'utf8')) as Record<string, unknown>, join(model, 'config.json'));
+  const e = estimateRunMemory({ arch, lora: { r: 16, targetModules: 'all-linear' }, bf16: false, gradientCheckpointing: gc, refCopy: false, rows: 2, seqLen });
+  return (e.bytes + 3 * 2 * seqLen * arch.vocabSize * 4 + 1e9) / 1e9;
 }
 
 async function main(): Promise<void> {
-  const dir = opt('dir', '/tmp/dpo-quant-bench');
-  const sizes = opt('sizes', '0.5b,1.5b').split(','), modes = opt('modes', 'f32,bf16,int8,nf4').split(','), gcs = opt('gc', 'on,off').split(',');
-  const o = { steps: Number(opt('steps', '3')), accum: Number(opt('grad_accum', '8')), maxLength: Number(opt('max_length', '1024')) };
-  const pw = Number(opt('prompt_words', '49')), cw = Number(opt('completion_words', '73'));
-  const data = join(dir, `pairs-${pw}-${cw}.jsonl`);
-  // ~200 prompt and ~300 completion tokens with the tiny test tokenizer at the defaults.
-  if (!existsSync(data)) await writeSyntheticJsonl(data, Math.max(16, o.steps * o.accum), { seed: 7, promptWords: [pw - 1, pw + 1], completionWords: [cw - 3, cw + 3] });
+  const o = parseScalingArgs(argv);
+  const { dir, sizes, modes, gcs, sweep, sweepLengths, sweepModes, sweepGcs, sweepSize, steps, accum, maxLength, learningRate, timeoutS } = o;
+  const pw = o.promptWords, cw = o.completionWords;
+  mkdirSync(dir, { recursive: true });
+  const out = o.out ?? join(dir, 'quant-scaling.md');
+  const trlWanted = o.trl, trlInstalled = existsSync(PY), threads = defaultThreadCount();
+  const rowsN = Math.max(16, steps * accum);
+  const settings = (gc: string, length: number): RunSettings => ({ steps, accum, maxLength: length, learningRate, gc: gc === 'on', timeoutS });
+
+  const machine = describeMachine().lines;
+  const started = new Date().toISOString();
+  const command = `node dist/bench/quant-scaling.js${argv.length ? ` ${argv.join(' ')}` : ''}`;
   const rows: Row[] = [];
-  const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
-  for (const size of sizes) {
+  const header: string[] = [];
+  const fileS: Record<string, number> = {};
+  const f = fmt;
+  const settingsLine = `LoRA r=16 alpha 32 dropout 0.05 on all linear layers, batch 1 × gradient accumulation ${accum}, ${steps} steps (s/step = median after the first), learning rate ${learningRate}; TRL+PEFT float32 with torch threads ${threads}; per-run timeout ${timeoutS} s.`;
+  const ctx = (): ReportContext => ({ started, command, machine, header: [settingsLine, ...header], maxLength, sweepSize, fileS });
+  const render = () => {
+    const md = renderReport(ctx(), rows);
+    writeFileSync(out, md);
+    return md;
+  };
+  const runTrl = async (table: Row['table'], size: string, model: string, data: string, gc: string, length: number, meanRow: number, ours: TokenStats) => {
+    const base = { table, size, length, run: TRL, gc, meanRow };
+    let r: RunResult;
+    const est = trlEstimateGb(model, gc === 'on', Math.min(length, Math.ceil(Math.max(ours.chosen_row, ours.rejected_row) / ours.pairs)));
+    const avail = availableMemory().bytes / 1e9;
+    if (!trlInstalled) r = notRun(`not installed (${PY})`);
+    else if (est > avail) r = notRun(`skipped: estimated ${f(est)} GB > ${f(avail)} GB available`, est);
+    else {
+      r = await timedRun(trlCommand(PY, model, data, threads, settings(gc, length)), 'trl', timeoutS);
+      r.estGb = est;
+      const differ = r.result ? statsDiffer(ours, r.result) : '';
+      if (differ) r.note = `${r.note ? `${r.note}; ` : ''}token counts differ: ${differ}`;
+    }
+    rows.push({ ...r, ...base });
+    console.log(`  ${TRL} gc ${gc}: ${r.ok ? `load ${f(r.loadS)} s, first step ${f(r.firstS)} s, ${f(r.stepS)} s/step, peak RSS ${f(r.peakGb, 2)} GB` : r.note}${r.ok && r.note ? ` (${r.note})` : ''}`);
+  };
+  const runOurs = async (table: Row['table'], size: string, model: string, data: string, mode: string, gc: string, length: number, meanRow: number) => {
+    const r = await timedRun(oursCommand(model, data, join(model, `out-${mode}-${gc}-${length}`), mode, settings(gc, length)), 'ours', timeoutS);
+    rows.push({ ...r, table, size, length, run: mode, gc, meanRow });
+    console.log(`  ${mode} gc ${gc}: ${r.ok ? `load ${f(r.loadS)} s, first step ${f(r.firstS)} s, ${f(r.stepS)} s/step, peak RSS ${f(r.peakGb, 2)} GB, estimate ${f(r.estGb, 2)} GB` : `failed: ${r.note}`}`);
+  };
+  /** Our modes, then TRL (where asked), for each gc setting; the report is rewritten after each run. */
+  const runGroup = async (table: Row['table'], size: string, model: string, data: string, length: number, stats: TokenStats, gcList: string[], modeList: string[]) => {
+    const meanRow = (stats.chosen_row + stats.rejected_row) / (2 * stats.pairs);
+    for (const gc of gcList) {
+      for (const mode of modeList) {
+        await runOurs(table, size, model, data, mode, gc, length, meanRow);
+        render();
+      }
+      if (trlWanted && o.trlSizes.includes(size)) {
+        await runTrl(table, size, model, data, gc, length, meanRow, stats);
+        render();
+      }
+    }
+  };
+  const checkpoint = (size: string) => {
     const model = join(dir, `qwen2.5-${size}`);
     if (!existsSync(join(model, 'model.safetensors'))) makeQwenCheckpoint(size, model);
-    const fileS = readOnce(join(model, 'model.safetensors'));
-    console.log(`${size}: ${(statSync(join(model, 'model.safetensors')).size / 1e9).toFixed(2)} GB checkpoint, read once in ${fileS.toFixed(1)} s`);
-    for (const mode of modes) for (const gc of gcs) {
-      const r = await runOne(model, data, mode, gc, o);
-      r.size = size;
-      rows.push(r);
-      console.log(`  ${mode} gc ${gc}: ${r.ok ? `load ${f(r.loadS)} s, first step ${f(r.firstS)} s, ${f(r.stepS)} s/step, peak RSS ${f(r.peakGb, 2)} GB, estimate ${f(r.estGb, 2)} GB` : `failed: ${r.note}`}`);
+    return model;
+  };
+  const trlNote = !trlWanted ? 'TRL+PEFT: off (--trl off)' : trlInstalled ? 'TRL+PEFT: bench/trl_scaling.py with .venv-ref' : `TRL+PEFT: not installed (${PY})`;
+  header.push('', trlNote, '');
+
+  const data = await pairsFile(dir, pw, cw, rowsN);
+  const firstModel = checkpoint(sweep === 'only' ? sweepSize : sizes[0]);
+  const baseStats = await tokenStats(firstModel, data, maxLength);
+  if (sweep !== 'only') {
+    header.push(`- data ${data}: ${baseStats.pairs} pairs, ${describeStats(baseStats)} (the checkpoint's tokenizer, max_length ${maxLength})`);
+    for (const size of sizes) {
+      const model = checkpoint(size);
+      const stats = size === sizes[0] ? baseStats : await tokenStats(model, data, maxLength);
+      fileS[size] = readOnce(join(model, 'model.safetensors'));
+      console.log(`${size}: ${(statSync(join(model, 'model.safetensors')).size / 1e9).toFixed(2)} GB checkpoint, read once in ${fileS[size].toFixed(1)} s`);
+      await runGroup('main', size, model, data, maxLength, stats, gcs, modes);
     }
   }
-  console.log(`\nLoRA r=16 all-linear, batch 1 × accumulation ${o.accum}, ${o.steps} steps, max_length ${o.maxLength}\n`);
-  console.log('| shape | storage | grad ckpt | load s | first step s | s/step | peak RSS GB | estimate GB | estimate/peak |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
-  for (const r of rows) console.log(`| ${r.size} | ${r.mode} | ${r.gc} | ${f(r.loadS)} | ${f(r.firstS)} | ${f(r.stepS)} | ${f(r.peakGb, 2)} | ${f(r.estGb, 2)} | ${f(r.estGb / r.peakGb, 2)} |${r.ok ? '' : ` failed: ${r.note}`}`);
+  if (sweep === 'on' || sweep === 'only') {
+    const model = checkpoint(sweepSize);
+    for (const length of sweepLengths) {
+      const w = wordsFor(length, baseStats, pw, cw);
+      const sdata = await pairsFile(dir, w.pw, w.cw, rowsN);
+      const stats = await tokenStats(model, sdata, length);
+      header.push(`- sweep ${length}: ${sdata}, ${describeStats(stats)}`);
+      console.log(`sweep length ${length}:`);
+      await runGroup('sweep', sweepSize, model, sdata, length, stats, sweepGcs, sweepModes);
+    }
+  }
+  console.log(`\n${render()}\n\nwritten to ${out}`);
 }
 
-await main();
+try {
+  await main();
+} catch (e) {
+  if (!(e instanceof DpoError)) throw e;
+  console.error(e.message);
+  process.exit(e.exitCode);
+}
