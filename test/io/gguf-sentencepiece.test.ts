@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gguf } from '@huggingface/gguf';
 import { loadPolicy } from '../../src/cli/load-policy.js';
@@ -143,4 +143,16 @@ test('tokenizer.model reader: a malformed file is a one-line DpoError', () => {
       return true;
     });
   }
+});
+
+test('export: a malformed tokenizer.model in the checkpoint is a one-line DpoError naming the file', () => {
+  const src = patchedFixture(join(MODELS, 'gemma3-spm'), dir, 'gemma3-spm-broken', { query_pre_attn_scalar: 16 });
+  writeFileSync(join(src, 'tokenizer.model'), readFileSync(join(MODELS, 'gemma3-spm', 'tokenizer.model')).subarray(0, 100));
+  const p = loadPolicy(src);
+  assert.throws(() => exportModelGguf(p.model, p.tokenizer, join(dir, 'broken.gguf'), { outtype: 'f32', name: 'tiny' }), (e: unknown) => {
+    assert.ok(e instanceof DpoError);
+    assert.match(e.message, /gemma3-spm-broken\/tokenizer\.model: not a SentencePiece model \(field 1 runs past the end\)/);
+    assert.ok(!e.message.includes('\n'));
+    return true;
+  });
 });
