@@ -51,6 +51,12 @@ const KNOWN_DIFFERENCES: Record<string, string[]> = {
   llama: [' Hello  world', '<|user|>hi<|end|><|assistant|>', '   leading and trailing   '],
 };
 
+/** The tokenizer.* metadata of a GGUF file, as @huggingface/gguf reads it. */
+async function tokenizerKv(file: string): Promise<Record<string, unknown>> {
+  const { metadata } = await gguf(file, { allowLocalFile: true });
+  return Object.fromEntries(Object.entries(metadata).filter(([k]) => k.startsWith('tokenizer.')));
+}
+
 /** Sets every down_proj weight to 0 (llama.cpp's float16 GELU table: see gguf-architectures.test.ts). */
 function zeroMlps(model: CausalLM): void {
   for (const [n, p] of model.namedParameters()) if (/\.mlp\.down_proj\.weight$/.test(n)) p.data.fill(0);
@@ -61,8 +67,7 @@ for (const [fixture, tokName, patch] of CASES) {
     const p = loadPolicy(patchedFixture(join(MODELS, fixture), dir, `${fixture}-meta`, patch));
     const file = join(dir, `${fixture}-meta.gguf`);
     exportModelGguf(p.model, p.tokenizer, file, { outtype: 'f32', name: 'tiny' });
-    const { metadata } = await gguf(file, { allowLocalFile: true });
-    const ours = Object.fromEntries(Object.entries(metadata).filter(([k]) => k.startsWith('tokenizer.')));
+    const ours = await tokenizerKv(file);
     const want = SPM.convert_hf_to_gguf[fixture];
     assert.deepEqual(Object.keys(ours).sort(), Object.keys(want).sort(), `${fixture}: tokenizer.* keys`);
     for (const k of Object.keys(want)) assert.deepEqual(ours[k], want[k], `${fixture}: ${k}`);
@@ -155,4 +160,29 @@ test('export: a malformed tokenizer.model in the checkpoint is a one-line DpoErr
     assert.ok(!e.message.includes('\n'));
     return true;
   });
+});
+
+// Real Gemma checkpoints (saved by transformers 4) list <start_of_turn> / <end_of_turn> in
+// tokenizer_config.json's added_tokens_decoder: they are then CONTROL, and llama.cpp matches them whole.
+test('gemma3-spm with added_tokens_decoder: those tokens are CONTROL and llama.cpp tokenizes every text as transformers', async (t) => {
+  const src = patchedFixture(join(MODELS, 'gemma3-spm'), dir, 'gemma3-spm-decoder', { query_pre_attn_scalar: 16 });
+  const cfgPath = join(src, 'tokenizer_config.json');
+  const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
+  cfg.added_tokens_decoder = { 4: { content: '<start_of_turn>', special: true }, 5: { content: '<end_of_turn>', special: true } };
+  writeFileSync(cfgPath, JSON.stringify(cfg));
+  const p = loadPolicy(src);
+  const file = join(dir, 'gemma3-spm-decoder.gguf');
+  exportModelGguf(p.model, p.tokenizer, file, { outtype: 'f32', name: 'tiny' });
+  const kv = await tokenizerKv(file);
+  const types = kv['tokenizer.ggml.token_type'] as number[];
+  const scores = kv['tokenizer.ggml.scores'] as number[];
+  assert.deepEqual([types[4], types[5], scores[4], scores[5]], [3, 3, -1000, -1000]);
+  const lc = await loadLlamaCpp();
+  if ('skip' in lc) return t.skip(lc.skip);
+  const m = await lc.llama.loadModel({ modelPath: file });
+  try {
+    SPM.texts.forEach((text, i) => assert.deepEqual(m.tokenize(text, true), SPM.tokenizers.gemma.ids_no_special[i], `llama.cpp's ids of ${JSON.stringify(text)}`));
+  } finally {
+    await m.dispose();
+  }
 });
