@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gguf } from '@huggingface/gguf';
 import { loadPolicy } from '../../src/cli/load-policy.js';
@@ -185,4 +185,18 @@ test('gemma3-spm with added_tokens_decoder: those tokens are CONTROL and llama.c
   } finally {
     await m.dispose();
   }
+});
+
+test('a saved tokenizer (training output, dpo merge) keeps tokenizer.model, so its export is SentencePiece too', async () => {
+  const src = patchedFixture(join(MODELS, 'gemma3-spm'), dir, 'gemma3-spm-saved-src', { query_pre_attn_scalar: 16 });
+  const p = loadPolicy(src);
+  const out = join(dir, 'gemma3-spm-saved');
+  mkdirSync(out);
+  cpSync(join(src, 'config.json'), join(out, 'config.json'));
+  cpSync(join(src, 'model.safetensors'), join(out, 'model.safetensors'));
+  p.tokenizer.save(out);
+  const q = loadPolicy(out);
+  const file = join(dir, 'gemma3-spm-saved.gguf');
+  exportModelGguf(q.model, q.tokenizer, file, { outtype: 'f32', name: 'tiny' });
+  assert.deepEqual(await tokenizerKv(file), SPM.convert_hf_to_gguf['gemma3-spm']);
 });
