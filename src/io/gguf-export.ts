@@ -67,6 +67,9 @@ function header(t: GgufArchTable, type: 'model' | 'adapter', name: string): [str
 /** The table's SentencePiece vocabulary when the checkpoint has a tokenizer.model, else tokenizer.json's BPE. */
 function vocabMetadata(t: GgufArchTable, tok: HfTokenizer, raw: Record<string, unknown>, vocabSize: number, where: string): [string, GgufValue][] {
   const spm = t.sentencePiece ? sentencePieceFile(tok) : null;
+  if (t.sentencePiece && !spm && (tok.tokenizerJson.model as Record<string, unknown> | undefined)?.byte_fallback === true) {
+    throw new DpoError(`${where}: a SentencePiece-style tokenizer without its tokenizer.model; copy the base model's tokenizer.model next to tokenizer.json, which llama.cpp's ${t.arch} vocabulary is written from`);
+  }
   return spm ? spmTokenizerMetadata(tok, spm, t.sentencePiece!, raw, vocabSize) : tokenizerMetadata(tok, raw, vocabSize, where);
 }
 

@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gguf } from '@huggingface/gguf';
 import { loadPolicy } from '../../src/cli/load-policy.js';
@@ -199,4 +199,16 @@ test('a saved tokenizer (training output, dpo merge) keeps tokenizer.model, so i
   const file = join(dir, 'gemma3-spm-saved.gguf');
   exportModelGguf(q.model, q.tokenizer, file, { outtype: 'f32', name: 'tiny' });
   assert.deepEqual(await tokenizerKv(file), SPM.convert_hf_to_gguf['gemma3-spm']);
+});
+
+test('export: a SentencePiece-style tokenizer.json without its tokenizer.model is a one-line DpoError', () => {
+  const src = patchedFixture(join(MODELS, 'phi3-spm'), dir, 'phi3-spm-no-model', { sliding_window: null });
+  rmSync(join(src, 'tokenizer.model'));
+  const p = loadPolicy(src);
+  assert.throws(() => exportModelGguf(p.model, p.tokenizer, join(dir, 'no-model.gguf'), { outtype: 'f32', name: 'tiny' }), (e: unknown) => {
+    assert.ok(e instanceof DpoError);
+    assert.match(e.message, /phi3-spm-no-model: a SentencePiece-style tokenizer without its tokenizer\.model; copy the base model's tokenizer\.model next to tokenizer\.json/);
+    assert.ok(!e.message.includes('\n'));
+    return true;
+  });
 });
