@@ -13,6 +13,7 @@ import { GGML_TYPES, str, u32, f32, writeGguf, type GgmlType, type GgufTensor, t
 import { encodeTensor } from './gguf-quant.js';
 import { ggufModuleName, ggufTableFor, permuteRows, type GgufArchTable } from './gguf-arch.js';
 import { tokenizerMetadata } from './gguf-tokenizer.js';
+import { sentencePieceFile, spmTokenizerMetadata } from './gguf-tokenizer-spm.js';
 
 export const GGUF_OUTTYPES = ['f32', 'f16', 'bf16', 'q8_0'] as const;
 export type GgufOuttype = (typeof GGUF_OUTTYPES)[number];
@@ -63,6 +64,15 @@ function header(t: GgufArchTable, type: 'model' | 'adapter', name: string): [str
   ];
 }
 
+/** The table's SentencePiece vocabulary when the checkpoint has a tokenizer.model, else tokenizer.json's BPE. */
+function vocabMetadata(t: GgufArchTable, tok: HfTokenizer, raw: Record<string, unknown>, vocabSize: number, where: string): [string, GgufValue][] {
+  const spm = t.sentencePiece ? sentencePieceFile(tok) : null;
+  if (t.sentencePiece && !spm && (tok.tokenizerJson.model as Record<string, unknown> | undefined)?.byte_fallback === true) {
+    throw new DpoError(`${where}: a SentencePiece-style tokenizer without its tokenizer.model; copy the base model's tokenizer.model next to tokenizer.json, which llama.cpp's ${t.arch} vocabulary is written from`);
+  }
+  return spm ? spmTokenizerMetadata(tok, spm, t.sentencePiece!, raw, vocabSize) : tokenizerMetadata(tok, raw, vocabSize, where);
+}
+
 /**
  * Writes `model` (no LoRA layers: merge first) with its tokenizer as a llama.cpp model file.
  * @example exportModelGguf(model, tokenizer, 'model-f16.gguf', { outtype: 'f16', name: 'my-dpo-model' })
@@ -89,7 +99,7 @@ export function exportModelGguf(model: CausalLM, tok: HfTokenizer, path: string,
     ...t.hparams(a),
     ['general.file_type', u32(OUTTYPE[opts.outtype].fileType)],
     ['general.quantization_version', u32(2)],
-    ...tokenizerMetadata(tok, a.raw, a.vocabSize, where),
+    ...vocabMetadata(t, tok, a.raw, a.vocabSize, where),
   ];
   writeGguf(path, metadata, tensors);
   return { tensors: tensors.length, caveats: t.caveats(a) };

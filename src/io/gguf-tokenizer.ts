@@ -13,10 +13,10 @@ import { CHKTXT, PRE_TOKENIZER_BY_HASH } from './gguf-pre-tokenizers.js';
 type Json = Record<string, unknown>;
 
 /** gguf-py's TokenType. */
-const TOKEN_TYPE = { NORMAL: 1, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5 } as const;
+export const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
 
 /** Added tokens llama.cpp's converter treats as control tokens even when not marked special. */
-function looksSpecial(t: string): boolean {
+export function looksSpecial(t: string): boolean {
   return ['<pad>', '<mask>', '<2mass>', '[@BOS@]'].includes(t)
     || (t.startsWith('<|') && t.endsWith('|>'))
     || (t.startsWith('<｜') && t.endsWith('｜>'))
@@ -60,7 +60,7 @@ const SPECIAL_KEYS: Record<string, string> = {
  * *_token matched against added_tokens first, config.json's *_token_id after; a leading / trailing
  * special token in the TemplateProcessing post-processor sets add_bos / add_eos.
  */
-function specialTokens(tok: HfTokenizer, modelConfig: Json, nVocab: number): [string, GgufValue][] {
+export function specialTokens(tok: HfTokenizer, modelConfig: Json, nVocab: number): [string, GgufValue][] {
   const cfg: Json = { ...tok.config };
   const added = (tok.tokenizerJson.added_tokens ?? []) as Json[];
   const addFlags = new Map<string, boolean>();

@@ -169,7 +169,8 @@ export class HfTokenizer {
   save(dir: string): void {
     mkdirSync(dir, { recursive: true });
     const src = this.sourceDir;
-    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja']) {
+    // (tokenizer.model and added_tokens.json too: the GGUF export reads a SentencePiece vocabulary from them.)
+    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'tokenizer.model', 'added_tokens.json']) {
       if (src && existsSync(join(src, f))) copyFileSync(join(src, f), join(dir, f));
     }
     if (!src) {

@@ -7,6 +7,7 @@ import { DpoError } from '../../errors.js';
 import type { ArchConfig } from '../../models/arch.js';
 import { longropeAttentionFactor, yarnAttentionFactor, type RopeParameters } from '../../models/rope-init.js';
 import { f32, str, u32, type GgufValue } from '../gguf.js';
+import type { SpmVocab } from '../gguf-tokenizer-spm.js';
 
 export interface GgufArchTable {
   /** general.architecture, also the prefix of the hyper-parameter keys. */
@@ -31,7 +32,12 @@ export interface GgufArchTable {
   normShift?: number;
   /** Refuses a general.name llama.cpp's vocabulary loader would trip on with this tokenizer (it keys some fixes on the name). */
   checkName?(name: string, tokenToId: (token: string) => number | null): void;
+  /** How the converter writes the vocabulary of a checkpoint with a tokenizer.model (SentencePiece); without it, tokenizer.json's byte-level BPE. */
+  sentencePiece?: SpmVocab;
 }
+
+/** _create_vocab_sentencepiece's added tokens (added_tokens.json, then tokenizer_config.json's added_tokens_decoder). */
+export const SPM_VOCAB: SpmVocab = { added: ['added_tokens.json', 'added_tokens_decoder'], looksSpecial: true };
 
 export type GgufModules = readonly (readonly [RegExp, string])[];
 

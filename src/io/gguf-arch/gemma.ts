@@ -15,7 +15,7 @@
 import { DpoError } from '../../errors.js';
 import type { ArchConfig } from '../../models/arch.js';
 import { arr, f32, u32, type GgufValue } from '../gguf.js';
-import { LLAMA_MODULES, POST_NORM_MODULES, decoderHparams, headDimHparams, noPermute, ropeCaveats, ropeHparams, slidingLayers, type GgufArchTable } from './common.js';
+import { LLAMA_MODULES, POST_NORM_MODULES, decoderHparams, headDimHparams, noPermute, ropeCaveats, ropeHparams, slidingLayers, SPM_VOCAB, type GgufArchTable } from './common.js';
 
 const fail = (a: ArchConfig, what: string, fix: string): never => {
   throw new DpoError(`GGUF export: ${what} on model_type ${a.modelType} is not what llama.cpp's ${a.modelType === 'gemma2' ? 'gemma2' : 'gemma3'} graph computes; ${fix}`);
@@ -40,6 +40,8 @@ export const gemma2: GgufArchTable = {
   modules: MODULES,
   permuteHeads: noPermute,
   normShift: 1,
+  // Gemma2Model / Gemma3Model.set_vocab: a tokenizer.model is SentencePiece without the space prefix.
+  sentencePiece: { ...SPM_VOCAB, addSpacePrefix: false },
   hparams: (a) => {
     checkScale(a, 46);
     if (!a.attnSoftcap || !a.finalSoftcap) fail(a, 'attn_logit_softcapping / final_logit_softcapping null', 'llama.cpp always soft-caps Gemma 2 (defaults 50 and 30)');
@@ -70,6 +72,8 @@ export const gemma3: GgufArchTable = {
   modules: MODULES,
   permuteHeads: noPermute,
   normShift: 1,
+  // Gemma2Model / Gemma3Model.set_vocab: a tokenizer.model is SentencePiece without the space prefix.
+  sentencePiece: { ...SPM_VOCAB, addSpacePrefix: false },
   hparams: (a) => {
     checkScale(a, 62);
     if (a.attnSoftcap || a.finalSoftcap) fail(a, 'logit soft-capping', 'llama.cpp\'s Gemma 3 has none (set attn_logit_softcapping / final_logit_softcapping to null)');

@@ -44,6 +44,9 @@ export const phi3: GgufArchTable = {
     const missing = ['</s>', '<unk>', '<s>', '<|endoftext|>'].filter((t) => tokenToId(t) === null);
     if (missing.length) throw new DpoError(`GGUF export: llama.cpp fails to load a model named "${name}" (it contains phi3 / phi-3) whose tokenizer lacks ${missing.join(' ')}; give it another name (dpo export uses the model directory's name)`);
   },
+  // Phi3MiniModel.set_vocab: added_tokens.json, tokenizer_config.json's added_tokens_decoder and
+  // tokenizer.json's added_tokens, each CONTROL when special (no look-special rule, ▁ kept).
+  sentencePiece: { added: ['added_tokens.json', 'added_tokens_decoder', 'tokenizer.json'], looksSpecial: false },
   extraTensors: ropeTensors,
   caveats: (a) => [...slidingCaveat(a), ...ropeCaveats(a)],
 };
