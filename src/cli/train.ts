@@ -14,7 +14,7 @@ import { TRL_ARGS, modelWithRevision, resolveTrlArgs } from '../dpo/trl-args.js'
 import { resolveModelDir } from '../io/model-source.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { describeStorage, weightStorageFor } from '../quant/options.js';
-import type { StorageSpec } from '../quant/load-stored.js';
+import { trainsEmbeddings, type StorageSpec } from '../quant/load-stored.js';
 import { join } from 'node:path';
 import { iterativeTrainCommand, wantsIterative } from './train-iterative.js';
 
@@ -60,7 +60,12 @@ export async function trainCommand(argv: string[]): Promise<void> {
   // Weights and optimizer state must fit before anything is built (activations are checked once the data is tokenized).
   const lora = (adapter: boolean) => (o.use_peft || adapter ? { r: o.lora_r as number, targetModules: (o.lora_target_modules as string[] | null) ?? null } : null);
   // The frozen base linears' storage (load_in_4bit / load_in_8bit / dtype under LoRA): quant/options.ts.
-  const storage = (adapter: boolean) => weightStorageFor(trlOther, { lora: !!o.use_peft || adapter, checkpointDtype: () => checkpointDtype(modelPath) });
+  const storage = (adapter: boolean) => {
+    const spec = weightStorageFor(trlOther, { lora: !!o.use_peft || adapter, checkpointDtype: () => checkpointDtype(modelPath) });
+    // A new adapter that trains the embedding or lm_head keeps them float32 (a continued one: loadPolicy reads its config).
+    const peft = spec && o.use_peft ? loraConfigFromOptions(o) : null;
+    return spec && peft && trainsEmbeddings(peft.targetModules, peft.modulesToSave) ? { ...spec, trainedEmbeddings: true } : spec;
+  };
   let storageSpec: StorageSpec | null = null;
   const policy = loadPolicy(modelPath, (o.adapter_name_or_path as string | null) ?? null, (arch, adapter) => assertRunFits(estimateTraining(arch, args, { lora: lora(adapter), seqLen: 0, storage: storage(adapter) })), (adapter) => (storageSpec = storage(adapter)));
   // As TRL's script: the datasets mixture or dataset_name; the test split(s) read only when evaluation is on.

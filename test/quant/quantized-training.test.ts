@@ -2,7 +2,8 @@
  * Training on a stored base (quant/load-stored.ts) under LoRA:
  * - a 4-bit (NF4 nested, FP4) and an 8-bit base give the same run (≤1e-5) as a float32 base made of
  *   their dequantized weights: the per-tile path adds no error of its own;
- * - bf16 storage (dtype bfloat16) stays within 2e-2 of TRL's float32 run;
+ * - bf16 storage (dtype bfloat16: the linears, the frozen embedding and lm_head) stays within 2e-2
+ *   of TRL's float32 run;
  * - a bf16 checkpoint's linears are views of the memory-mapped file (no copy), also when sharded;
  * - the memory estimate counts the stored bytes; the CLI flags and their one-line errors.
  */
@@ -15,8 +16,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { replayTrlRun } from '../helpers/trl-run.js';
 import { storedLinearTargets, type StorageSpec } from '../../src/quant/load-stored.js';
-import { quantizeWeight, toFloat32 } from '../../src/quant/storage.js';
+import { isStorage, quantizeWeight, toFloat32 } from '../../src/quant/storage.js';
 import { FrozenLinear } from '../../src/nn/frozen-linear.js';
+import { FrozenEmbedding } from '../../src/nn/frozen-embedding.js';
 import { loadCausalLM } from '../../src/models/load.js';
 import { nativeAvailable } from '../../src/backend/index.js';
 import { estimateRunMemory } from '../../src/models/memory-estimate.js';
@@ -59,6 +61,9 @@ for (const name of ['llama-lora-continued', 'qwen2-lora-continued-conv']) {
   test(`bf16 storage of the LoRA base (dtype bfloat16 = bf16 compute) stays within 2e-2 of TRL's f32 run: ${name}`, async () => {
     const { run, ours, model } = await replayTrlRun(name, { bf16: true }, { storage: { kind: 'bf16' } });
     assert.ok(model.namedModules().some(([, m]) => m instanceof FrozenLinear && m._w.kind === 'bf16'), 'no bf16 linear');
+    // The frozen embedding (and the head it ties to, or the untied lm_head) is bf16 too.
+    assert.ok(model.namedModules().some(([n, m]) => m instanceof FrozenEmbedding && m._w.kind === 'bf16' && n.endsWith('embed_tokens')), 'no bf16 embedding');
+    assert.ok(isStorage(model.lmHeadWeight()), 'the lm_head is not stored');
     const worst: string[] = [];
     run.log_history.forEach((ref, i) => {
       for (const [k, v] of Object.entries(ref)) {
