@@ -12,7 +12,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { constants } from 'node:buffer';
+import { mapFile } from '../../src/io/mmap.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadNativeBackend } from '../../src/backend/native/index.js';
@@ -191,3 +193,18 @@ for (const backend of ['native', 'ref'] as const) {
     }
   });
 }
+
+test('a file larger than an ArrayBuffer can be (4 GiB on Node 20) is not mapped (read instead; mapping it aborted the process)', { skip: nativeAvailable() ? false : 'needs the native addon (mmap)' }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dpo-big-map-'));
+  const big = join(dir, 'big.bin'), small = join(dir, 'small.bin');
+  // Sparse: no disk blocks are written.
+  writeFileSync(big, '');
+  truncateSync(big, constants.MAX_LENGTH + 4096);
+  writeFileSync(small, Buffer.alloc(4096));
+  try {
+    assert.equal(mapFile(big), null);
+    assert.equal(mapFile(small)?.byteLength, 4096);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
