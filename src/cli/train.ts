@@ -17,6 +17,7 @@ import { describeStorage, weightStorageFor } from '../quant/options.js';
 import { trainsEmbeddings, type StorageSpec } from '../quant/load-stored.js';
 import { join } from 'node:path';
 import { iterativeTrainCommand, wantsIterative } from './train-iterative.js';
+import { FrozenEmbedding } from '../nn/frozen-embedding.js';
 
 export const TRAIN_SPECS: Spec[] = [
   spec('model_name_or_path', 'string?', null, 'model directory or Hugging Face model id (resolved offline from the HF cache)'),
@@ -82,7 +83,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
   log(`data ${data.label}: ${train.length} training pairs${evalCount}`);
   log(describeCompute());
   if (args.bf16) log(describeBf16());
-  log(describeStorage(storageSpec));
+  const frozenEmbedding = policy.model.namedModules().find(([, m]) => m instanceof FrozenEmbedding)?.[1] as FrozenEmbedding | undefined;
+  log(describeStorage(storageSpec, frozenEmbedding?._w.kind ?? null));
   log(`precision: ${args.bf16 ? 'bf16 compute, f32 master weights' : 'float32'}; gradient_checkpointing ${args.gradientCheckpointing ? 'on' : 'off'}; logging_steps ${args.loggingSteps}`);
   for (const n of [...configNotes, ...trl.notes, ...data.notes]) log(`warning: ${n}`);
   const { trainer, output, reportPath } = await runTraining(

@@ -14,6 +14,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:buffer';
+import { spawnSync } from 'node:child_process';
 import { mapFile } from '../../src/io/mmap.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -207,4 +208,16 @@ test('a file larger than an ArrayBuffer can be (4 GiB on Node 20) is not mapped 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('dpo train --load_in_4bit on a bf16 checkpoint: the header names the frozen bf16 embedding / lm_head; lora_modules_to_save lm_head keeps them float32 and trains', () => {
+  const CLI = join(process.cwd(), 'dist/src/cli/main.js');
+  const args = (extra: string[]) => ['train', '--model_name_or_path', 'test/fixtures/models/llama-bf16', '--dataset_name', 'examples/dpo_example.json', '--output_dir', mkdtempSync(join(tmpdir(), 'dpo-embed-')),
+    '--per_device_train_batch_size', '2', '--max_steps', '1', '--logging_steps', '1', '--max_length', '64', '--use_peft', '--lora_r', '4', '--load_in_4bit', ...extra];
+  const r = spawnSync(process.execPath, [CLI, ...args([])], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /base linear weights NF4, dequantized per tile in the GEMMs; embedding and lm_head bf16 \(frozen\);/);
+  const t = spawnSync(process.execPath, [CLI, ...args(['--lora_modules_to_save', 'lm_head'])], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(t.status, 0, t.stderr);
+  assert.match(t.stdout, /base linear weights NF4, dequantized per tile in the GEMMs; LoRA/);
 });
