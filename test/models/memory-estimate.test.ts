@@ -44,15 +44,21 @@ test('a run that cannot fit stops with the figure and what to try; DPO_MEMORY_LI
   assert.ok(a.bytes > 0 && /MemAvailable|free memory|cgroup/.test(a.source), a.source);
 });
 
-test('benchmark shapes (Qwen2.5-0.5B, LoRA r=16 all-linear, 2 rows × 527 tokens): within 15% of the peaks measured by bench/quant-scaling.ts', () => {
+test('benchmark shapes (Qwen2.5-0.5B at 2 rows × 527 tokens, 3B at 2 × 128; LoRA r=16 all-linear): within 15% of the peaks measured by bench/quant-scaling.ts', () => {
   const qwen = archFromConfig(qwenConfig('0.5b'));
   // Measured peak RSS (GB, to 0.1) of the calibration runs in src/models/memory-estimate.ts.
   const measured: [StorageSpec | null, boolean, number][] = [
-    [null, true, 2.9], [{ kind: 'bf16' }, true, 2.0], [{ kind: 'int8' }, true, 1.6], [{ kind: 'nf4', nested: true }, true, 1.5], [{ kind: 'nf4', nested: true }, false, 10.8],
+    [null, true, 2.9], [{ kind: 'bf16' }, true, 2.0], [{ kind: 'int8' }, true, 1.6], [{ kind: 'nf4', nested: true }, true, 1.5], [{ kind: 'nf4', nested: true }, false, 10.8], [{ kind: 'bf16' }, false, 11.4],
   ];
   for (const [storage, gc, peak] of measured) {
     const e = estimateRunMemory({ arch: qwen, lora: { r: 16, targetModules: 'all-linear' }, bf16: true, gradientCheckpointing: gc, refCopy: false, rows: 2, seqLen: 527, storage });
     assert.ok(Math.abs(e.bytes / (peak * 1e9) - 1) < 0.15, `${storage?.kind ?? 'f32'} gc ${gc}: estimate ${(e.bytes / 1e9).toFixed(2)} GB vs measured ${peak} GB`);
+  }
+  // The 3B shape, 1 step at max_length 128 (2 × 128 tokens): nf4 nested 2.9 GB, bf16 7.1 GB measured.
+  const q3 = archFromConfig(qwenConfig('3b'));
+  for (const [storage, peak] of [[{ kind: 'nf4', nested: true }, 2.9], [{ kind: 'bf16' }, 7.1]] as [StorageSpec, number][]) {
+    const e = estimateRunMemory({ arch: q3, lora: { r: 16, targetModules: 'all-linear' }, bf16: true, gradientCheckpointing: true, refCopy: false, rows: 2, seqLen: 128, storage });
+    assert.ok(Math.abs(e.bytes / (peak * 1e9) - 1) < 0.15, `3B ${storage.kind}: estimate ${(e.bytes / 1e9).toFixed(2)} GB vs measured ${peak} GB`);
   }
   // The frozen embedding (the tied head) of this bf16 checkpoint is counted at 2 bytes under 4-bit, at 4 when the adapter trains it.
   const w = (storage: StorageSpec) => estimateRunMemory({ arch: qwen, lora: { r: 16, targetModules: 'all-linear' }, bf16: true, gradientCheckpointing: true, refCopy: false, rows: 2, seqLen: 8, storage }).parts[0][1];
