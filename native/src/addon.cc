@@ -17,6 +17,7 @@ Napi::Value SwigluBackward(const Napi::CallbackInfo&);
 Napi::Value MatmulCeiling(const Napi::CallbackInfo&);
 Napi::Value SetMatmulBf16(const Napi::CallbackInfo&);
 Napi::Value StoredMatmul(const Napi::CallbackInfo&);
+Napi::Value StoredEmbedding(const Napi::CallbackInfo&);
 Napi::Value MapFile(const Napi::CallbackInfo&);
 Napi::Value Quantize4bit(const Napi::CallbackInfo&);
 Napi::Value QuantizeNested(const Napi::CallbackInfo&);
@@ -132,6 +133,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add("matmulCeiling", MatmulCeiling);
   add("setMatmulBf16", SetMatmulBf16);
   add("storedMatmul", StoredMatmul);
+  add("storedEmbedding", StoredEmbedding);
   add("mapFile", MapFile);
   add("quantize4bit", Quantize4bit);
   add("quantizeNested", QuantizeNested);

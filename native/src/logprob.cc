@@ -2,7 +2,9 @@
 // (oneDNN GEMM), an online max / log-sum-exp per row with the entropy, logit-sum, argmax and
 // WPO's logsumexp(2·logits) riding along; backward recomputes each chunk. Gemma 2's final-logit
 // soft-cap turns each chunk into cap·tanh(logits / cap) right after its GEMM; its backward
-// multiplies dlogits by 1 − tanh².
+// multiplies dlogits by 1 − tanh². The lm_head is float32 values, or a frozen stored matrix
+// (stored.h: the bf16 embedding a LoRA run keeps) widened a chunk of rows at a time into a
+// chunk-sized buffer, never as a whole float32 copy.
 #include <omp.h>
 #include <cmath>
 #include <cstring>
@@ -10,6 +12,7 @@
 #include <vector>
 #include "common.h"
 #include "cpu.h"
+#include "stored.h"
 
 namespace dpo {
 namespace {
@@ -83,22 +86,48 @@ float softcapArg(const Napi::CallbackInfo& info, size_t i) {
   return cap;
 }
 
+// The lm_head's rows [v0, v0 + n) as float32 values: a pointer into w, or a stored matrix's rows
+// dequantized into buf.
+struct HeadRows {
+  const float* w = nullptr;
+  Stored s{};
+  bool stored = false;
+  std::vector<float> buf;
+  HeadRows(const Napi::CallbackInfo& info, size_t wi, size_t si, int64_t V, int64_t C, int64_t chunk) {
+    if (!info[wi].IsNull() && !info[wi].IsUndefined()) {
+      w = F32(info[wi]);
+      return;
+    }
+    if (info.Length() <= si + 8) throw std::invalid_argument("tokenLogprobs: no lm_head weight (a Float32Array, or a stored matrix's arguments)");
+    s = readStored(info, si);
+    if (s.rows != V || s.cols != C) throw std::invalid_argument("tokenLogprobs: a stored lm_head of " + std::to_string(s.rows) + "×" + std::to_string(s.cols) + " for V " + std::to_string(V) + ", C " + std::to_string(C));
+    stored = true;
+    buf.resize((size_t)chunk * C);
+  }
+  const float* rows(int64_t v0, int64_t n, int64_t C) {
+    if (!stored) return w + v0 * C;
+    dequantizeRows(s, v0, v0 + n, buf.data());
+    return buf.data();
+  }
+};
+
 }  // namespace
 
-// tokenLogprobs(h, w, targets, N, C, V, chunk, logp, lse, entropy|null, logitSum|null, argmax|null, lse2|null, expected|null, softcap)
+// tokenLogprobs(h, w|null, targets, N, C, V, chunk, logp, lse, entropy|null, logitSum|null, argmax|null, lse2|null, expected|null, softcap[, stored matrix (9 args) when w is null])
 // expected (N, C) = softmax(h·wᵀ)·w, accumulated per chunk against the running max (rescaled when
 // it grows, as flash attention rescales its output) and divided by the row sum at the end.
 Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
-  const float *h = F32(info[0]), *w = F32(info[1]);
+  const float* h = F32(info[0]);
   const int32_t* targets = I32(info[2]);
   int64_t N = I64(info[3]), C = I64(info[4]), V = I64(info[5]), chunk = I64(info[6]);
+  chunk = std::max<int64_t>(1, std::min(chunk, V));
+  HeadRows head(info, 1, 15, V, C, chunk);
   float *logp = F32(info[7]), *lse = F32(info[8]);
   float *entropy = F32OrNull(info[9]), *logitSum = F32OrNull(info[10]), *lse2 = F32OrNull(info[12]);
   int32_t* argmax = I32OrNull(info[11]);
   float* expected = info.Length() > 13 ? F32OrNull(info[13]) : nullptr;
   const float cap = softcapArg(info, 14);
   if (cap > 0 && expected) throw std::invalid_argument("the expected embedding is not computed with a softcap");
-  chunk = std::max<int64_t>(1, std::min(chunk, V));
   std::vector<float> L((size_t)N * chunk);
   std::vector<RowState> st(N);
   if (expected) std::memset(expected, 0, sizeof(float) * N * C);
@@ -107,7 +136,8 @@ Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
   roundOnce(h, N * C, hr);
   for (int64_t v0 = 0; v0 < V; v0 += chunk) {
     int64_t n = std::min(chunk, V - v0);
-    gemm(1, N, n, C, h, C, false, 0, w + v0 * C, C, true, 0, L.data(), n, 0, 1.0f, 0.0f, true, &hr);
+    const float* wc = head.rows(v0, n, C);
+    gemm(1, N, n, C, h, C, false, 0, wc, C, true, 0, L.data(), n, 0, 1.0f, 0.0f, true, &hr);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < N; r++) {
       float* l = L.data() + r * n;
@@ -148,7 +178,7 @@ Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
       S.s2 += acc[2];
     }
     // expected += exp(l − m)·w_chunk
-    if (expected) gemm(1, N, C, n, L.data(), n, false, 0, w + v0 * C, C, false, 0, expected, C, 0, 1.0f, 1.0f);
+    if (expected) gemm(1, N, C, n, L.data(), n, false, 0, wc, C, false, 0, expected, C, 0, 1.0f, 1.0f);
   }
   for (int64_t r = 0; r < N; r++) {
     const RowState& S = st[r];
@@ -167,23 +197,26 @@ Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// tokenLogprobsBackward(h, w, targets, N, C, V, chunk, lse, gLogp, gh|null, gw|null, accumulateGw, softcap)
+// tokenLogprobsBackward(h, w|null, targets, N, C, V, chunk, lse, gLogp, gh|null, gw|null, accumulateGw, softcap[, stored matrix (9 args) when w is null])
 Napi::Value TokenLogprobsBackward(const Napi::CallbackInfo& info) {
-  const float *h = F32(info[0]), *w = F32(info[1]);
+  const float* h = F32(info[0]);
   const int32_t* targets = I32(info[2]);
   int64_t N = I64(info[3]), C = I64(info[4]), V = I64(info[5]), chunk = I64(info[6]);
+  chunk = std::max<int64_t>(1, std::min(chunk, V));
+  HeadRows head(info, 1, 13, V, C, chunk);
   const float *lse = F32(info[7]), *g = F32(info[8]);
   float *gh = F32OrNull(info[9]), *gw = F32OrNull(info[10]);
   const float gwBeta = info.Length() > 11 && B(info[11]) ? 1.0f : 0.0f;
   const float cap = softcapArg(info, 12);
-  chunk = std::max<int64_t>(1, std::min(chunk, V));
+  if (gw && head.stored) throw std::invalid_argument("tokenLogprobsBackward: a stored lm_head is frozen; it has no gradient");
   std::vector<float> L((size_t)N * chunk), Th(cap > 0 ? (size_t)N * chunk : 0);
   if (gh) std::memset(gh, 0, sizeof(float) * N * C);
   RoundedOperand hr;
   roundOnce(h, N * C, hr);
   for (int64_t v0 = 0; v0 < V; v0 += chunk) {
     int64_t n = std::min(chunk, V - v0);
-    gemm(1, N, n, C, h, C, false, 0, w + v0 * C, C, true, 0, L.data(), n, 0, 1.0f, 0.0f, true, &hr);
+    const float* wc = head.rows(v0, n, C);
+    gemm(1, N, n, C, h, C, false, 0, wc, C, true, 0, L.data(), n, 0, 1.0f, 0.0f, true, &hr);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < N; r++) {
       float* l = L.data() + r * n;
@@ -201,7 +234,7 @@ Napi::Value TokenLogprobsBackward(const Napi::CallbackInfo& info) {
         for (int64_t j = 0; j < n; j++) l[j] *= 1.0f - th[j] * th[j];  // through cap·tanh(l / cap)
       }
     }
-    if (gh) gemm(1, N, C, n, L.data(), n, false, 0, w + v0 * C, C, false, 0, gh, C, 0, 1.0f, 1.0f);
+    if (gh) gemm(1, N, C, n, L.data(), n, false, 0, wc, C, false, 0, gh, C, 0, 1.0f, 1.0f);
     if (gw) gemm(1, n, C, N, L.data(), n, true, 0, h, C, false, 0, gw + v0 * C, C, 0, 1.0f, gwBeta, true, nullptr, &hr);
   }
   return info.Env().Undefined();

@@ -13,25 +13,13 @@
 #include <vector>
 #include "common.h"
 #include "cpu.h"
+#include "stored.h"
 
 namespace dpo {
 
 void roundAlways(const float* x, int64_t n, RoundedOperand& out);
 
 namespace {
-
-enum Kind { KF32 = 0, KBF16 = 1, KF16 = 2, KNF4 = 3, KFP4 = 4, KINT8 = 5 };
-
-struct Stored {
-  int kind;
-  int64_t rows, cols;
-  const void* data;
-  const float* absmax;    // 4-bit: absmax per 64 (absmax2 per 256 blocks when nested); int8: SCB
-  const uint8_t* qabsmax;  // 4-bit nested: codes of absmax - offset
-  const float* table;     // 4-bit: the 16 code values
-  const float* code8;     // nested: the 8-bit dynamic map
-  float offset;
-};
 
 inline float bf16f(uint16_t b) {
   uint32_t u = (uint32_t)b << 16;
@@ -62,8 +50,9 @@ inline float blockAbsmax(const Stored& w, int64_t b) {
   return t + w.offset;
 }
 
-// Rows [r0, r1) of W as floats into out.
-void dequantize(const Stored& w, int64_t r0, int64_t r1, float* out) {
+}  // namespace
+
+void dequantizeRows(const Stored& w, int64_t r0, int64_t r1, float* out) {
   const int64_t c = w.cols;
 #pragma omp parallel for schedule(static) if ((r1 - r0) * c > (1 << 15))
   for (int64_t r = r0; r < r1; r++) {
@@ -111,6 +100,8 @@ void dequantize(const Stored& w, int64_t r0, int64_t r1, float* out) {
   }
 }
 
+namespace {
+
 // A shifted view of a rounded operand (its buffers stay in the original).
 RoundedOperand shifted(const RoundedOperand& r, int64_t off) {
   RoundedOperand s;
@@ -119,10 +110,10 @@ RoundedOperand shifted(const RoundedOperand& r, int64_t off) {
   return s;
 }
 
-void storedGemm(const Stored& w, const float* A, float* C, int64_t M, bool xWt, float beta) {
+void storedGemm(const Stored& w, const float* A, float* C, int64_t M, bool xWt, float beta, bool widen) {
   if (M == 0) return;
   const int64_t R = w.rows, K = w.cols;
-  const bool bf16Kind = w.kind == KBF16;
+  const bool bf16Kind = w.kind == KBF16 && !widen;
   // A rounded once for every tile: always for bf16 storage (a bf16 GEMM), else as bf16 mode says.
   RoundedOperand ar;
   if (bf16Kind) roundAlways(A, M * (xWt ? K : R), ar);
@@ -147,7 +138,7 @@ void storedGemm(const Stored& w, const float* A, float* C, int64_t M, bool xWt, 
   if ((int64_t)buf.size() < tile * K) buf.resize(tile * K);
   for (int64_t r0 = 0; r0 < R; r0 += tile) {
     const int64_t nt = std::min(tile, R - r0);
-    dequantize(w, r0, r0 + nt, buf.data());
+    dequantizeRows(w, r0, r0 + nt, buf.data());
     // bf16 storage without bf16 units: its tile is bf16-valued floats, and A is rounded: a bf16 GEMM on the float32 route.
     RoundedOperand wr;
     if (bf16Kind) wr.vals = buf.data();
@@ -163,23 +154,43 @@ void storedGemm(const Stored& w, const float* A, float* C, int64_t M, bool xWt, 
 
 }  // namespace
 
-// storedMatmul(a, c, m, xWt, beta, kind, rows, cols, data, absmax, qabsmax, table, code8, offset)
-Napi::Value StoredMatmul(const Napi::CallbackInfo& info) {
+Stored readStored(const Napi::CallbackInfo& info, size_t i) {
   Stored w;
-  w.kind = (int)I64(info[5]);
-  w.rows = I64(info[6]);
-  w.cols = I64(info[7]);
-  w.data = info[8].As<Napi::TypedArray>().ArrayBuffer().Data();
-  w.data = (const uint8_t*)w.data + info[8].As<Napi::TypedArray>().ByteOffset();
-  w.absmax = F32OrNull(info[9]);
-  w.qabsmax = U8OrNull(info[10]);
-  w.table = F32OrNull(info[11]);
-  w.code8 = F32OrNull(info[12]);
-  w.offset = (float)F64(info[13]);
-  if (w.kind < KF32 || w.kind > KINT8) throw std::runtime_error("storedMatmul: unknown storage kind " + std::to_string(w.kind));
-  if ((w.kind == KNF4 || w.kind == KFP4) && (!w.absmax || !w.table || (w.qabsmax && !w.code8))) throw std::runtime_error("storedMatmul: a 4-bit weight needs absmax and its code table");
-  if (w.kind == KINT8 && !w.absmax) throw std::runtime_error("storedMatmul: an int8 weight needs its row scales");
-  storedGemm(w, F32(info[0]), F32(info[1]), I64(info[2]), B(info[3]), (float)F64(info[4]));
+  w.kind = (int)I64(info[i]);
+  w.rows = I64(info[i + 1]);
+  w.cols = I64(info[i + 2]);
+  const Napi::TypedArray d = info[i + 3].As<Napi::TypedArray>();
+  w.data = (const uint8_t*)d.ArrayBuffer().Data() + d.ByteOffset();
+  w.absmax = F32OrNull(info[i + 4]);
+  w.qabsmax = U8OrNull(info[i + 5]);
+  w.table = F32OrNull(info[i + 6]);
+  w.code8 = F32OrNull(info[i + 7]);
+  w.offset = (float)F64(info[i + 8]);
+  if (w.kind < KF32 || w.kind > KINT8) throw std::runtime_error("stored weight: unknown storage kind " + std::to_string(w.kind));
+  if ((w.kind == KNF4 || w.kind == KFP4) && (!w.absmax || !w.table || (w.qabsmax && !w.code8))) throw std::runtime_error("stored weight: a 4-bit weight needs absmax and its code table");
+  if (w.kind == KINT8 && !w.absmax) throw std::runtime_error("stored weight: an int8 weight needs its row scales");
+  return w;
+}
+
+// storedMatmul(a, c, m, xWt, beta, kind, rows, cols, data, absmax, qabsmax, table, code8, offset, widen)
+// widen: bf16 storage multiplied as the float32 values it widens to (the lm_head; the compute
+// precision alone decides any rounding), instead of a bf16 GEMM.
+Napi::Value StoredMatmul(const Napi::CallbackInfo& info) {
+  const Stored w = readStored(info, 5);
+  const bool widen = info.Length() > 14 && info[14].IsBoolean() && B(info[14]);
+  storedGemm(w, F32(info[0]), F32(info[1]), I64(info[2]), B(info[3]), (float)F64(info[4]), widen);
+  return info.Env().Undefined();
+}
+
+// storedEmbedding(ids, out, n, kind, rows, cols, data, absmax, qabsmax, table, code8, offset):
+// out (n, cols) = W[ids[i]] as float32 values (ids checked by the op).
+Napi::Value StoredEmbedding(const Napi::CallbackInfo& info) {
+  const int32_t* ids = I32(info[0]);
+  float* out = F32(info[1]);
+  const int64_t n = I64(info[2]);
+  const Stored w = readStored(info, 3);
+#pragma omp parallel for schedule(static) if (n * w.cols > 32768)
+  for (int64_t i = 0; i < n; i++) dequantizeRows(w, ids[i], ids[i] + 1, out + i * w.cols);
   return info.Env().Undefined();
 }
 

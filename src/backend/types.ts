@@ -77,6 +77,11 @@ export interface StoredMatmulArgs {
   m: number;
   xWt: boolean;
   beta: number;
+  /**
+   * bf16 storage multiplied as the float32 values it widens to, like the other kinds (the compute
+   * precision alone decides rounding): a frozen lm_head kept in bf16 gives the float32 head's logits.
+   */
+  widen?: boolean;
 }
 
 export interface AttentionArgs {
@@ -128,8 +133,11 @@ export interface AttentionBackwardArgs extends AttentionArgs {
 export interface TokenLogprobArgs {
   /** hidden (N, C) */
   h: F;
-  /** lm_head weight (V, C) */
-  w: F;
+  /**
+   * lm_head weight (V, C): values, or a frozen stored matrix (the bf16 embedding of a LoRA run)
+   * whose rows are widened one vocabulary chunk at a time, multiplied as float32 values would be.
+   */
+  w: F | WeightStorage;
   /** (N) target ids; a negative id means "no target": logp = 0, and no gradient flows from that row. */
   targets: Idx;
   N: number;
@@ -165,7 +173,8 @@ export interface TokenLogprobArgs {
 
 export interface TokenLogprobBackwardArgs {
   h: F;
-  w: F;
+  /** As the forward's; a stored w is frozen (gw must be null). */
+  w: F | WeightStorage;
   targets: Idx;
   N: number;
   C: number;
@@ -252,6 +261,8 @@ export interface Kernels {
   embedding(weight: F, ids: Idx, out: F, n: number, c: number): void;
   /** gWeight[ids[n]] += gOut[n] (scatter-add; repeated ids accumulate). */
   embeddingBackward(gOut: F, ids: Idx, gWeight: F, n: number, c: number): void;
+  /** out (N, cols) = the float32 values of row ids[n] of a stored matrix (a frozen bf16 embedding); ids in [0, rows). */
+  storedEmbedding(w: WeightStorage, ids: Idx, out: F, n: number): void;
 
   /** y = x / sqrt(mean(x²) + eps) · w per row of x (rows, dim); rstd (rows) saved. */
   rmsnorm(x: F, w: F, out: F, rstd: F, rows: number, dim: number, eps: number): void;

@@ -10,7 +10,7 @@ import type { CausalLM } from '../models/causal-lm.js';
 import type { ArchConfig } from '../models/arch.js';
 import { HfTokenizer } from '../tokenizer/tokenizer.js';
 import { loadAdapter, readAdapterConfig } from '../lora/peft-io.js';
-import type { StorageSpec } from '../quant/load-stored.js';
+import { trainsEmbeddings, type StorageSpec } from '../quant/load-stored.js';
 
 export interface Policy {
   model: CausalLM;
@@ -35,7 +35,13 @@ export function loadPolicy(modelNameOrPath: string, adapterPath: string | null =
     if (!b) throw new DpoError(`${adapter}: adapter_config.json has no base_model_name_or_path; pass --model_name_or_path <base> --adapter_name_or_path ${adapter}`);
     base = b;
   }
-  const { model, dir } = loadCausalLM(base, { beforeBuild: beforeBuild && ((arch) => beforeBuild(arch, adapter !== null)), storage: storage?.(adapter !== null) ?? null });
+  let spec = storage?.(adapter !== null) ?? null;
+  // A continued adapter that trains the embedding or lm_head keeps them float32 (quant/load-stored.ts).
+  if (spec && adapter) {
+    const c = readAdapterConfig(adapter).config;
+    if (trainsEmbeddings(c.target_modules as string[] | string | null, c.modules_to_save as string[] | null)) spec = { ...spec, trainedEmbeddings: true };
+  }
+  const { model, dir } = loadCausalLM(base, { beforeBuild: beforeBuild && ((arch) => beforeBuild(arch, adapter !== null)), storage: spec });
   // The tokenizer saved next to an adapter wins (it is what training used).
   const tokDir = adapter && existsSync(join(adapter, 'tokenizer.json')) ? adapter : dir;
   const tokenizer = HfTokenizer.fromDir(tokDir);

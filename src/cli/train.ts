@@ -15,9 +15,10 @@ import { attnImplementationNote } from '../dpo/attn-implementation.js';
 import { resolveModelDir } from '../io/model-source.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { describeStorage, weightStorageFor } from '../quant/options.js';
-import type { StorageSpec } from '../quant/load-stored.js';
+import { trainsEmbeddings, type StorageSpec } from '../quant/load-stored.js';
 import { join } from 'node:path';
 import { iterativeTrainCommand, wantsIterative } from './train-iterative.js';
+import { FrozenEmbedding } from '../nn/frozen-embedding.js';
 
 export const TRAIN_SPECS: Spec[] = [
   spec('model_name_or_path', 'string?', null, 'model directory or Hugging Face model id (resolved offline from the HF cache)'),
@@ -61,7 +62,12 @@ export async function trainCommand(argv: string[]): Promise<void> {
   // Weights and optimizer state must fit before anything is built (activations are checked once the data is tokenized).
   const lora = (adapter: boolean) => (o.use_peft || adapter ? { r: o.lora_r as number, targetModules: (o.lora_target_modules as string[] | null) ?? null } : null);
   // The frozen base linears' storage (load_in_4bit / load_in_8bit / dtype under LoRA): quant/options.ts.
-  const storage = (adapter: boolean) => weightStorageFor(trlOther, { lora: !!o.use_peft || adapter, checkpointDtype: () => checkpointDtype(modelPath) });
+  const storage = (adapter: boolean) => {
+    const spec = weightStorageFor(trlOther, { lora: !!o.use_peft || adapter, checkpointDtype: () => checkpointDtype(modelPath) });
+    // A new adapter that trains the embedding or lm_head keeps them float32 (a continued one: loadPolicy reads its config).
+    const peft = spec && o.use_peft ? loraConfigFromOptions(o) : null;
+    return spec && peft && trainsEmbeddings(peft.targetModules, peft.modulesToSave) ? { ...spec, trainedEmbeddings: true } : spec;
+  };
   let storageSpec: StorageSpec | null = null;
   const policy = loadPolicy(modelPath, (o.adapter_name_or_path as string | null) ?? null, (arch, adapter) => assertRunFits(estimateTraining(arch, args, { lora: lora(adapter), seqLen: 0, storage: storage(adapter) })), (adapter) => (storageSpec = storage(adapter)));
   // As TRL's script: the datasets mixture or dataset_name; the test split(s) read only when evaluation is on.
@@ -78,7 +84,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
   log(`data ${data.label}: ${train.length} training pairs${evalCount}`);
   log(describeCompute());
   if (args.bf16) log(describeBf16());
-  log(describeStorage(storageSpec));
+  const frozenEmbedding = policy.model.namedModules().find(([, m]) => m instanceof FrozenEmbedding)?.[1] as FrozenEmbedding | undefined;
+  log(describeStorage(storageSpec, frozenEmbedding?._w.kind ?? null));
   log(`precision: ${args.bf16 ? 'bf16 compute, f32 master weights' : 'float32'}; gradient_checkpointing ${args.gradientCheckpointing ? 'on' : 'off'}; logging_steps ${args.loggingSteps}`);
   // Attention soft-cap (Gemma 2): sdpa in transformers drops it, dpo applies it (dpo/attn-implementation.ts); that note replaces the generic one.
   const capNote = attnImplementationNote(policy.model.arch.attnSoftcap, (trlOther.attn_implementation as string | null | undefined) ?? null);

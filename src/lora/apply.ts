@@ -190,6 +190,7 @@ export function makeTrainableCopy(model: Module, name: string): void {
   const [parent, key] = parentOf(model, name);
   const m = parent[key] as Module & { _mts?: TrainableCopy };
   if (!(m instanceof Module)) throw new DpoError(`modules_to_save "${name}" is not a module`);
+  if ('_w' in m) throw new DpoError(`modules_to_save "${name}": its weight was loaded frozen in ${(m._w as { kind: string }).kind} storage; name it in modules_to_save before loading (dpo train does) so it loads as float32`);
   const copy: TrainableCopy = { original: new Map(), trained: new Map() };
   for (const [k, v] of Object.entries(m)) {
     if (!(v instanceof Tensor)) continue;

@@ -3,7 +3,8 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { Module } from '../nn/module.js';
 import type { ArchConfig } from './arch.js';
 import type { KVCache } from '../generate/kv-cache.js';
-import { linear, softcap } from '../ops/index.js';
+import { linear, linearStored, softcap } from '../ops/index.js';
+import { isStorage, type WeightStorage } from '../quant/storage.js';
 
 /** One batch of token sequences, row-major (B, T). */
 export interface LmInputs {
@@ -33,8 +34,8 @@ export interface CausalLM extends Module {
   gradientCheckpointing?: boolean;
   /** Final hidden states after the last norm, (B·T, C). */
   hidden(inp: LmInputs): Tensor;
-  /** The output projection (V, C): lm_head.weight, or the tied input embedding. */
-  lmHeadWeight(): Tensor;
+  /** The output projection (V, C): lm_head.weight, or the tied input embedding; a frozen one may be a stored matrix (bf16 bits). */
+  lmHeadWeight(): Tensor | WeightStorage;
   /**
    * Gemma 2's final_logit_softcapping: logits → cap·tanh(logits / cap) (the fused log-prob op's
    * `softcap`; logits() applies it with ops.softcap). 0 / absent = none.
@@ -59,6 +60,8 @@ export function defaultPositions(B: number, T: number): Int32Array {
 
 /** Logits (N, V) from final hidden states (N, C): h·lm_headᵀ, soft-capped when the model caps them (Gemma 2). */
 export function lmLogits(model: Pick<CausalLM, 'lmHeadWeight' | 'finalLogitSoftcap'>, h: Tensor): Tensor {
-  const l = linear(h, model.lmHeadWeight());
+  const w = model.lmHeadWeight();
+  // A stored (frozen) head multiplies as its float32 values, a tile of rows at a time.
+  const l = isStorage(w) ? linearStored(h, w, null, { widen: true }) : linear(h, w);
   return model.finalLogitSoftcap ? softcap(l, model.finalLogitSoftcap) : l;
 }

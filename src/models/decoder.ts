@@ -16,6 +16,7 @@ import { RotaryState } from './rope-init.js';
 import { appendAndAttend, type KVCache } from '../generate/kv-cache.js';
 import { defaultPositions, lmLogits, type CausalLM, type LmInputs } from './causal-lm.js';
 import { runLayer } from './run-layer.js';
+import type { WeightStorage } from '../quant/storage.js';
 import { dim, linearWeights, type Dim, type ExpectedWeight, type WeightTable } from './weight-shapes.js';
 
 /** Where a layer's norms sit, by their HF names: before / after each branch. */
@@ -232,8 +233,8 @@ export class DecoderForCausalLM extends Module implements CausalLM {
     return reshape(h, [B * T, a.hiddenSize]);
   }
 
-  lmHeadWeight(): Tensor {
-    return this.lm_head ? headWeight(this.lm_head) : this.model.embed_tokens.weight;
+  lmHeadWeight(): Tensor | WeightStorage {
+    return this.lm_head ? headWeight(this.lm_head) : this.model.embed_tokens.matrix();
   }
 
   get finalLogitSoftcap(): number {

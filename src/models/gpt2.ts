@@ -2,7 +2,7 @@
  * GPT-2 (transformers' modeling_gpt2.py). HF stores Conv1D weights as (in, out); `sanitize`
  * transposes them to our Linear layout (out, in) on load and `export` transposes back on save.
  */
-import { add, attention, dropout, geluTanh, linear, reshape, slice, type AttentionOptions } from '../ops/index.js';
+import { add, attention, dropout, geluTanh, reshape, slice, type AttentionOptions } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/rng.js';
 import { Module } from '../nn/module.js';
@@ -14,7 +14,8 @@ import { DpoError } from '../errors.js';
 import { MAX_DIM, type ConfigReader } from './config-reader.js';
 import type { ModelRegistration, RawTensor } from './registration.js';
 import { appendAndAttend, type KVCache } from '../generate/kv-cache.js';
-import { defaultPositions, type CausalLM, type LmInputs } from './causal-lm.js';
+import { defaultPositions, lmLogits, type CausalLM, type LmInputs } from './causal-lm.js';
+import type { WeightStorage } from '../quant/storage.js';
 import { runLayer } from './run-layer.js';
 import { dim, linearWeights, type ExpectedWeight, type WeightTable } from './weight-shapes.js';
 
@@ -120,12 +121,12 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
     return reshape(h, [B * T, a.hiddenSize]);
   }
 
-  lmHeadWeight(): Tensor {
-    return this.lm_head ? headWeight(this.lm_head) : this.transformer.wte.weight;
+  lmHeadWeight(): Tensor | WeightStorage {
+    return this.lm_head ? headWeight(this.lm_head) : this.transformer.wte.matrix();
   }
 
   logits(inp: LmInputs): Tensor {
-    return reshape(linear(this.hidden(inp), this.lmHeadWeight()), [inp.B, inp.T, this.arch.vocabSize]);
+    return reshape(lmLogits(this, this.hidden(inp)), [inp.B, inp.T, this.arch.vocabSize]);
   }
 }
 

@@ -1,8 +1,9 @@
 /**
  * What a training run will need, estimated from the architecture before anything is built, and a
  * one-line stop with what to try when it cannot fit in the memory this process may use. The
- * figures are deliberately rough and on the low side (calibrated on bench/workload.ts's workload A:
- * estimate 5.0 GB, measured peak RSS 5.1 GB), so a refusal means the run would surely not fit.
+ * figures aim at the measured peak RSS (within 15% on the calibration runs below: weights by
+ * storage, trainable state, the runtime, working buffers and activations of the longest batch, with
+ * or without gradient checkpointing); a refusal compares the whole estimate with the memory available.
  *
  * @example
  * assertRunFits(estimateRunMemory({ arch, lora: null, bf16: false, gradientCheckpointing: false, refCopy: true, rows: 16, seqLen: 1024 }));
@@ -15,7 +16,8 @@ import type { ArchConfig } from './arch.js';
 import { architectureFor, defaultLoraTargets } from './registry.js';
 import type { ExpectedWeight } from './weight-shapes.js';
 import { bytesPerWeight } from '../quant/storage.js';
-import type { StorageSpec } from '../quant/load-stored.js';
+import { DEFAULT_VOCAB_CHUNK } from '../ops/logprob.js';
+import { embeddingStorageKind, type StorageSpec } from '../quant/load-stored.js';
 
 export interface RunShape {
   arch: ArchConfig;
@@ -44,6 +46,37 @@ export interface MemoryEstimate {
 
 const numel = (e: ExpectedWeight) => e.shape.reduce((a, d) => a * d.size, 1);
 
+/*
+ * Calibration (peak RSS = getrusage's maxrss, as `dpo train` reports it; bench/quant-scaling.ts
+ * --sizes 0.5b --steps 2 --grad_accum 1, its data: prompts ~200 and completions ~300 tokens, the
+ * longest pair 527 tokens, max_length 1024, batch 1, LoRA r=16 all-linear, bf16 compute; the
+ * random bf16 Qwen2.5-0.5B-shaped checkpoint; measured to 0.1 GB, as dpo train prints it):
+ *
+ *   storage  grad ckpt  measured  estimated
+ *   float32  on         2.90      2.95
+ *   bf16     on         2.00      1.98
+ *   int8     on         1.60      1.62
+ *   nf4      on         1.50      1.44
+ *   nf4      off        10.80     10.80
+ *   int8     off        > 8.5     10.97   (killed by the OOM killer in step 2 at 8.5 GB)
+ *   bf16     off        11.40     11.32
+ *   3B shape, 1 step, max_length 128 (2 × 128 tokens), checkpointing on: nf4 2.90 / 3.07, bf16 7.10 / 7.18
+ *   workload A (bench/workload.ts, full fine-tuning, float32, no checkpointing): 5.1 measured, 5.1 estimated
+ *
+ * The LoRA branches keep more than their outputs (LORA_ACT_FACTOR, fitted to nf4 without
+ * checkpointing) and a checkpointed layer's backward holds its recomputed graph and its gradients
+ * (GC_LAYER_FACTOR, fitted to the four runs with checkpointing); RUNTIME_BYTES from a bare process
+ * with the native core and tokenizer loaded (~60 MB) and what loading leaves behind.
+ */
+/** Node/V8, the native core (oneDNN, OpenMP), the tokenizer and the tokenized data once loaded. */
+export const RUNTIME_BYTES = 80e6;
+/** Activations of a LoRA branch per token, in units of (in + r + 3·out) floats: its dropout output, x·Aᵀ, B's output, the scaling and the sum. */
+export const LORA_ACT_FACTOR = 1.78;
+/** Under gradient checkpointing, the recomputed layer's graph and the gradients its backward makes, in units of one layer's activations. */
+export const GC_LAYER_FACTOR = 1.54;
+/** The stored GEMM's dequantization tile (native/src/stored-gemm.cc: 4M float32 values). */
+const TILE_BYTES = 4 * (1 << 22);
+
 /** Bytes the run needs: weights, gradients and AdamW state of what trains, reference copy, activations. */
 export function estimateRunMemory(s: RunShape): MemoryEstimate {
   const a = s.arch;
@@ -54,6 +87,8 @@ export function estimateRunMemory(s: RunShape): MemoryEstimate {
   const layerParams = layer.reduce((n, e) => n + numel(e), 0) * a.numLayers;
   const params = globalParams + layerParams;
   let trainable = params;
+  // Per token and layer, floats of the LoRA branches' activations: dropout output (in), x·Aᵀ (r), and the B output, its scaling and the sum with the base output (3·out).
+  let loraActs = 0;
   if (s.lora) {
     const targets = s.lora.targetModules ?? [...(defaultLoraTargets(a.modelType) ?? [])];
     const all = typeof targets === 'string' && targets.toLowerCase() === 'all-linear';
@@ -61,16 +96,20 @@ export function estimateRunMemory(s: RunShape): MemoryEstimate {
     for (const e of layer) {
       if (e.shape.length !== 2 || !e.name.endsWith('.weight')) continue;
       const module = e.name.slice(0, -'.weight'.length);
-      if (all || safeMatches(targets, module)) perLayer += s.lora.r * (e.shape[0].size + e.shape[1].size);
+      if (all || safeMatches(targets, module)) {
+        perLayer += s.lora.r * (e.shape[0].size + e.shape[1].size);
+        loraActs += e.shape[1].size + s.lora.r + 3 * e.shape[0].size;
+      }
     }
     trainable = perLayer * a.numLayers;
   }
-  // Per token and layer, what backward keeps (float32): norm inputs/outputs, q/k/v, attention out, the MLP's gate/up/product.
+  // Per token and layer, what backward keeps (float32): norm inputs/outputs, q/k/v, attention out, the MLP's gate/up/product; plus the LoRA branches.
   const C = a.hiddenSize;
   const qkv = (a.numHeads + 2 * a.numKvHeads) * a.headDim;
-  const perTokenLayer = 4 * (a.family === 'gpt2' ? 7 * C + 2 * a.intermediateSize : 3 * C + qkv + 2 * a.intermediateSize);
+  const perTokenLayer = 4 * (a.family === 'gpt2' ? 7 * C + 2 * a.intermediateSize : 3 * C + qkv + 2 * a.intermediateSize) + 4 * LORA_ACT_FACTOR * loraActs;
   const tokens = s.rows * s.seqLen;
-  const withGc = tokens * (4 * C * a.numLayers + perTokenLayer), withoutGc = tokens * perTokenLayer * a.numLayers;
+  // Gradient checkpointing keeps each layer's input; backward then holds one recomputed layer and its gradients (GC_LAYER_FACTOR of its graph).
+  const withGc = tokens * (4 * C * a.numLayers + GC_LAYER_FACTOR * perTokenLayer), withoutGc = tokens * perTokenLayer * a.numLayers;
   const activations = s.gradientCheckpointing ? withGc : withoutGc;
   // Stored base linears (LoRA only): every 2-D decoder weight at its storage's bytes per weight.
   let storedSaving = 0;
@@ -79,17 +118,30 @@ export function estimateRunMemory(s: RunShape): MemoryEstimate {
       if (e.shape.length !== 2 || !e.name.endsWith('.weight')) continue;
       storedSaving += numel(e) * (4 - bytesPerWeight(s.storage.kind, e.shape[1].size, s.storage.nested)) * a.numLayers;
     }
+    // The frozen embedding and lm_head in half precision (quant/load-stored.ts), as config.json's dtype says the file holds them.
+    if (embeddingStorageKind(s.storage, checkpointHalf(a))) {
+      for (const e of table.global) if (e.shape.length === 2 && /embed_tokens|wte|lm_head/.test(e.name)) storedSaving += 2 * numel(e);
+    }
   }
   // The reference copy under bf16 keeps its decoder linears as bf16 bits.
   const ref = !s.refCopy ? 0 : s.bf16 ? 4 * globalParams + 2 * layerParams : 4 * params;
+  // Working buffers: the fused log-prob's logits chunk (forward and backward) and expected embedding, a dequantization tile.
+  const buffers = tokens * (2 * 4 * Math.min(DEFAULT_VOCAB_CHUNK, a.vocabSize) + 4 * C) + (s.lora && s.storage && s.storage.kind !== 'f32' ? TILE_BYTES : 0);
   const parts: [string, number][] = [
     [s.lora && s.storage && s.storage.kind !== 'f32' ? `weights (base linears ${s.storage.kind})` : 'weights', 4 * params - storedSaving + (s.lora ? 4 * trainable : 0)],
     ['gradients', 4 * trainable],
     ['AdamW state', 8 * trainable],
     ['reference copy', ref],
+    ['runtime and working buffers', RUNTIME_BYTES + buffers],
     [`activations for ${s.rows} rows × ${s.seqLen} tokens`, activations],
   ];
   return { bytes: parts.reduce((n, [, b]) => n + b, 0), parts, shape: s, activationsOther: s.gradientCheckpointing ? withoutGc : withGc };
+}
+
+/** The tensor dtype config.json says the checkpoint holds, as a safetensors dtype name. */
+function checkpointHalf(a: ArchConfig): string {
+  const d = a.raw.dtype ?? a.raw.torch_dtype;
+  return d === 'bfloat16' ? 'BF16' : d === 'float16' ? 'F16' : 'F32';
 }
 
 /** The trainer's options that size a run (DPOConfig's fields). */

@@ -1,6 +1,7 @@
 /** Token (or position) embedding table (V, C); lookup by Int32Array ids. */
 import { embedding } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
+import type { WeightStorage } from '../quant/storage.js';
 import { Module } from './module.js';
 
 export class Embedding extends Module {
@@ -12,5 +13,9 @@ export class Embedding extends Module {
   /** ids of shape idsShape → (...idsShape, dim) */
   forward(ids: Int32Array, idsShape: number[]): Tensor {
     return embedding(this.weight, ids, idsShape);
+  }
+  /** The (num, dim) table as the ops read it (a tied lm_head): the tensor, or a FrozenEmbedding's storage. */
+  matrix(): Tensor | WeightStorage {
+    return this.weight;
   }
 }

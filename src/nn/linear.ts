@@ -1,6 +1,7 @@
 /** Linear layer with HF's layout: weight (out, in), optional bias (out); y = x·Wᵀ + b. */
 import { linear } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
+import type { WeightStorage } from '../quant/storage.js';
 import { Module } from './module.js';
 
 /** Anything that maps (..., in) → (..., out): a Linear, or a LoRA-wrapped one. */
@@ -24,7 +25,13 @@ export class Linear extends Module implements LinearLike {
   }
 }
 
-/** The (out, in) weight a linear layer applies: its own, or a LoRA layer's W + s·B·A (the fused log-prob op reads lm_head this way). */
-export function headWeight(m: Linear | (LinearLike & { effectiveWeight(): Tensor })): Tensor {
-  return 'effectiveWeight' in m ? m.effectiveWeight() : m.weight;
+/**
+ * The (out, in) weight a linear layer applies: its own, a LoRA layer's W + s·B·A, or a frozen
+ * layer's storage (a FrozenLinear's `_w`, read without a float32 copy); the fused log-prob op
+ * reads lm_head this way.
+ */
+export function headWeight(m: Linear | (LinearLike & { effectiveWeight(): Tensor })): Tensor | WeightStorage {
+  if ('effectiveWeight' in m) return m.effectiveWeight();
+  const stored = (m as { _w?: WeightStorage })._w;
+  return stored ?? m.weight;
 }

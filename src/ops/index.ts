@@ -5,7 +5,7 @@ export { add, sub, mul, div, scale, neg, addScalar, clamp, exp, log, sqrt, squar
 export { sum, mean } from './reduce.js';
 export { reshape, transpose, permute, slice, concat, indexSelect } from './shape.js';
 export { softmax, logSoftmax } from './softmax.js';
-export { embedding } from './embedding.js';
+export { embedding, embeddingStored } from './embedding.js';
 export { rmsNorm, layerNorm } from './norm.js';
 export { rope, ropeTablesFrom, invFreq, type Llama3Scaling } from './rope.js';
 export { attention, type AttentionOptions } from './attention.js';

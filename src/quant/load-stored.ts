@@ -12,7 +12,9 @@ import type { CheckpointWeights } from '../io/checkpoint-files.js';
 import type { ArchConfig } from '../models/arch.js';
 import type { CausalLM } from '../models/causal-lm.js';
 import { architectureFor, loadWeightsInto, type TensorLoader } from '../models/registry.js';
+import { FrozenEmbedding } from '../nn/frozen-embedding.js';
 import { FrozenLinear } from '../nn/frozen-linear.js';
+import { Embedding } from '../nn/embedding.js';
 import { Linear } from '../nn/linear.js';
 import type { Module } from '../nn/module.js';
 import { plainStorage, quantizeWeight, type StorageKind, type WeightStorage } from './storage.js';
@@ -21,6 +23,34 @@ import { plainStorage, quantizeWeight, type StorageKind, type WeightStorage } fr
 export interface StorageSpec {
   kind: StorageKind;
   nested?: boolean;
+  /** The adapter trains the embedding or lm_head (target_modules / modules_to_save): both stay float32. */
+  trainedEmbeddings?: boolean;
+}
+
+/** Whether LoRA options train the token embedding or lm_head (PEFT target_modules / modules_to_save naming them). */
+export function trainsEmbeddings(targetModules: string[] | string | null | undefined, modulesToSave: string[] | null | undefined): boolean {
+  const names = [...(typeof targetModules === 'string' ? [targetModules] : targetModules ?? []), ...(modulesToSave ?? [])];
+  return names.some((n) => n.toLowerCase() !== 'all-linear' && /embed|wte|lm_head/.test(n));
+}
+
+/** The half storage the frozen embedding / lm_head keep under `spec` for a tensor stored as `fileDtype`; null = float32. */
+export function embeddingStorageKind(spec: StorageSpec, fileDtype: string): 'bf16' | 'f16' | null {
+  if (spec.trainedEmbeddings) return null;
+  if (spec.kind === 'bf16' || spec.kind === 'f16') return spec.kind;
+  if (spec.kind === 'f32') return null;
+  return fileDtype === 'BF16' ? 'bf16' : fileDtype === 'F16' ? 'f16' : null;
+}
+
+/** The token embedding (embed_tokens / wte) and an untied lm_head: module name + '.weight' → parent, key and module. */
+function embeddingTargets(model: Module): Map<string, { parent: Record<string, unknown>; key: string; module: Embedding | Linear }> {
+  const out = new Map<string, { parent: Record<string, unknown>; key: string; module: Embedding | Linear }>();
+  for (const [name, m] of model.namedModules()) {
+    for (const [key, child] of Object.entries(m)) {
+      const hit = (child instanceof Embedding && (key === 'embed_tokens' || key === 'wte')) || (child instanceof Linear && key === 'lm_head');
+      if (hit) out.set(`${name ? `${name}.` : ''}${key}.weight`, { parent: m as unknown as Record<string, unknown>, key, module: child as Embedding | Linear });
+    }
+  }
+  return out;
 }
 
 /** The linear layers a stored load replaces: module name + '.weight' → parent, key and layer. */
@@ -41,34 +71,28 @@ export function buildStoredModel(arch: ArchConfig, w: CheckpointWeights, where: 
   // Linear weights are allocated lazily by the OS (zero pages): those replaced here are never touched.
   const model = A.build(arch);
   const targets = storedLinearTargets(model);
+  const embeds = embeddingTargets(model);
   const rest: [string, TensorLoader][] = [];
-  const half = spec.kind === 'bf16' ? 'BF16' : spec.kind === 'f16' ? 'F16' : null;
   // Reused read buffers: quantizeWeight keeps no reference to its input (but for f32, not stored here).
-  const bits = reusable((n) => new Uint16Array(n)), vals = reusable((n) => new Float32Array(n));
+  const bufs: ReadBuffers = { bits: reusable((n) => new Uint16Array(n)), vals: reusable((n) => new Float32Array(n)) };
   for (const [rawName, info, load] of w.entries) {
     const name = rawName.includes('rotary_emb.inv_freq') ? null : A.rename(rawName, arch);
+    const e = name ? embeds.get(name) : undefined;
+    const eKind = e ? embeddingStorageKind(spec, info.dtype) : null;
+    if (e && eKind) {
+      const m = e.module;
+      const expected = m instanceof Embedding ? [m.num, m.dim] : [m.outFeatures, m.inFeatures];
+      const ws = storedMatrix(A, arch, w, rawName, name!, info, load, expected, eKind, {}, where, FRESH);
+      e.parent[e.key] = m instanceof Embedding ? new FrozenEmbedding(ws) : new FrozenLinear(ws, m.bias);
+      continue;
+    }
     const t = name ? targets.get(name) : undefined;
     if (!name || !t) {
       rest.push([rawName, (into) => ({ shape: info.shape, data: load(into) })]);
       continue;
     }
     const { layer } = t;
-    const shape = A.storedShape(name, info.shape);
-    const expected = [layer.outFeatures, layer.inFeatures];
-    let storage: WeightStorage;
-    const ourLayout = shape.every((d, i) => d === info.shape[i]) && info.shape.length === 2 && shape[0] === expected[0] && shape[1] === expected[1];
-    if (half && info.dtype === half && ourLayout) {
-      storage = plainStorage(spec.kind as 'bf16' | 'f16', w.viewRaw16(rawName), expected[0], expected[1]);
-    } else if (info.dtype === 'BF16' && ourLayout && spec.kind !== 'f32') {
-      // Quantized (or rounded) from the bf16 bits, read into a buffer reused from layer to layer.
-      storage = quantizeWeight(w.readRawBf16(rawName, bits(expected[0] * expected[1])), expected[0], expected[1], spec.kind, { nested: spec.nested });
-    } else {
-      const s = A.sanitize(rawName, { shape: info.shape, data: load(spec.kind !== 'f32' ? vals(expected[0] * expected[1]) : undefined) }, arch)!;
-      if (s[1].shape.length !== 2 || s[1].shape[0] !== expected[0] || s[1].shape[1] !== expected[1]) {
-        throw new DpoError(`${where}: weight "${rawName}" has shape ${fmtShape(info.shape)} but ${arch.modelType} with this config.json expects ${fmtShape(expected)}`);
-      }
-      storage = quantizeWeight(s[1].data, expected[0], expected[1], spec.kind, { nested: spec.nested });
-    }
+    const storage = storedMatrix(A, arch, w, rawName, name, info, load, [layer.outFeatures, layer.inFeatures], spec.kind, { nested: spec.nested }, where, bufs);
     t.parent[t.key] = new FrozenLinear(storage, layer.bias);
     targets.delete(name);
   }
@@ -87,4 +111,28 @@ function reusable<T extends Float32Array | Uint16Array>(make: (n: number) => T):
     if (!buf || buf.length < n) buf = make(n);
     return buf.subarray(0, n) as T;
   };
+}
+
+interface ReadBuffers { bits: (n: number) => Uint16Array; vals: (n: number) => Float32Array }
+/** For the one large embedding matrix: a buffer not kept for the layers after it. */
+const FRESH: ReadBuffers = { bits: (n) => new Uint16Array(n), vals: (n) => new Float32Array(n) };
+
+/**
+ * One checkpoint matrix in `kind`: a view of the mapped file when it is stored as that half type in
+ * its final layout; quantized (or rounded) straight from a bf16 file's bits; else read as float32,
+ * sanitized and rounded or quantized.
+ */
+function storedMatrix(A: ReturnType<typeof architectureFor>, arch: ArchConfig, w: CheckpointWeights, rawName: string, name: string, info: { dtype: string; shape: number[] },
+  load: (into?: Float32Array) => Float32Array, expected: number[], kind: StorageKind, opts: { nested?: boolean }, where: string, bufs: ReadBuffers): WeightStorage {
+  const half = kind === 'bf16' ? 'BF16' : kind === 'f16' ? 'F16' : null;
+  const shape = A.storedShape(name, info.shape);
+  const n = expected[0] * expected[1];
+  const ourLayout = shape.every((d, i) => d === info.shape[i]) && info.shape.length === 2 && shape[0] === expected[0] && shape[1] === expected[1];
+  if (half && info.dtype === half && ourLayout) return plainStorage(kind as 'bf16' | 'f16', w.viewRaw16(rawName), expected[0], expected[1]);
+  if (info.dtype === 'BF16' && ourLayout && kind !== 'f32') return quantizeWeight(w.readRawBf16(rawName, bufs.bits(n)), expected[0], expected[1], kind, opts);
+  const s = A.sanitize(rawName, { shape: info.shape, data: load(kind !== 'f32' ? bufs.vals(n) : undefined) }, arch)!;
+  if (s[1].shape.length !== 2 || s[1].shape[0] !== expected[0] || s[1].shape[1] !== expected[1]) {
+    throw new DpoError(`${where}: weight "${rawName}" has shape ${fmtShape(info.shape)} but ${arch.modelType} with this config.json expects ${fmtShape(expected)}`);
+  }
+  return quantizeWeight(s[1].data, expected[0], expected[1], kind, opts);
 }

@@ -30,9 +30,9 @@ export function weightStorageFor(given: Record<string, unknown>, o: { lora: bool
   return null;
 }
 
-/** One line for the run's header: how the base linears are stored. */
-export function describeStorage(s: StorageSpec | null): string {
+/** One line for the run's header: how the base linears are stored, and the frozen embedding / lm_head's half type if kept so. */
+export function describeStorage(s: StorageSpec | null, embeddings: string | null = null): string {
   if (!s) return 'base weights float32';
   const what = { f32: 'float32', bf16: 'bf16 (memory-mapped, no copy)', f16: 'f16 (memory-mapped, no copy)', nf4: 'NF4', fp4: 'FP4', int8: 'int8 (LLM.int8 rows)' }[s.kind];
-  return `base linear weights ${what}${s.nested ? ' with nested absmax' : ''}, dequantized per tile in the GEMMs; LoRA, gradients and AdamW state float32`;
+  return `base linear weights ${what}${s.nested ? ' with nested absmax' : ''}, dequantized per tile in the GEMMs${embeddings ? `; embedding and lm_head ${embeddings} (frozen)` : ''}; LoRA, gradients and AdamW state float32`;
 }

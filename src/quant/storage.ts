@@ -47,6 +47,11 @@ export interface WeightStorage {
   offset: number;
 }
 
+/** Whether `x` is a stored matrix (not a typed array or tensor). */
+export function isStorage(x: unknown): x is WeightStorage {
+  return typeof x === 'object' && x !== null && 'kind' in x && 'rows' in x && 'cols' in x && 'absmax' in x;
+}
+
 /** Options of quantizeWeight. */
 export interface QuantizeOptions {
   /** nf4/fp4: nested quantization of the absmax (use_bnb_nested_quant). */

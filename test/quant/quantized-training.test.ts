@@ -2,7 +2,8 @@
  * Training on a stored base (quant/load-stored.ts) under LoRA:
  * - a 4-bit (NF4 nested, FP4) and an 8-bit base give the same run (≤1e-5) as a float32 base made of
  *   their dequantized weights: the per-tile path adds no error of its own;
- * - bf16 storage (dtype bfloat16) stays within 2e-2 of TRL's float32 run;
+ * - bf16 storage (dtype bfloat16: the linears, the frozen embedding and lm_head) stays within 2e-2
+ *   of TRL's float32 run;
  * - a bf16 checkpoint's linears are views of the memory-mapped file (no copy), also when sharded;
  * - the memory estimate counts the stored bytes; the CLI flags and their one-line errors.
  */
@@ -15,8 +16,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { replayTrlRun } from '../helpers/trl-run.js';
 import { storedLinearTargets, type StorageSpec } from '../../src/quant/load-stored.js';
-import { quantizeWeight, toFloat32 } from '../../src/quant/storage.js';
+import { isStorage, quantizeWeight, toFloat32 } from '../../src/quant/storage.js';
 import { FrozenLinear } from '../../src/nn/frozen-linear.js';
+import { FrozenEmbedding } from '../../src/nn/frozen-embedding.js';
 import { loadCausalLM } from '../../src/models/load.js';
 import { nativeAvailable } from '../../src/backend/index.js';
 import { estimateRunMemory } from '../../src/models/memory-estimate.js';
@@ -59,6 +61,9 @@ for (const name of ['llama-lora-continued', 'qwen2-lora-continued-conv']) {
   test(`bf16 storage of the LoRA base (dtype bfloat16 = bf16 compute) stays within 2e-2 of TRL's f32 run: ${name}`, async () => {
     const { run, ours, model } = await replayTrlRun(name, { bf16: true }, { storage: { kind: 'bf16' } });
     assert.ok(model.namedModules().some(([, m]) => m instanceof FrozenLinear && m._w.kind === 'bf16'), 'no bf16 linear');
+    // The frozen embedding (and the head it ties to, or the untied lm_head) is bf16 too.
+    assert.ok(model.namedModules().some(([n, m]) => m instanceof FrozenEmbedding && m._w.kind === 'bf16' && n.endsWith('embed_tokens')), 'no bf16 embedding');
+    assert.ok(isStorage(model.lmHeadWeight()), 'the lm_head is not stored');
     const worst: string[] = [];
     run.log_history.forEach((ref, i) => {
       for (const [k, v] of Object.entries(ref)) {
@@ -121,7 +126,8 @@ test('memory estimate: stored base linears at their bytes per weight (bf16 half,
   const base = { arch: big, lora: { r: 16, targetModules: 'all-linear' }, bf16: false, gradientCheckpointing: true, refCopy: false, rows: 2, seqLen: 8 };
   const w = (storage: StorageSpec | null) => estimateRunMemory({ ...base, storage }).parts[0][1];
   const linear = 8 * (1024 * (1024 + 256 + 256 + 1024) + 3 * 1024 * 4096);
-  assert.ok(Math.abs(w(null) - w({ kind: 'bf16' }) - 2 * linear) < 1, 'bf16 saves 2 bytes per weight');
+  // bf16 also keeps the frozen embedding and the untied lm_head (1000 × 1024 each) in bf16.
+  assert.ok(Math.abs(w(null) - w({ kind: 'bf16' }) - 2 * (linear + 2 * 1000 * 1024)) < 1, 'bf16 saves 2 bytes per weight');
   assert.ok(Math.abs(w(null) - w({ kind: 'nf4', nested: true }) - (4 - 0.5 - 1 / 64 - 4 / 64 / 256) * linear) < 1, 'nf4 nested');
 });
 

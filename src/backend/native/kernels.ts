@@ -4,10 +4,10 @@
  * run the reference implementation on the same arrays.
  */
 import { DpoError } from '../../errors.js';
-import type { Backend, BackendInfo, BinaryOp, KernelTable } from '../types.js';
+import type { Backend, BackendInfo, BinaryOp, F, KernelTable } from '../types.js';
 import { refKernels } from '../ref/index.js';
 import { DYNAMIC8, FP4, NF4 } from '../../quant/codes.js';
-import type { StorageKind } from '../../quant/storage.js';
+import { isStorage, type StorageKind, type WeightStorage } from '../../quant/storage.js';
 
 type Fn = (...args: unknown[]) => unknown;
 export type NativeAddon = Record<string, Fn>;
@@ -38,15 +38,21 @@ function guarded(addon: NativeAddon): NativeAddon {
 /** Storage kinds as native/src/stored-gemm.cc numbers them. */
 const STORAGE_CODE: Record<StorageKind, number> = { f32: 0, bf16: 1, f16: 2, nf4: 3, fp4: 4, int8: 5 };
 
+/** A stored matrix as the addon's 9 positional arguments (native/src/stored.h readStored). */
+function storedArgs(w: WeightStorage): unknown[] {
+  return [STORAGE_CODE[w.kind], w.rows, w.cols, w.data, w.absmax, w.qabsmax, w.kind === 'nf4' ? NF4 : w.kind === 'fp4' ? FP4 : null, w.qabsmax ? DYNAMIC8 : null, w.offset];
+}
+
+/** A lm_head argument: the Float32Array, or null followed (at the kernel's tail) by the stored matrix's arguments. */
+const head = (w: F | WeightStorage): [F | null, unknown[]] => (isStorage(w) ? [null, storedArgs(w)] : [w, []]);
+
 const BIN: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3 };
 
 export function makeNativeBackend(addon: NativeAddon): Backend {
   const n = guarded(addon);
   const k: KernelTable = {
     matmul: (p) => void n.matmul(p.a, p.b, p.c, p.batch, p.m, p.n, p.k, p.transA, p.transB, p.strideA, p.strideB, p.strideC, p.alpha, p.beta),
-    storedMatmul: ({ a, w, c, m, xWt, beta }) =>
-      void n.storedMatmul(a, c, m, xWt, beta, STORAGE_CODE[w.kind], w.rows, w.cols, w.data, w.absmax, w.qabsmax,
-        w.kind === 'nf4' ? NF4 : w.kind === 'fp4' ? FP4 : null, w.qabsmax ? DYNAMIC8 : null, w.offset),
+    storedMatmul: ({ a, w, c, m, xWt, beta, widen }) => void n.storedMatmul(a, c, m, xWt, beta, ...storedArgs(w), !!widen),
     binary: (op, a, b, out, shape, as, bs) => void n.binary(BIN[op], a, b, out, shape, as, bs),
     unary: (op, x, out, cnt, alpha) => void n.unary(op, x, out, cnt, alpha),
     unaryBackward: (op, x, y, gy, gx, cnt, alpha) => void n.unaryBackward(op, x, y, gy, gx, cnt, alpha),
@@ -59,6 +65,7 @@ export function makeNativeBackend(addon: NativeAddon): Backend {
     softmaxBackward: (y, gy, gx, rows, cols, log) => void n.softmaxBackward(y, gy, gx, rows, cols, log),
     embedding: (w, ids, out, cnt, c) => void n.embedding(w, ids, out, cnt, c),
     embeddingBackward: (g, ids, gw, cnt, c) => void n.embeddingBackward(g, ids, gw, cnt, c),
+    storedEmbedding: (w, ids, out, cnt) => void n.storedEmbedding(ids, out, cnt, ...storedArgs(w)),
     rmsnorm: (x, w, out, rstd, rows, dim, eps) => void n.rmsnorm(x, w, out, rstd, rows, dim, eps),
     rmsnormBackward: (x, w, rstd, gy, gx, gw, rows, dim) => void n.rmsnormBackward(x, w, rstd, gy, gx, gw, rows, dim),
     layernorm: (x, w, b, out, mean, rstd, rows, dim, eps) => void n.layernorm(x, w, b, out, mean, rstd, rows, dim, eps),
@@ -67,8 +74,14 @@ export function makeNativeBackend(addon: NativeAddon): Backend {
     attention: (p) => void n.attention(p.q, p.k, p.v, p.out, p.lse, p.B, p.T, p.Hq, p.Hkv, p.D, p.scale, p.causal, p.keyMask, p.segIds, p.window, p.segParents ?? null, p.softcap ?? 0),
     attentionBackward: (p) =>
       void n.attentionBackward(p.q, p.k, p.v, p.out, p.lse, p.B, p.T, p.Hq, p.Hkv, p.D, p.scale, p.causal, p.keyMask, p.segIds, p.window, p.gOut, p.gq, p.gk, p.gv, p.segParents ?? null, p.softcap ?? 0),
-    tokenLogprobs: (p) => void n.tokenLogprobs(p.h, p.w, p.targets, p.N, p.C, p.V, p.chunk, p.logp, p.lse, p.entropy, p.logitSum, p.argmax, p.lse2, p.expected ?? null, p.softcap ?? 0),
-    tokenLogprobsBackward: (p) => void n.tokenLogprobsBackward(p.h, p.w, p.targets, p.N, p.C, p.V, p.chunk, p.lse, p.gLogp, p.gh, p.gw, !!p.accumulateGw, p.softcap ?? 0),
+    tokenLogprobs: (p) => {
+      const [w, stored] = head(p.w);
+      n.tokenLogprobs(p.h, w, p.targets, p.N, p.C, p.V, p.chunk, p.logp, p.lse, p.entropy, p.logitSum, p.argmax, p.lse2, p.expected ?? null, p.softcap ?? 0, ...stored);
+    },
+    tokenLogprobsBackward: (p) => {
+      const [w, stored] = head(p.w);
+      n.tokenLogprobsBackward(p.h, w, p.targets, p.N, p.C, p.V, p.chunk, p.lse, p.gLogp, p.gh, p.gw, !!p.accumulateGw, p.softcap ?? 0, ...stored);
+    },
     permute: refKernels.permute,
     maskScale: (x, mask, out, cnt, scale) => void n.maskScale(x, mask, out, cnt, scale),
     adamw: (p) => void n.adamw(p.param, p.grad, p.m, p.v, p.n, p.lr, p.beta1, p.beta2, p.eps, p.weightDecay, p.step),

@@ -4,7 +4,7 @@ import { matmul, setMatmulPrecision } from './matmul.js';
 import { axpy, binary, maskScale, swiglu, swigluBackward, unary, unaryBackward } from './elementwise.js';
 import { sumAxis, sumSquares } from './reduce.js';
 import { softmax, softmaxBackward } from './softmax.js';
-import { embedding, embeddingBackward } from './embedding.js';
+import { embedding, embeddingBackward, storedEmbedding } from './embedding.js';
 import { layernorm, layernormBackward, rmsnorm, rmsnormBackward } from './norm.js';
 import { rope } from './rope.js';
 import { attention, attentionBackward } from './attention.js';
@@ -15,7 +15,7 @@ import { storedMatmul } from './stored-matmul.js';
 
 export const refKernels: KernelTable = {
   matmul, storedMatmul, binary, unary, unaryBackward, swiglu, swigluBackward, axpy, sumAxis, sumSquares, softmax, softmaxBackward,
-  embedding, embeddingBackward, rmsnorm, rmsnormBackward, layernorm, layernormBackward, rope,
+  embedding, embeddingBackward, storedEmbedding, rmsnorm, rmsnormBackward, layernorm, layernormBackward, rope,
   attention, attentionBackward, tokenLogprobs, tokenLogprobsBackward, permute, maskScale, adamw,
 };
 

@@ -3,14 +3,24 @@
  * columns at a time, with an online max / log-sum-exp (and entropy, logit sum, argmax) per row, so
  * at most N·chunk logits exist. Backward recomputes each chunk: dlogits = g·(onehot − softmax).
  * Optionally the forward also gives softmax·w (the expected output embedding), from which a frozen
- * lm_head's backward for h needs no vocabulary pass.
+ * lm_head's backward for h needs no vocabulary pass. A stored (frozen) lm_head is dequantized one
+ * chunk of rows at a time into an array of h's type, so it multiplies as its float32 values would.
  */
 import type { F, TokenLogprobArgs, TokenLogprobBackwardArgs } from '../types.js';
+import { dequantizeRows, isStorage, type WeightStorage } from '../../quant/storage.js';
 import { matmul } from './matmul.js';
 
-/** buf (N, n) = h·w[v0, v0 + n)ᵀ, soft-capped (cap·tanh(l / cap)) when cap > 0. */
-function chunkLogits(h: F, w: F, buf: Float64Array, N: number, C: number, v0: number, n: number, cap: number): void {
-  matmul({ a: h, b: w.subarray(v0 * C, (v0 + n) * C), c: buf, batch: 1, m: N, n, k: C, transA: false, transB: true, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0 });
+/** Rows [v0, v0 + n) of the lm_head (V, C): a view of w's values, or a stored w's rows as values of h's type. */
+function headRows(h: F, w: F | WeightStorage, v0: number, n: number, C: number): F {
+  if (!isStorage(w)) return w.subarray(v0 * C, (v0 + n) * C);
+  const rows = new Float32Array(n * C);
+  dequantizeRows(w, v0, v0 + n, rows);
+  return h instanceof Float64Array ? Float64Array.from(rows) : rows;
+}
+
+/** buf (N, n) = h·wcᵀ for the chunk's rows wc (n, C), soft-capped (cap·tanh(l / cap)) when cap > 0. */
+function chunkLogits(h: F, wc: F, buf: Float64Array, N: number, C: number, n: number, cap: number): void {
+  matmul({ a: h, b: wc, c: buf, batch: 1, m: N, n, k: C, transA: false, transB: true, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0 });
   if (cap > 0) for (let i = 0; i < N * n; i++) buf[i] = cap * Math.tanh(buf[i] / cap);
 }
 
@@ -37,7 +47,8 @@ export function tokenLogprobs(p: TokenLogprobArgs): void {
   const nanAt = new Int32Array(N).fill(-1); // first NaN logit per row: torch's argmax treats NaN as the max
   for (let v0 = 0; v0 < V; v0 += chunk) {
     const n = Math.min(chunk, V - v0);
-    chunkLogits(h, w, buf, N, C, v0, n, cap);
+    const wc = headRows(h, w, v0, n, C);
+    chunkLogits(h, wc, buf, N, C, n, cap);
     for (let r = 0; r < N; r++) {
       const row = r * n;
       let cm = -Infinity;
@@ -64,7 +75,7 @@ export function tokenLogprobs(p: TokenLogprobArgs): void {
         s[r] += x;
         e[r] += x * l;
         s2[r] += x * x;
-        if (E) for (let c = 0; c < C; c++) E[r * C + c] += x * w[(v0 + j) * C + c];
+        if (E) for (let c = 0; c < C; c++) E[r * C + c] += x * wc[j * C + c];
       }
       const t = targets[r];
       if (t >= v0 && t < v0 + n) tgt[r] = buf[row + (t - v0)];
@@ -87,12 +98,14 @@ export function tokenLogprobsBackward(p: TokenLogprobBackwardArgs): void {
   const { h, w, targets, N, C, V, lse, gLogp, gh, gw } = p;
   const cap = p.softcap ?? 0;
   checkSoftcap(cap, false);
+  if (gw && isStorage(w)) throw new Error('tokenLogprobsBackward: a stored lm_head is frozen; it has no gradient');
   const chunk = Math.max(1, Math.min(p.chunk, V));
   const buf = new Float64Array(N * chunk);
   if (gh) gh.fill(0);
   for (let v0 = 0; v0 < V; v0 += chunk) {
     const n = Math.min(chunk, V - v0);
-    chunkLogits(h, w, buf, N, C, v0, n, cap);
+    const wc = headRows(h, w, v0, n, C);
+    chunkLogits(h, wc, buf, N, C, n, cap);
     for (let r = 0; r < N; r++) {
       const row = r * n;
       const t = targets[r];
@@ -108,7 +121,7 @@ export function tokenLogprobsBackward(p: TokenLogprobBackwardArgs): void {
       }
     }
     // gh (N, C) += dl (N, n) · w_chunk (n, C)
-    if (gh) matmul({ a: buf, b: w.subarray(v0 * C, (v0 + n) * C), c: gh, batch: 1, m: N, n: C, k: n, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 1 });
+    if (gh) matmul({ a: buf, b: wc, c: gh, batch: 1, m: N, n: C, k: n, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 1 });
     // gw_chunk (n, C) = dlᵀ (n, N) · h (N, C)
     if (gw) matmul({ a: buf, b: h, c: gw.subarray(v0 * C, (v0 + n) * C), batch: 1, m: n, n: C, k: N, transA: true, transB: false, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: p.accumulateGw ? 1 : 0 });
   }

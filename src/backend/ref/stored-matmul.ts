@@ -2,7 +2,8 @@
  * GEMM with a stored frozen weight (see StoredMatmulArgs): W is dequantized a tile of rows at a
  * time (quant/storage.ts dequantizeRows, the same float32 values the native kernel makes) and
  * multiplied in float64. bf16 storage is a bf16 GEMM (A rounded to bf16); under bf16 precision
- * float32 operands are rounded too, as `matmul` does.
+ * float32 operands are rounded too, as `matmul` does. `widen`: bf16 storage as the float32 values it
+ * widens to (rounded only under bf16 precision, as the other kinds).
  */
 import type { StoredMatmulArgs } from '../types.js';
 import { bf16ToF32, f32ToBf16 } from '../../io/half.js';
@@ -14,7 +15,7 @@ const TILE_VALUES = 1 << 16;
 export function storedMatmul(p: StoredMatmulArgs): void {
   const { a, w, c, m, xWt, beta } = p;
   const R = w.rows, K = w.cols;
-  const round = w.kind === 'bf16' || (matmulPrecision() === 'bfloat16' && a instanceof Float32Array);
+  const round = (w.kind === 'bf16' && !p.widen) || (matmulPrecision() === 'bfloat16' && a instanceof Float32Array);
   const r = (x: number) => (round ? bf16ToF32(f32ToBf16(x)) : x);
   const ar = new Float64Array(a.length);
   for (let i = 0; i < a.length; i++) ar[i] = r(a[i]);
