@@ -1,5 +1,7 @@
-// mapFile(path) → ArrayBuffer: the whole file mapped read-only (MAP_PRIVATE, PROT_READ), as an
-// external ArrayBuffer that unmaps when the garbage collector frees it. Safetensors loading takes
+// mapFile(path[, offset, length]) → ArrayBuffer: the whole file, or the byte range [offset,
+// offset + length), mapped read-only (MAP_PRIVATE, PROT_READ), as an external ArrayBuffer that
+// unmaps when the garbage collector frees it. The range form serves files larger than one
+// ArrayBuffer may be (4 GiB on Node 20): each tensor gets its own mapping. Safetensors loading takes
 // typed-array views of it, so a tensor stored in the dtype it is used in is never copied (its
 // pages are the page cache's; they count in RSS once touched, and the kernel can drop them).
 // Writing into a view faults (SIGSEGV): only frozen weights are ever given such views.
@@ -24,19 +26,31 @@ Napi::Value MapFile(const Napi::CallbackInfo& info) {
     close(fd);
     throw std::runtime_error("mapFile: cannot stat " + path + ": " + std::strerror(e));
   }
-  const size_t len = (size_t)st.st_size;
+  const size_t size = (size_t)st.st_size;
+  const bool range = info.Length() >= 3;
+  const double off = range ? info[1].As<Napi::Number>().DoubleValue() : 0;
+  const double want = range ? info[2].As<Napi::Number>().DoubleValue() : (double)size;
+  if (!(off >= 0 && want >= 0 && off + want <= (double)size)) {
+    close(fd);
+    throw std::runtime_error("mapFile: range " + std::to_string((long long)off) + "+" + std::to_string((long long)want) + " is outside " + path + " (" + std::to_string(size) + " bytes)");
+  }
+  const size_t len = (size_t)want;
   if (len == 0) {
     close(fd);
     return Napi::ArrayBuffer::New(info.Env(), 0);
   }
-  void* p = mmap(nullptr, len, PROT_READ, MAP_PRIVATE, fd, 0);
+  // mmap offsets are page multiples: map from the page holding `off`, hand out the view from `off`.
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  const size_t start = (size_t)off / page * page, skip = (size_t)off - start;
+  void* p = mmap(nullptr, len + skip, PROT_READ, MAP_PRIVATE, fd, (off_t)start);
   int e = errno;
   close(fd);  // the mapping keeps the file
   if (p == MAP_FAILED) throw std::runtime_error("mapFile: cannot map " + path + ": " + std::strerror(e));
-  return Napi::ArrayBuffer::New(info.Env(), p, len, [](Napi::Env, void* data, size_t* n) {
-    munmap(data, *n);
-    delete n;
-  }, new size_t(len));
+  struct Mapping { void* base; size_t len; };
+  return Napi::ArrayBuffer::New(info.Env(), (char*)p + skip, len, [](Napi::Env, void*, Mapping* m) {
+    munmap(m->base, m->len);
+    delete m;
+  }, new Mapping{p, len + skip});
 }
 
 }  // namespace dpo

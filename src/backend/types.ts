@@ -314,7 +314,7 @@ export interface Backend {
   /** What runs the math on this CPU (decided once at start-up). */
   describe(): BackendInfo;
   /** The whole file mapped read-only as an ArrayBuffer (unmapped on GC); native only (io/mmap.ts). */
-  mapFile?(path: string): ArrayBuffer;
+  mapFile?(path: string, offset?: number, length?: number): ArrayBuffer;
   /** Load-time weight conversions, bit-identical to quant/storage.ts (native only; quant/load-kernels.ts). */
   loadKernels?: LoadKernels;
 }

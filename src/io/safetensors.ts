@@ -18,7 +18,7 @@ import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlink
 import { basename } from 'node:path';
 import { DpoError } from '../errors.js';
 import { tempPathFor } from './atomic.js';
-import { mapFile } from './mmap.js';
+import { mapFile, mapRange } from './mmap.js';
 import { loadKernels } from '../quant/load-kernels.js';
 import { decodeBf16, decodeF16, encodeHalf } from './half.js';
 import { checkHeaderLength, parseHeader, type SafetensorsDType, type STDType, type TensorInfo } from './safetensors-header.js';
@@ -151,9 +151,12 @@ export class SafetensorsFile {
   viewRaw16(name: string): Uint16Array {
     const info = this.info(name);
     if (info.dtype !== 'BF16' && info.dtype !== 'F16') throw new DpoError(`${this.path}: tensor "${name}" is ${info.dtype}, not BF16 or F16`);
+    if (info.begin % 2 !== 0) return this.readRaw16(name);
     if (this.map === undefined) this.map = mapFile(this.path);
-    if (!this.map || info.begin % 2 !== 0) return this.readRaw16(name);
-    return new Uint16Array(this.map, info.begin, numel(info.shape));
+    if (this.map) return new Uint16Array(this.map, info.begin, numel(info.shape));
+    // A file too large for one ArrayBuffer: this tensor's own mapping.
+    const own = mapRange(this.path, info.begin, info.end - info.begin);
+    return own ? new Uint16Array(own, 0, numel(info.shape)) : this.readRaw16(name);
   }
 
   /** A tensor's bytes exactly as stored (any dtype). */
