@@ -19,6 +19,7 @@ import { trainsEmbeddings, type StorageSpec } from '../quant/load-stored.js';
 import { join } from 'node:path';
 import { iterativeTrainCommand, wantsIterative } from './train-iterative.js';
 import { FrozenEmbedding } from '../nn/frozen-embedding.js';
+import { numParameters } from '../models/causal-lm.js';
 
 export const TRAIN_SPECS: Spec[] = [
   spec('model_name_or_path', 'string?', null, 'model directory or Hugging Face model id (resolved offline from the HF cache)'),
@@ -79,7 +80,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const log = (m: string) => {
     if (!quiet) console.log(m);
   };
-  log(`model ${policy.base}${policy.adapter ? ` + adapter ${policy.adapter}` : ''} (${policy.model.arch.modelType}, ${(policy.model.parameters().reduce((a, p) => a + p.size, 0) / 1e6).toFixed(1)}M parameters)`);
+  log(`model ${policy.base}${policy.adapter ? ` + adapter ${policy.adapter}` : ''} (${policy.model.arch.modelType}, ${(numParameters(policy.model) / 1e6).toFixed(1)}M parameters)`);
   const evalCount = evalDs instanceof Dataset ? `, ${evalDs.length} eval pairs` : evalDs ? `, eval pairs: ${Object.entries(evalDs).map(([k, d]) => `${k} ${d.length}`).join(', ')}` : '';
   log(`data ${data.label}: ${train.length} training pairs${evalCount}`);
   log(describeCompute());

@@ -1,6 +1,7 @@
 /**
  * A LoRA-wrapped linear layer with PEFT 0.21 semantics:
  *   y = base(x) + lora_B(lora_A(dropout(x))) · scaling,  scaling = alpha / r (rsLoRA: alpha / √r)
+ * (one graph node that keeps only the dropout mask: lora-branch.ts)
  * DoRA (PEFT's DoraLinearLayer): with m the trained magnitude per output feature and
  *   n = ‖W + scaling·B·A‖ per row, computed from the current weights and detached (no gradient, as PEFT),
  *   y = base(x) + (m/n − 1) · x_d·Wᵀ + (m/n) · scaling · B(A(x_d)),  x_d = dropout(x)
@@ -14,6 +15,7 @@ import { Rng } from '../tensor/rng.js';
 import { Module } from '../nn/module.js';
 import { Linear, type LinearLike } from '../nn/linear.js';
 import { kernelsFor } from '../backend/index.js';
+import { addLoraBranch } from './lora-branch.js';
 
 export interface LoraLayerConfig {
   r: number;
@@ -73,10 +75,10 @@ export class LoraLinear extends Module implements LinearLike {
   forward(x: Tensor): Tensor {
     const y = this.base_layer.forward(x);
     if (this.disabled) return y;
+    const m = this.lora_magnitude_vector;
+    if (!m) return addLoraBranch(y, x, this.lora_A.weight, this.lora_B.weight, this.scaling, this.cfg.dropout, this._rng, this.training);
     const d = dropout(x, this.cfg.dropout, this._rng, this.training);
     const lora = scale(linear(linear(d, this.lora_A.weight), this.lora_B.weight), this.scaling);
-    const m = this.lora_magnitude_vector;
-    if (!m) return add(y, lora);
     const mn = this.magnitudeScale(m); // (out) m / ‖W + s·B·A‖, the norm a constant
     // x_d·Wᵀ: the base output without its bias when no dropout ran, recomputed on x_d otherwise (as PEFT).
     const bres = d !== x ? linear(d, this.base_layer.weight) : this.base_layer.bias ? sub(y, this.base_layer.bias) : y;

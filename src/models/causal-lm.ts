@@ -65,3 +65,16 @@ export function lmLogits(model: Pick<CausalLM, 'lmHeadWeight' | 'finalLogitSoftc
   const l = isStorage(w) ? linearStored(h, w, null, { widen: true }) : linear(h, w);
   return model.finalLogitSoftcap ? softcap(l, model.finalLogitSoftcap) : l;
 }
+
+/**
+ * Weights of the model, as transformers' num_parameters counts them: its parameters plus every
+ * frozen stored weight (a quantized or bf16 base keeps its weights outside the parameter walk).
+ */
+export function numParameters(model: CausalLM): number {
+  let n = model.parameters().reduce((a, p) => a + p.size, 0);
+  for (const [, m] of model.namedModules()) {
+    const w = (m as { _w?: unknown })._w;
+    if (isStorage(w)) n += w.rows * w.cols;
+  }
+  return n;
+}

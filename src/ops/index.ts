@@ -10,5 +10,5 @@ export { rmsNorm, layerNorm } from './norm.js';
 export { rope, ropeTablesFrom, invFreq, type Llama3Scaling } from './rope.js';
 export { attention, type AttentionOptions } from './attention.js';
 export { swiglu, geglu } from './swiglu.js';
-export { dropout } from './dropout.js';
+export { dropout, dropoutMask, applyDropoutMask } from './dropout.js';
 export { tokenLogprobs, DEFAULT_VOCAB_CHUNK, type TokenLogprobsResult } from './logprob.js';

@@ -36,7 +36,7 @@ import { FrozenLinear } from '../../src/nn/frozen-linear.js';
 import { Embedding } from '../../src/nn/embedding.js';
 import { makeTrainableCopy } from '../../src/lora/apply.js';
 import type { CausalLM } from '../../src/models/causal-lm.js';
-import { lmLogits } from '../../src/models/causal-lm.js';
+import { lmLogits, numParameters } from '../../src/models/causal-lm.js';
 
 const native = loadNativeBackend();
 const NK = native.backend?.kernels as Kernels;
@@ -170,6 +170,8 @@ test('loading: a bf16 checkpoint\'s embedding (tied head) and untied lm_head are
   const head = (u as unknown as { lm_head: FrozenLinear }).lm_head;
   assert.ok(head instanceof FrozenLinear && head._w.kind === 'bf16');
   assert.equal(u.lmHeadWeight(), head._w);
+  // The weight count (the "model ... M parameters" line) includes the stored weights: the float32 load's count.
+  for (const [dir, m] of [[tied, model], ['test/fixtures/models/llama-bf16', u]] as const) assert.equal(numParameters(m), numParameters(loadCausalLM(dir).model), dir);
 });
 
 for (const backend of ['native', 'ref'] as const) {
