@@ -5,10 +5,10 @@
  * its own), in f32 and with bf16 (ours: bf16 GEMMs; TRL: bf16 autocast). Prints seconds per optimizer
  * step (median after the first), tokens/s, peak RSS and achieved GFLOPS against oneDNN's f32 / bf16
  * ceilings measured in this run; TRL 1.13 runs when the reference stack is installed (.venv-ref).
- * --gradient_checkpointing turns it on for both sides; --padding_free for ours (TRL 1.13 has it disabled),
- * with each pair's prompt packed once unless --no-share_prompt. Achieved GFLOPS are effective: the
- * FLOPs of the padded-free, unshared step (8·params·tokens) over the time, so sharing raises them.
- *   node dist/bench/dpo-step.js [--steps 4] [--workload A|B|AB] [--no-trl] [--no-bf16] [--gradient_checkpointing] [--padding_free] [--no-share_prompt] [--dir /tmp/dpo-bench]
+ * --gradient_checkpointing turns it on for both sides. Our batches are packed (no padding), each pair's
+ * prompt once unless --no-share_prompt (or dropout is on). Achieved GFLOPS are effective: the
+ * FLOPs of the padding-free, unshared step (8·params·tokens) over the time, so sharing raises them.
+ *   node dist/bench/dpo-step.js [--steps 4] [--workload A|B|AB] [--no-trl] [--no-bf16] [--gradient_checkpointing] [--no-share_prompt] [--dir /tmp/dpo-bench]
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -32,7 +32,6 @@ const runTrl = !argv.includes('--no-trl') && existsSync('.venv-ref/bin/python');
 const precisions = argv.includes('--no-bf16') ? [false] : [false, true];
 const child = argv.includes('--child') ? opt('child', '') : null;
 const gradientCheckpointing = argv.includes('--gradient_checkpointing');
-const paddingFree = argv.includes('--padding_free');
 const sharePrompt = !argv.includes('--no-share_prompt');
 
 interface Result {
@@ -55,7 +54,7 @@ async function ours(w: 'A' | 'B', bf16: boolean, modelDir: string, dataPath: str
   const nParams = model.parameters().reduce((a, p) => a + p.size, 0);
   const tok = HfTokenizer.fromDir(modelDir);
   const ds = await Dataset.fromFile(dataPath);
-  const args = new DPOConfig({ ...SETTINGS[w], output_dir: join(dir, `out-${w}`), max_steps: steps, logging_steps: 1, save_strategy: 'no', lr_scheduler_type: 'constant', seed: 42, bf16, gradient_checkpointing: gradientCheckpointing, padding_free: paddingFree, share_prompt: sharePrompt });
+  const args = new DPOConfig({ ...SETTINGS[w], output_dir: join(dir, `out-${w}`), max_steps: steps, logging_steps: 1, save_strategy: 'no', lr_scheduler_type: 'constant', seed: 42, bf16, gradient_checkpointing: gradientCheckpointing, share_prompt: sharePrompt });
   const times: number[] = [];
   const tokens: number[] = [];
   let t0 = performance.now();
@@ -129,7 +128,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  console.log(`\noneDNN matmul ceiling in this run (2048×1536×576): f32 ${ceiling.f32.toFixed(0)} GFLOPS, bf16 ${ceiling.bf16.toFixed(0)} GFLOPS; steps per run: ${steps}; gradient checkpointing: ${gradientCheckpointing ? 'on' : 'off'}; padding_free (ours): ${paddingFree ? (sharePrompt ? 'on, prompts shared' : 'on, prompts not shared') : 'off'}`);
+  console.log(`\noneDNN matmul ceiling in this run (2048×1536×576): f32 ${ceiling.f32.toFixed(0)} GFLOPS, bf16 ${ceiling.bf16.toFixed(0)} GFLOPS; steps per run: ${steps}; gradient checkpointing: ${gradientCheckpointing ? 'on' : 'off'}; our batches: packed, ${sharePrompt ? 'prompts shared' : 'prompts not shared'}`);
   console.log('| run | s/step (median after first) | tokens/s | peak RSS (GB) | achieved GFLOPS (% of ceiling) |');
   console.log('|---|---|---|---|---|');
   for (const r of results) {

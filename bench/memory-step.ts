@@ -1,7 +1,7 @@
 /**
  * Where a DPO step's memory goes (workload A): after each step prints the process RSS and peak
  * RSS, the pool's live bytes and their high-water mark, and the idle pooled bytes.
- *   node dist/bench/memory-step.js [--steps 3] [--bf16] [--gradient_checkpointing] [--padding_free] [--dir /tmp/dpo-bench]
+ *   node dist/bench/memory-step.js [--steps 3] [--bf16] [--gradient_checkpointing] [--dir /tmp/dpo-bench]
  */
 import { loadCausalLM } from '../src/models/load.js';
 import { HfTokenizer } from '../src/tokenizer/tokenizer.js';
@@ -24,7 +24,7 @@ const { model } = loadCausalLM(modelDir);
 report('model loaded');
 const t = new DPOTrainer({
   model, args: new DPOConfig({ output_dir: '/tmp/dpo-bench/memory', per_device_train_batch_size: 4, max_steps: Number(opt('steps', '3')), max_length: 512, save_strategy: 'no', logging_steps: 1,
-    bf16: argv.includes('--bf16'), gradient_checkpointing: argv.includes('--gradient_checkpointing'), padding_free: argv.includes('--padding_free') }),
+    bf16: argv.includes('--bf16'), gradient_checkpointing: argv.includes('--gradient_checkpointing') }),
   trainDataset: await Dataset.fromFile(dataPath), processingClass: HfTokenizer.fromDir(modelDir), warn: () => {},
   callbacks: { onStep: (p) => report(`step ${p.step}`) },
 });

@@ -2,7 +2,7 @@
  * Where a DPO step's time goes: wraps every kernel of the active backend with a timer, runs a few
  * steps of workload A or B (bench/workload.ts, bench/dpo-step.ts) and prints time per kernel, plus the rest (TypeScript
  * bookkeeping, allocation, data).
- *   node dist/bench/profile-step.js [--steps 2] [--workload A|B] [--bf16] [--gradient_checkpointing] [--padding_free] [--no-share_prompt] [--first] [--dir /tmp/dpo-bench]
+ *   node dist/bench/profile-step.js [--steps 2] [--workload A|B] [--bf16] [--gradient_checkpointing] [--no-share_prompt] [--first] [--dir /tmp/dpo-bench]
  */
 import { performance } from 'node:perf_hooks';
 import { getBackend } from '../src/backend/index.js';
@@ -43,7 +43,7 @@ const t = new DPOTrainer({
   args: new DPOConfig({ output_dir: '/tmp/dpo-bench/profile', per_device_train_batch_size: B ? 1 : 4, gradient_accumulation_steps: B ? 8 : 1, learning_rate: B ? 2e-4 : 1e-6,
     max_steps: steps + 1, max_length: 512, save_strategy: 'no', logging_steps: 1,
     bf16: argv.includes('--bf16'), gradient_checkpointing: argv.includes('--gradient_checkpointing'),
-    padding_free: argv.includes('--padding_free'), share_prompt: !argv.includes('--no-share_prompt') }),
+    share_prompt: !argv.includes('--no-share_prompt') }),
   trainDataset: await Dataset.fromFile(dataPath), processingClass: HfTokenizer.fromDir(modelDir), warn: () => {},
 });
 // --first profiles the first step alone (warm-up: allocation, primitive creation); else the steps after it.

@@ -54,10 +54,33 @@ inline float blockAbsmax(const Stored& w, int64_t b) {
 
 void dequantizeRows(const Stored& w, int64_t r0, int64_t r1, float* out) {
   const int64_t c = w.cols;
+  // 4-bit rows made of whole blocks (every layer of the models here: cols a multiple of 64): a
+  // byte's two codes at once from a 256-entry table of value pairs, the block's absmax once per
+  // block. The same products table[code] · absmax as the element-wise loop below, ~5× faster.
+  const bool wholeBlocks = (w.kind == KNF4 || w.kind == KFP4) && c % 64 == 0;
+  float pairs[256][2];
+  if (wholeBlocks)
+    for (int b = 0; b < 256; b++) {
+      pairs[b][0] = w.table[b >> 4];
+      pairs[b][1] = w.table[b & 15];
+    }
 #pragma omp parallel for schedule(static) if ((r1 - r0) * c > (1 << 15))
   for (int64_t r = r0; r < r1; r++) {
     float* o = out + (r - r0) * c;
     const int64_t i0 = r * c;
+    if (wholeBlocks) {
+      const uint8_t* p = (const uint8_t*)w.data + i0 / 2;
+      for (int64_t b = 0; b < c / 64; b++) {
+        const float am = blockAbsmax(w, i0 / 64 + b);
+        const uint8_t* q = p + b * 32;
+        float* ob = o + b * 64;
+        for (int k = 0; k < 32; k++) {
+          ob[2 * k] = pairs[q[k]][0] * am;
+          ob[2 * k + 1] = pairs[q[k]][1] * am;
+        }
+      }
+      continue;
+    }
     switch (w.kind) {
       case KBF16: {
         const uint16_t* p = (const uint16_t*)w.data + i0;

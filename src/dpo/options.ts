@@ -94,8 +94,8 @@ export const TRAINING_OPTIONS: readonly OptionSpec[] = [
   o('max_length', 'int?', 1024, 'data', 'truncate prompt+completion to this many tokens'),
   o('truncation_mode', 'string', 'keep_start', 'data', 'which end to keep when truncating', ['keep_start', 'keep_end']),
   o('pad_to_multiple_of', 'int?', null, 'data', 'pad batches to a multiple of this length'),
-  o('padding_free', 'bool', false, 'data', 'pack each batch\'s sequences back to back (no compute on padding; attention kept per sequence); same metrics'),
-  o('share_prompt', 'bool', true, 'data', 'with padding_free: pack the tokens a chosen and a rejected completion share (the prompt) once, both attending them (same log-probs, ~20% fewer tokens); off while dropout is active, which would share dropout masks'),
+  o('padding_free', 'bool', false, 'data', 'TRL\'s flag, accepted; batches are packed back to back here either way (no compute on padding; attention kept per sequence; the padded batch\'s metrics)'),
+  o('share_prompt', 'bool', true, 'data', 'pack the tokens a chosen and a rejected completion share (the prompt) once, both attending them (same log-probs, ~20% fewer tokens); off while dropout is active, which would share dropout masks (TRL\'s disable_dropout, on by default, turns LoRA dropout off too)'),
   o('skip_invalid_rows', 'bool', false, 'data', 'drop invalid data rows (reported) instead of refusing to start'),
   o('dataset_num_proc', 'int?', null, 'data', 'threads that tokenise the data (default: one per CPU core for 2,000+ rows; the result is the same)'),
   // LoRA (PEFT LoraConfig; TRL ModelConfig names on the CLI)

@@ -243,10 +243,13 @@ export class DPOTrainer {
     return { ldAlpha: this.args.ldAlpha, ...this.packing() };
   }
 
-  /** padding_free, and prompt sharing unless dropout would then share masks between a pair's rows. */
+  /**
+   * Batches are always packed (padding_free or not: the same log-probs as the padded batch, without
+   * the padding's work), the policy's and the reference's alike, so at step 1 their log-probs are
+   * the same bits; a pair's shared prompt is packed once unless dropout would then share its masks.
+   */
   private packing(): { paddingFree: boolean; sharePrompt: boolean } {
-    const a = this.args;
-    return { paddingFree: a.paddingFree, sharePrompt: a.paddingFree && a.sharePrompt && !hasDropout(this.model) };
+    return { paddingFree: true, sharePrompt: this.args.sharePrompt && !hasDropout(this.model) };
   }
 
   /** Precomputed reference log-probs per split ('train', 'eval', 'eval_<name>'): (chosen, rejected) per pair, by position in the prepared split. */

@@ -21,8 +21,8 @@ import { embeddingStorageKind, type StorageSpec } from '../quant/load-stored.js'
 
 export interface RunShape {
   arch: ArchConfig;
-  /** LoRA (new or continued adapter): rank and target_modules; null = full fine-tuning. */
-  lora: { r: number; targetModules: string[] | string | null } | null;
+  /** LoRA (new or continued adapter): rank, target_modules and the dropout that stays on (absent: counted as on); null = full fine-tuning. */
+  lora: { r: number; targetModules: string[] | string | null; dropout?: number } | null;
   bf16: boolean;
   gradientCheckpointing: boolean;
   /** A frozen copy of the model is the reference (full fine-tuning, reference not precomputed). */
@@ -31,6 +31,8 @@ export interface RunShape {
   rows: number;
   /** Tokens of its longest row (after truncation). */
   seqLen: number;
+  /** Tokens of the largest micro-batch as the trainer packs it (dpo/memory-check.ts largestBatch); absent: rows × seqLen. */
+  tokens?: number;
   /** How the frozen base linears of a LoRA run are stored (quant/load-stored.ts); absent = float32. */
   storage?: StorageSpec | null;
 }
@@ -48,32 +50,34 @@ const numel = (e: ExpectedWeight) => e.shape.reduce((a, d) => a * d.size, 1);
 
 /*
  * Calibration (peak RSS = getrusage's maxrss, as `dpo train` reports it; bench/quant-scaling.ts
- * --sizes 0.5b --steps 2 --grad_accum 1, its data: prompts ~200 and completions ~300 tokens, the
- * longest pair 527 tokens, max_length 1024, batch 1, LoRA r=16 all-linear, bf16 compute; the
- * random bf16 Qwen2.5-0.5B-shaped checkpoint; measured to 0.1 GB, as dpo train prints it):
+ * --steps 2 --grad_accum 1, its data: prompts ~200 and completions ~300 tokens, the largest pair
+ * 837 packed tokens (rows of up to 527), max_length 1024, batch 1, LoRA r=16 all-linear, bf16
+ * compute, dropout off (TRL's disable_dropout); the random bf16 Qwen2.5-shaped checkpoints; GB to
+ * 0.1, measured / estimated; test/models/memory-estimate.test.ts holds every row):
  *
- *   storage  grad ckpt  measured  estimated
- *   float32  on         2.90      2.95
- *   bf16     on         2.00      1.98
- *   int8     on         1.60      1.62
- *   nf4      on         1.50      1.44
- *   nf4      off        10.80     10.80
- *   int8     off        > 8.5     10.97   (killed by the OOM killer in step 2 at 8.5 GB)
- *   bf16     off        11.40     11.32
- *   3B shape, 1 step, max_length 128 (2 × 128 tokens), checkpointing on: nf4 2.90 / 3.07, bf16 7.10 / 7.18
+ *   storage  0.5B gc on  0.5B off   1.5B on    1.5B off   3B on      3B off
+ *   float32  2.6 / 2.5   3.9 / 4.0  7.2 / 7.2  10.2/10.2
+ *   bf16     1.6 / 1.6   3.0 / 3.0  4.1 / 4.1  7.1 / 7.2  7.6 / 7.6  12.5/12.7
+ *   int8     1.2 / 1.2   2.6 / 2.6  2.8 / 2.8  5.8 / 5.9
+ *   nf4      1.1 / 1.0   2.4 / 2.4  2.2 / 2.2  5.2 / 5.2  3.5 / 3.5  8.3 / 8.6
+ *   0.5B nf4, max_length 512 / 1024 / 2048 (817 / 1598 / 3170 tokens): on 1.1/1.0, 1.4/1.3, 2.0/2.0; off 2.4/2.4, 4.1/4.0, 7.4/7.3
  *   workload A (bench/workload.ts, full fine-tuning, float32, no checkpointing): 5.1 measured, 5.1 estimated
  *
- * The LoRA branches keep more than their outputs (LORA_ACT_FACTOR, fitted to nf4 without
- * checkpointing) and a checkpointed layer's backward holds its recomputed graph and its gradients
- * (GC_LAYER_FACTOR, fitted to the four runs with checkpointing); RUNTIME_BYTES from a bare process
- * with the native core and tokenizer loaded (~60 MB) and what loading leaves behind.
+ * A LoRA run's layers keep more than the tensors named below (LORA_ACT_FACTOR, fitted to the 0.5B
+ * runs without checkpointing) and a checkpointed layer's backward holds its recomputed graph and
+ * its gradients (GC_LAYER_FACTOR, fitted to the sweep with checkpointing); RUNTIME_BYTES from a
+ * bare process with the native core and tokenizer loaded (~60 MB) and what loading leaves behind.
  */
 /** Node/V8, the native core (oneDNN, OpenMP), the tokenizer and the tokenized data once loaded. */
 export const RUNTIME_BYTES = 80e6;
-/** Activations of a LoRA branch per token, in units of (in + r + 3·out) floats: its dropout output, x·Aᵀ, B's output, the scaling and the sum. */
-export const LORA_ACT_FACTOR = 1.78;
+/**
+ * What a decoder layer of a LoRA run keeps for backward per token, in units of the tensors named
+ * in perTokenLayer (the residual sums, the rotated q/k, attention and o_proj outputs come on top);
+ * fitted to the 0.5B runs without checkpointing, it holds at 1.5B; full fine-tuning (workload A) fits 1.
+ */
+export const LORA_ACT_FACTOR = 1.6;
 /** Under gradient checkpointing, the recomputed layer's graph and the gradients its backward makes, in units of one layer's activations. */
-export const GC_LAYER_FACTOR = 1.54;
+export const GC_LAYER_FACTOR = 3.5;
 /** The stored GEMM's dequantization tile (native/src/stored-gemm.cc: 4M float32 values). */
 const TILE_BYTES = 4 * (1 << 22);
 
@@ -87,8 +91,8 @@ export function estimateRunMemory(s: RunShape): MemoryEstimate {
   const layerParams = layer.reduce((n, e) => n + numel(e), 0) * a.numLayers;
   const params = globalParams + layerParams;
   let trainable = params;
-  // Per token and layer, floats of the LoRA branches' activations: dropout output (in), x·Aᵀ (r), and the B output, its scaling and the sum with the base output (3·out).
-  let loraActs = 0;
+  // Per token and layer, the LoRA branches keep their dropout masks, a byte per input element (lora/lora-branch.ts), while dropout is on.
+  let maskBytes = 0;
   if (s.lora) {
     const targets = s.lora.targetModules ?? [...(defaultLoraTargets(a.modelType) ?? [])];
     const all = typeof targets === 'string' && targets.toLowerCase() === 'all-linear';
@@ -98,16 +102,16 @@ export function estimateRunMemory(s: RunShape): MemoryEstimate {
       const module = e.name.slice(0, -'.weight'.length);
       if (all || safeMatches(targets, module)) {
         perLayer += s.lora.r * (e.shape[0].size + e.shape[1].size);
-        loraActs += e.shape[1].size + s.lora.r + 3 * e.shape[0].size;
+        if ((s.lora.dropout ?? 1) > 0) maskBytes += e.shape[1].size;
       }
     }
     trainable = perLayer * a.numLayers;
   }
-  // Per token and layer, what backward keeps (float32): norm inputs/outputs, q/k/v, attention out, the MLP's gate/up/product; plus the LoRA branches.
+  // Per token and layer, what backward keeps (float32): norm inputs/outputs, q/k/v, attention out, the MLP's gate and up (LORA_ACT_FACTOR of them under LoRA), and the masks.
   const C = a.hiddenSize;
   const qkv = (a.numHeads + 2 * a.numKvHeads) * a.headDim;
-  const perTokenLayer = 4 * (a.family === 'gpt2' ? 7 * C + 2 * a.intermediateSize : 3 * C + qkv + 2 * a.intermediateSize) + 4 * LORA_ACT_FACTOR * loraActs;
-  const tokens = s.rows * s.seqLen;
+  const perTokenLayer = 4 * (s.lora ? LORA_ACT_FACTOR : 1) * (a.family === 'gpt2' ? 7 * C + 2 * a.intermediateSize : 3 * C + qkv + 2 * a.intermediateSize) + maskBytes;
+  const tokens = s.tokens ?? s.rows * s.seqLen;
   // Gradient checkpointing keeps each layer's input; backward then holds one recomputed layer and its gradients (GC_LAYER_FACTOR of its graph).
   const withGc = tokens * (4 * C * a.numLayers + GC_LAYER_FACTOR * perTokenLayer), withoutGc = tokens * perTokenLayer * a.numLayers;
   const activations = s.gradientCheckpointing ? withGc : withoutGc;
@@ -133,7 +137,7 @@ export function estimateRunMemory(s: RunShape): MemoryEstimate {
     ['AdamW state', 8 * trainable],
     ['reference copy', ref],
     ['runtime and working buffers', RUNTIME_BYTES + buffers],
-    [`activations for ${s.rows} rows × ${s.seqLen} tokens`, activations],
+    [`activations for ${tokens} tokens (${s.rows} rows, the longest ${s.seqLen})`, activations],
   ];
   return { bytes: parts.reduce((n, [, b]) => n + b, 0), parts, shape: s, activationsOther: s.gradientCheckpointing ? withoutGc : withGc };
 }
@@ -158,12 +162,13 @@ export interface TrainingOptions {
  * `refModelGiven` when an explicit reference model exists already, `seqLen` the longest row once
  * the data is tokenized (0 before: weights and optimizer state only).
  */
-export function estimateTraining(arch: ArchConfig, o: TrainingOptions, opts: { lora: RunShape['lora']; seqLen: number; rows?: number; refModelGiven?: boolean; storage?: StorageSpec | null }): MemoryEstimate {
+export function estimateTraining(arch: ArchConfig, o: TrainingOptions, opts: { lora: RunShape['lora']; seqLen: number; tokens?: number; rows?: number; refModelGiven?: boolean; storage?: StorageSpec | null }): MemoryEstimate {
   const seqLen = o.maxLength === null ? opts.seqLen : Math.min(opts.seqLen, o.maxLength);
+  const rows = 2 * Math.max(1, opts.rows ?? o.perDeviceTrainBatchSize);
   return estimateRunMemory({
     arch, lora: opts.lora, bf16: o.bf16, gradientCheckpointing: o.gradientCheckpointing,
     refCopy: !opts.lora && !opts.refModelGiven && !o.precomputeRefLogProbs,
-    rows: 2 * Math.max(1, opts.rows ?? o.perDeviceTrainBatchSize), seqLen, storage: opts.storage ?? null,
+    rows, seqLen, tokens: opts.tokens === undefined ? undefined : Math.min(opts.tokens, rows * seqLen), storage: opts.storage ?? null,
   });
 }
 

@@ -46,11 +46,50 @@ function fullBuffer(buf: Storage): Storage {
   return buf.length === cap && buf.byteOffset === 0 ? buf : buf instanceof Float64Array ? new Float64Array(buf.buffer) : new Float32Array(buf.buffer);
 }
 
+/** A miss may take an idle buffer up to this many buckets larger (1.125⁶ ≈ 2× the size) instead of allocating. */
+const REUSE_BUCKETS = 6;
+
+/** An idle buffer of capacity cap, else of one of the next REUSE_BUCKETS buckets (a batch shorter than the last). */
+function takeIdle(dtype: DType, cap: number): Storage | undefined {
+  const exact = free.get(key(dtype, cap))?.pop();
+  if (exact || cap <= 4096) return exact;
+  let i = BUCKETS.indexOf(cap);
+  for (let j = 1; j <= REUSE_BUCKETS && i + j < BUCKETS.length; j++) {
+    const b = free.get(key(dtype, BUCKETS[i + j]))?.pop();
+    if (b) return b;
+  }
+  return undefined;
+}
+
+/**
+ * Before a fresh allocation of `bytes`, lets go of as many idle bytes of smaller buckets (sizes
+ * an earlier, shorter batch left): without it a batch longer than the last allocates anew while
+ * the last batch's buffers sit idle, and the peak grows by up to the whole idle pool. The buffers
+ * go to the GC (V8 collects them as external memory grows).
+ */
+function evictSmaller(dtype: DType, cap: number, bytes: number): void {
+  if (pooledBytes === 0) return;
+  const lists: [number, Storage[]][] = [];
+  for (const [k, list] of free) {
+    const [d, c] = k.split(':');
+    if (d === dtype && Number(c) < cap && list.length) lists.push([Number(c), list]);
+  }
+  lists.sort((a, b) => b[0] - a[0]);
+  let freed = 0;
+  for (const [, list] of lists) {
+    while (list.length && freed < bytes) {
+      const b = list.pop()!;
+      pooledBytes -= b.byteLength;
+      freed += b.byteLength;
+    }
+    if (freed >= bytes) return;
+  }
+}
+
 /** Returns a buffer of n elements (a view of a bucket-sized buffer); contents arbitrary unless `zero`. */
 export function allocStorage(dtype: DType, n: number, zero: boolean): Storage {
   const cap = bucketCapacity(n);
-  const list = free.get(key(dtype, cap));
-  const whole = list?.pop();
+  const whole = takeIdle(dtype, cap);
   if (whole) {
     pooledBytes -= whole.byteLength;
     noteLive(whole);
@@ -58,6 +97,7 @@ export function allocStorage(dtype: DType, n: number, zero: boolean): Storage {
     if (zero) buf.fill(0);
     return buf;
   }
+  evictSmaller(dtype, cap, cap * (dtype === 'float64' ? 8 : 4));
   const fresh = dtype === 'float64' ? new Float64Array(cap) : new Float32Array(cap);
   noteLive(fresh);
   return cap === n ? fresh : fresh.subarray(0, n);

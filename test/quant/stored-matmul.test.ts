@@ -85,3 +85,23 @@ for (const backend of ['native', 'ref'] as const) {
     }
   });
 }
+
+test('native dequantization is the reference\'s bit for bit: I · W returns every stored value, whole 64-blocks per row and not, nested or not', { skip }, () => {
+  native.backend!.setMatmulPrecision('float32');
+  for (const kind of ['nf4', 'fp4', 'int8', 'bf16'] as StorageKind[]) {
+    for (const nested of [false, true]) {
+      for (const [rows, cols] of [[40, 1024], [9, 130], [3, 64]]) {
+        const w = quantizeWeight(rand(rows * cols, 0.2), rows, cols, kind, { nested });
+        // C (rows × cols) = I (rows × rows) · W: 1·w plus exact zeros, so C holds the dequantized values.
+        const eye = new Float32Array(rows * rows);
+        for (let i = 0; i < rows; i++) eye[i * rows + i] = 1;
+        const c = new Float32Array(rows * cols);
+        N.storedMatmul({ a: eye, w, c, m: rows, xWt: false, beta: 0 });
+        // (=== equates FP4's −0 with the +0 that adding the zeros makes of it)
+        const ref = toFloat32(w);
+        const bad = ref.findIndex((v, i) => c[i] !== v);
+        assert.equal(bad, -1, `${kind} nested=${nested} ${rows}×${cols}: element ${bad} ${c[bad]} vs ${ref[bad]}`);
+      }
+    }
+  }
+});

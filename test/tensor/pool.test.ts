@@ -1,0 +1,58 @@
+/**
+ * The buffer pool across batches of different lengths (tensor/pool.ts): a shorter batch reuses the
+ * idle buffers of a longer one; a longer batch's fresh allocations let go of the idle buffers a
+ * shorter one left, so idle plus live memory does not grow with each new length; the same shapes
+ * step after step reuse their buffers exactly and evict nothing.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { allocStorage, bucketCapacity, clearPool, pooledBytesNow, releaseStorage } from '../../src/tensor/pool.js';
+
+test('pool: a shorter request takes an idle buffer up to ~2× its size instead of allocating', () => {
+  clearPool();
+  const a = allocStorage('float32', 100_000, false);
+  const buffer = a.buffer;
+  releaseStorage('float32', a);
+  const b = allocStorage('float32', 80_000, true);
+  assert.equal(b.buffer, buffer, 'the idle larger buffer');
+  assert.equal(b.length, 80_000);
+  assert.ok(b.every((v) => v === 0), 'zeroed');
+  releaseStorage('float32', b);
+  // Back in its own bucket: a request of the original size gets it again.
+  assert.equal(allocStorage('float32', 100_000, false).buffer, buffer);
+  // Far smaller requests do not pin a big buffer.
+  clearPool();
+  releaseStorage('float32', allocStorage('float32', 100_000, false));
+  assert.notEqual(allocStorage('float32', 20_000, false).buffer.byteLength, 4 * bucketCapacity(100_000));
+});
+
+test('pool: a longer request that must allocate lets go of as many idle bytes of smaller buckets', () => {
+  clearPool();
+  const small = Array.from({ length: 8 }, () => allocStorage('float32', 50_000, false));
+  for (const s of small) releaseStorage('float32', s);
+  const idle = pooledBytesNow();
+  assert.equal(idle, 8 * 4 * bucketCapacity(50_000));
+  const big = allocStorage('float32', 200_000, false);
+  const freed = idle - pooledBytesNow();
+  assert.ok(freed >= 4 * bucketCapacity(200_000) && freed < 4 * bucketCapacity(200_000) + 4 * bucketCapacity(50_000), `freed ${freed} bytes`);
+  releaseStorage('float32', big);
+  // Other dtypes' buffers are not touched.
+  clearPool();
+  releaseStorage('float64', allocStorage('float64', 50_000, false));
+  const before = pooledBytesNow();
+  allocStorage('float32', 200_000, false);
+  assert.equal(pooledBytesNow(), before);
+});
+
+test('pool: the same shapes step after step are reused exactly and nothing is evicted', () => {
+  clearPool();
+  const sizes = [70_000, 12_345, 300_000, 4096, 999];
+  let buffers: ArrayBufferLike[] = [];
+  for (let step = 0; step < 3; step++) {
+    const got = sizes.map((n) => allocStorage('float32', n, false));
+    if (step > 0) assert.deepEqual(got.map((g) => g.buffer), buffers, `step ${step}: the same buffers`);
+    buffers = got.map((g) => g.buffer);
+    for (const g of got) releaseStorage('float32', g);
+    assert.equal(pooledBytesNow(), got.reduce((a, g) => a + g.buffer.byteLength, 0));
+  }
+});
