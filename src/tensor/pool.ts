@@ -31,14 +31,18 @@ for (let c = 4096; c < 2 ** 32; c = Math.ceil(c * 1.125)) BUCKETS.push(c);
 const BUCKET_SET = new Set(BUCKETS);
 
 export function bucketCapacity(n: number): number {
-  if (n <= 4096) return n;
+  return n <= 4096 ? n : BUCKETS[bucketIndex(n)];
+}
+
+/** Index of the smallest bucket holding n elements (n > 4096). */
+function bucketIndex(n: number): number {
   let lo = 0, hi = BUCKETS.length - 1;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (BUCKETS[mid] >= n) hi = mid;
     else lo = mid + 1;
   }
-  return BUCKETS[lo];
+  return lo;
 }
 
 function fullBuffer(buf: Storage): Storage {
@@ -53,7 +57,7 @@ const REUSE_BUCKETS = 6;
 function takeIdle(dtype: DType, cap: number): Storage | undefined {
   const exact = free.get(key(dtype, cap))?.pop();
   if (exact || cap <= 4096) return exact;
-  let i = BUCKETS.indexOf(cap);
+  const i = bucketIndex(cap);
   for (let j = 1; j <= REUSE_BUCKETS && i + j < BUCKETS.length; j++) {
     const b = free.get(key(dtype, BUCKETS[i + j]))?.pop();
     if (b) return b;
