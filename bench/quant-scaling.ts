@@ -13,7 +13,9 @@
  *   node dist/bench/quant-scaling.js [--sizes 0.5b,1.5b,3b] [--modes f32,bf16,int8,nf4] [--gc on,off]
  *     [--steps 3] [--grad_accum 8] [--max_length 1024] [--prompt_words 49] [--completion_words 73]
  *     [--learning_rate 2e-4] [--trl on|off] [--trl_sizes 0.5b,1.5b,3b] [--sweep on|off|only] [--sweep_lengths 512,1024,2048]
- *     [--sweep_modes f32,nf4] [--sweep_gc on] [--timeout 14400] [--out FILE] [--dir /tmp/dpo-quant-bench]
+ *     [--sweep_modes f32,nf4] [--sweep_gc on] [--timeout 14400] [--out FILE] [--dir /tmp/dpo-quant-bench] [--resume on|off]
+ *   Finished runs are kept in DIR/quant-scaling-runs.jsonl (bench/scaling-results.ts): run the command
+ *   again after a stop and it goes on from the first row not yet measured (`--resume off`: all anew).
  *   --quick: 0.5b, f32 + nf4, gradient checkpointing on, 2 steps, grad_accum 1, no sweep (flags given win)
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
@@ -27,6 +29,7 @@ import { describeMachine } from './machine.js';
 import { notRun, oursCommand, timedRun, trlCommand, type RunResult, type RunSettings } from './scaling-runs.js';
 import { parseScalingArgs } from './scaling-options.js';
 import { fmt, renderReport, TRL, type ReportContext, type Row } from './scaling-report.js';
+import { RunStore, type RunKey } from './scaling-results.js';
 import { describeStats, pairsFile, statsDiffer, tokenStats, wordsFor, type TokenStats } from './scaling-data.js';
 
 const argv = process.argv.slice(2);
@@ -66,9 +69,20 @@ async function main(): Promise<void> {
   const started = new Date().toISOString();
   const command = `node dist/bench/quant-scaling.js${argv.length ? ` ${argv.join(' ')}` : ''}`;
   const rows: Row[] = [];
+  const f = fmt;
+  const store = new RunStore(join(dir, 'quant-scaling-runs.jsonl'), o.resume);
+  const keyOf = (table: Row['table'], size: string, run: string, gc: string, length: number, data: string): RunKey =>
+    ({ table, size, run, gc, length, steps, accum, learningRate, data });
+  /** A finished run of an earlier sitting, when there is one (its row goes into the report as measured). */
+  const earlier = (key: RunKey, label: string): boolean => {
+    const r = store.find(key);
+    if (!r) return false;
+    rows.push(r);
+    console.log(`  ${label} gc ${key.gc}: ${r.note}: ${f(r.stepS)} s/step, peak RSS ${f(r.peakGb, 2)} GB`);
+    return true;
+  };
   const header: string[] = [];
   const fileS: Record<string, number> = {};
-  const f = fmt;
   const settingsLine = `LoRA r=16 alpha 32 dropout 0.05 on all linear layers, batch 1 × gradient accumulation ${accum}, ${steps} steps (s/step = median after the first), learning rate ${learningRate}; TRL+PEFT float32 with torch threads ${threads}; per-run timeout ${timeoutS} s.`;
   const ctx = (): ReportContext => ({ started, command, machine, header: [settingsLine, ...header], maxLength, sweepSize, fileS });
   const render = () => {
@@ -78,6 +92,8 @@ async function main(): Promise<void> {
   };
   const runTrl = async (table: Row['table'], size: string, model: string, data: string, gc: string, length: number, meanRow: number, ours: TokenStats) => {
     const base = { table, size, length, run: TRL, gc, meanRow };
+    const key = keyOf(table, size, TRL, gc, length, data);
+    if (earlier(key, TRL)) return;
     let r: RunResult;
     const est = trlEstimateGb(model, gc === 'on', Math.min(length, Math.ceil(Math.max(ours.chosen_row, ours.rejected_row) / ours.pairs)));
     const avail = availableMemory().bytes / 1e9;
@@ -90,11 +106,16 @@ async function main(): Promise<void> {
       if (differ) r.note = `${r.note ? `${r.note}; ` : ''}token counts differ: ${differ}`;
     }
     rows.push({ ...r, ...base });
+    store.add(key, { ...r, ...base });
     console.log(`  ${TRL} gc ${gc}: ${r.ok ? `load ${f(r.loadS)} s, first step ${f(r.firstS)} s, ${f(r.stepS)} s/step, peak RSS ${f(r.peakGb, 2)} GB` : r.note}${r.ok && r.note ? ` (${r.note})` : ''}`);
   };
   const runOurs = async (table: Row['table'], size: string, model: string, data: string, mode: string, gc: string, length: number, meanRow: number) => {
+    const key = keyOf(table, size, mode, gc, length, data);
+    if (earlier(key, mode)) return;
     const r = await timedRun(oursCommand(model, data, join(model, `out-${mode}-${gc}-${length}`), mode, settings(gc, length)), 'ours', timeoutS);
-    rows.push({ ...r, table, size, length, run: mode, gc, meanRow });
+    const row: Row = { ...r, table, size, length, run: mode, gc, meanRow };
+    rows.push(row);
+    store.add(key, row);
     console.log(`  ${mode} gc ${gc}: ${r.ok ? `load ${f(r.loadS)} s, first step ${f(r.firstS)} s, ${f(r.stepS)} s/step, peak RSS ${f(r.peakGb, 2)} GB, estimate ${f(r.estGb, 2)} GB` : `failed: ${r.note}`}`);
   };
   /** Our modes, then TRL (where asked), for each gc setting; the report is rewritten after each run. */

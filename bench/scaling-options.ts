@@ -28,6 +28,8 @@ export interface ScalingOptions {
   sweepSize: string;
   /** Seconds one training process may run before it is killed. */
   timeoutS: number;
+  /** Reuse the finished runs of earlier sittings (bench/scaling-results.ts). */
+  resume: boolean;
 }
 
 const QUICK: Record<string, string> = { sizes: '0.5b', modes: 'f32,nf4', gc: 'on', steps: '2', grad_accum: '1', sweep: 'off' };
@@ -81,5 +83,6 @@ export function parseScalingArgs(argv: string[]): ScalingOptions {
     sweepGcs: oneOf('sweep_gc', 'on', ['on', 'off']),
     sweepSize: single('sweep_size', '0.5b', sizes),
     timeoutS: num('timeout', '14400', false),
+    resume: single('resume', 'on', ['on', 'off']) === 'on',
   };
 }

@@ -5,7 +5,7 @@
       "sources": [
         "src/addon.cc", "src/gemm.cc", "src/elementwise.cc", "src/softmax.cc", "src/norm.cc",
         "src/rope.cc", "src/embedding.cc", "src/attention.cc", "src/logprob.cc", "src/cpu.cc",
-        "src/stored-gemm.cc", "src/mmap.cc", "src/quantize.cc"
+        "src/stored-gemm.cc", "src/mmap.cc", "src/quantize.cc", "src/parallel-read.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -315,6 +315,8 @@ export interface Backend {
   describe(): BackendInfo;
   /** The whole file mapped read-only as an ArrayBuffer (unmapped on GC); native only (io/mmap.ts). */
   mapFile?(path: string, offset?: number, length?: number): ArrayBuffer;
+  /** Zero-filled memory on huge pages where the kernel allows (unmapped on GC); native only (io/mmap.ts). */
+  allocLarge?(bytes: number): ArrayBuffer;
   /** Load-time weight conversions, bit-identical to quant/storage.ts (native only; quant/load-kernels.ts). */
   loadKernels?: LoadKernels;
 }
@@ -329,6 +331,10 @@ export interface LoadKernels {
   quantizeInt8Rows(w: Float32Array | Uint16Array, rows: number, cols: number, cb: Int8Array, scb: Float32Array): void;
   /** out[i] = bf16 bits[i] widened (decodeBf16). */
   widenBf16(bits: Uint16Array, out: Float32Array): void;
+  /** out[i] = the bf16 value at byte offset + 2i of the open file fd, widened; every thread reads its own slice. */
+  readBf16AsF32(fd: number, offset: number, out: Float32Array): void;
+  /** out ← the bytes at `offset` of the open file fd; every thread reads its own slice. */
+  readParallel(fd: number, offset: number, out: Uint8Array): void;
 }
 
 export interface BackendInfo {

@@ -113,10 +113,15 @@ export class SafetensorsFile {
       return dst;
     }
     // 16-bit: read a slice, widen it into place; never a second full-size buffer (nor mapped pages
-    // in the RSS). BF16 slices are widened by the native addon when it is there (OpenMP).
-    const tmp = new Uint16Array(Math.min(count, CHUNK));
+    // in the RSS). BF16 is read and widened by the native addon when it is there, every thread its
+    // own slice.
     const lk = info.dtype === 'BF16' ? loadKernels() : null;
-    const decode = lk ? (src: Uint16Array, d: Float32Array, o: number) => lk.widenBf16(src, d.subarray(o, o + src.length)) : info.dtype === 'BF16' ? decodeBf16 : decodeF16;
+    if (lk) {
+      nativeRead(this.path, info.begin, () => lk.readBf16AsF32(fd, info.begin, dst));
+      return dst;
+    }
+    const tmp = new Uint16Array(Math.min(count, CHUNK));
+    const decode = info.dtype === 'BF16' ? decodeBf16 : decodeF16;
     for (let s = 0; s < count; s += CHUNK) {
       const k = Math.min(CHUNK, count - s);
       const part = k === tmp.length ? tmp : tmp.subarray(0, k);
@@ -138,7 +143,9 @@ export class SafetensorsFile {
     const count = numel(info.shape);
     const dst = out ?? new Uint16Array(count);
     if (dst.length !== count) throw new DpoError(`${this.path}: tensor "${name}" has ${count} elements, the destination holds ${dst.length}`);
-    readFully(this.openFd(), new Uint8Array(dst.buffer, dst.byteOffset, count * 2), info.begin, this.path);
+    const bytes = new Uint8Array(dst.buffer, dst.byteOffset, count * 2), lk = loadKernels();
+    if (lk && count * 2 >= PARALLEL_BYTES) nativeRead(this.path, info.begin, () => lk.readParallel(this.openFd(), info.begin, bytes));
+    else readFully(this.openFd(), bytes, info.begin, this.path);
     return dst;
   }
 
@@ -200,6 +207,18 @@ export function readSafetensors(path: string, opts: { keepBf16?: boolean } = {})
 
 function numel(shape: readonly number[]): number {
   return shape.reduce((a, d) => a * d, 1);
+}
+
+/** Below this one pread is as quick as splitting the read across threads. */
+const PARALLEL_BYTES = 4 << 20;
+
+/** Runs a native multi-threaded read of the tensor at byte `pos`, its failure as readFully's error. */
+function nativeRead(path: string, pos: number, read: () => void): void {
+  try {
+    read();
+  } catch (e) {
+    throw new DpoError(`${path}: reading the tensor at byte ${pos} failed: ${(e as Error).message}`);
+  }
 }
 
 function readFully(fd: number, buf: Uint8Array, pos: number, path: string): void {

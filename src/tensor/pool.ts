@@ -7,6 +7,7 @@
  * (parameters, optimizer state) are owned by the garbage collector as usual.
  */
 import type { DType, Storage } from './dtype.js';
+import { largeFloat32 } from './large-buffer.js';
 
 type Releasable = { release(): void; readonly kept: boolean };
 
@@ -102,7 +103,7 @@ export function allocStorage(dtype: DType, n: number, zero: boolean): Storage {
     return buf;
   }
   evictSmaller(dtype, cap, cap * (dtype === 'float64' ? 8 : 4));
-  const fresh = dtype === 'float64' ? new Float64Array(cap) : new Float32Array(cap);
+  const fresh = dtype === 'float64' ? new Float64Array(cap) : largeFloat32(cap);
   noteLive(fresh);
   return cap === n ? fresh : fresh.subarray(0, n);
 }

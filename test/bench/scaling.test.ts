@@ -122,3 +122,27 @@ test('the report: ratios ours/TRL at the same shape and gc, error rows with thei
     '- 1.5b load: slowest 5.0 s (nf4, gc on) = ×2.5 the file read once (2.0 s, page cache as it is; target ≤ 2; the load time includes starting the process and reading the data): NOT met',
   ]);
 });
+
+test('finished runs are kept and reused across sittings: same settings and CPU only, failed runs tried again, --resume off', async () => {
+  const { RunStore } = await import('../../bench/scaling-results.js');
+  const { mkdtempSync, readFileSync, appendFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const path = join(mkdtempSync(join(tmpdir(), 'runs-')), 'quant-scaling-runs.jsonl');
+  const key = { table: 'main' as const, size: '1.5b', run: 'nf4', gc: 'on', length: 1024, steps: 3, accum: 8, learningRate: 2e-4, data: '/d/pairs-49-73-24.jsonl' };
+  const row = (ok: boolean) => ({ ...key, meanRow: 500, ok, note: ok ? '' : 'killed', loadS: 2, firstS: 500, stepS: 480, peakGb: 2.2, estGb: 2.1 });
+  const a = new RunStore(path, true);
+  assert.equal(a.find(key), null);
+  a.add(key, row(false)); // a failed run is not kept
+  assert.equal(a.find(key), null);
+  a.add(key, row(true));
+  appendFileSync(path, '{"key": {"tab'); // a line cut by a kill
+  const b = new RunStore(path, true);
+  const got = b.find({ ...key, data: '/elsewhere/pairs-49-73-24.jsonl' }); // the same file name in another --dir
+  assert.ok(got && got.stepS === 480 && got.peakGb === 2.2 && /^measured \d{4}-\d\d-\d\d \d\d:\d\d UTC( at [0-9a-f]+\+?)?$/.test(got.note), JSON.stringify(got));
+  for (const other of [{ steps: 2 }, { accum: 1 }, { gc: 'off' }, { run: 'bf16' }, { size: '3b' }, { length: 512 }, { table: 'sweep' as const }, { learningRate: 1e-4 }, { data: 'pairs-49-73-16.jsonl' }]) {
+    assert.equal(b.find({ ...key, ...other }), null, JSON.stringify(other));
+  }
+  assert.equal(new RunStore(path, false).find(key), null);
+  assert.equal(readFileSync(path, 'utf8').split('\n').filter((l) => l.startsWith('{"key":{')).length, 1);
+});

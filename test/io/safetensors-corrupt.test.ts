@@ -6,6 +6,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, openSync, closeSync, ftruncateSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadKernels } from '../../src/quant/load-kernels.js';
 import { DpoError } from '../../src/errors.js';
 import { SafetensorsFile, writeSafetensors } from '../../src/io/safetensors.js';
 import { rawSafetensors, tempDir, writeRaw } from './helpers.js';
@@ -117,6 +118,24 @@ test('missing file, a directory, and a file truncated after opening', () => {
     ftruncateSync(fd, readFileSync(p).length - 100);
     closeSync(fd);
     assert.throws(() => f.read('w'), /shrinks\.safetensors: unexpected end of file at byte/);
+  } finally {
+    f.close();
+  }
+});
+
+test('a file truncated after opening, read by the native multi-threaded readers (BF16 widened, raw bits)', () => {
+  const p = join(dir, 'shrinks-big.safetensors');
+  const n = 3 * (1 << 20) + 7; // several 1 MB reads per thread
+  writeSafetensors(p, { w: { shape: [n], data: new Float32Array(n), dtype: 'BF16' } });
+  const f = new SafetensorsFile(p);
+  try {
+    const fd = openSync(p, 'r+');
+    ftruncateSync(fd, readFileSync(p).length - 100);
+    closeSync(fd);
+    const native = loadKernels() !== null;
+    const ended = native ? /shrinks-big\.safetensors: reading the tensor at byte \d+ failed: the file ends inside the tensor/ : /shrinks-big\.safetensors: unexpected end of file at byte/;
+    assert.throws(() => f.read('w'), (e: unknown) => e instanceof DpoError && ended.test(e.message) && !e.message.includes('bug'));
+    assert.throws(() => f.readRawBf16('w'), (e: unknown) => e instanceof DpoError && ended.test(e.message));
   } finally {
     f.close();
   }

@@ -138,6 +138,24 @@ test('big 16-bit tensors convert in chunks (more than one chunk)', () => {
   }
 });
 
+test('BF16 tensors read by every thread at once (widened, and as raw bits) give the bits a plain read gives', () => {
+  const p = join(dir, 'parallel.safetensors');
+  const n = 5 * (1 << 19) + 333; // 2.5 MB of bf16: three 1 MB reads, the last a partial one
+  const bits = new Uint16Array(n).map((_, i) => (i * 2654435761) >>> 16); // every bit pattern, NaNs too
+  writeSafetensors(p, { pad: { shape: [3], data: Float32Array.of(1, 2, 3) }, b: { shape: [n], data: bits, dtype: 'BF16' } });
+  const f = new SafetensorsFile(p);
+  try {
+    const info = f.info('b');
+    const raw = readFileSync(p).subarray(info.begin, info.end);
+    const expect = new Uint16Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
+    assert.deepEqual(f.readRawBf16('b'), expect);
+    const wide = f.read('b'), u32 = new Uint32Array(wide.buffer, wide.byteOffset, n);
+    for (let i = 0; i < n; i++) if (u32[i] !== expect[i] << 16 >>> 0) assert.fail(`element ${i}: ${u32[i]} != ${expect[i] << 16 >>> 0}`);
+  } finally {
+    f.close();
+  }
+});
+
 test('writes are atomic: no temp files left, a failed write leaves the old file intact', () => {
   const sub = join(dir, 'atomic');
   const p = join(dir, 'atomic.safetensors');

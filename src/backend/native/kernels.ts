@@ -35,6 +35,17 @@ function guarded(addon: NativeAddon): NativeAddon {
   return out;
 }
 
+/** A native file read: its failure (an I/O error, a truncated file) is the file's, not a bug, so it is
+ * rethrown as a plain Error with only the reason, for the caller to name the file. */
+function ioCall(read: () => unknown): void {
+  try {
+    read();
+  } catch (e) {
+    const m = /failed: (.*?) \[arguments/.exec((e as Error).message);
+    throw new Error(m ? m[1] : (e as Error).message);
+  }
+}
+
 /** Storage kinds as native/src/stored-gemm.cc numbers them. */
 const STORAGE_CODE: Record<StorageKind, number> = { f32: 0, bf16: 1, f16: 2, nf4: 3, fp4: 4, int8: 5 };
 
@@ -94,11 +105,14 @@ export function makeNativeBackend(addon: NativeAddon): Backend {
     getNumThreads: () => n.getNumThreads() as number,
     setMatmulPrecision: (p) => void n.setMatmulBf16(p === 'bfloat16'),
     mapFile: (path, offset, length) => (offset === undefined ? n.mapFile(path) : n.mapFile(path, offset, length)) as ArrayBuffer,
+    allocLarge: (bytes) => n.allocLarge(bytes) as ArrayBuffer,
     loadKernels: {
       quantize4bit: (w, kind, packed, absmax) => void n.quantize4bit(w, w.length, kind === 'fp4', packed, absmax),
       quantizeNested: (absmax, q, absmax2) => n.quantizeNested(absmax, absmax.length, DYNAMIC8, q, absmax2) as number,
       quantizeInt8Rows: (w, rows, cols, cb, scb) => void n.quantizeInt8Rows(w, rows, cols, cb, scb),
       widenBf16: (bits, out) => void n.widenBf16(bits, bits.length, out),
+      readBf16AsF32: (fd, offset, out) => ioCall(() => addon.readBf16AsF32(fd, offset, out.length, out)),
+      readParallel: (fd, offset, out) => ioCall(() => addon.readParallel(fd, offset, out)),
     },
     describe: (): BackendInfo => {
       const c = n.cpuInfo() as { kernelIsa: string; onednnIsa: string; bf16Units: boolean };
