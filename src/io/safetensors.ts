@@ -19,6 +19,7 @@ import { basename } from 'node:path';
 import { DpoError } from '../errors.js';
 import { tempPathFor } from './atomic.js';
 import { mapFile, mapRange } from './mmap.js';
+import { largeFloat32 } from '../tensor/large-buffer.js';
 import { loadKernels } from '../quant/load-kernels.js';
 import { decodeBf16, decodeF16, encodeHalf } from './half.js';
 import { checkHeaderLength, parseHeader, type SafetensorsDType, type STDType, type TensorInfo } from './safetensors-header.js';
@@ -106,7 +107,8 @@ export class SafetensorsFile {
       throw new DpoError(`${this.path}: tensor "${name}" has dtype ${info.dtype}; only F32, F16 and BF16 tensors can be loaded (convert the checkpoint, e.g. model.to(torch.float32).save_pretrained(...))`);
     }
     const count = numel(info.shape);
-    const dst = out ?? new Float32Array(count);
+    // A fresh destination on huge pages when large (a frozen float32 embedding: 0.9 GB at 1.5B).
+    const dst = out ?? largeFloat32(count);
     if (dst.length !== count) throw new DpoError(`${this.path}: tensor "${name}" has ${count} elements, the destination holds ${dst.length}`);
     if (info.dtype === 'F32') {
       readFully(fd, new Uint8Array(dst.buffer, dst.byteOffset, count * 4), info.begin, this.path);
