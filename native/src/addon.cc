@@ -25,7 +25,6 @@ Napi::Value ReadParallel(const Napi::CallbackInfo&);
 Napi::Value Quantize4bit(const Napi::CallbackInfo&);
 Napi::Value QuantizeNested(const Napi::CallbackInfo&);
 Napi::Value QuantizeInt8Rows(const Napi::CallbackInfo&);
-Napi::Value WidenBf16(const Napi::CallbackInfo&);
 Napi::Value Unary(const Napi::CallbackInfo&);
 Napi::Value UnaryBackward(const Napi::CallbackInfo&);
 Napi::Value Binary(const Napi::CallbackInfo&);
@@ -144,7 +143,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add("quantize4bit", Quantize4bit);
   add("quantizeNested", QuantizeNested);
   add("quantizeInt8Rows", QuantizeInt8Rows);
-  add("widenBf16", WidenBf16);
   add("unary", Unary);
   add("unaryBackward", UnaryBackward);
   add("binary", Binary);

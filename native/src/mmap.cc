@@ -53,10 +53,6 @@ Napi::Value MapFile(const Napi::CallbackInfo& info) {
   }, new Mapping{p, len + skip});
 }
 
-}  // namespace dpo
-
-namespace dpo {
-
 // allocLarge(bytes) → ArrayBuffer: zero-filled anonymous memory for a large long-lived buffer (a
 // float32 weight widened at load), unmapped when garbage-collected. madvise(MADV_HUGEPAGE) asks
 // for 2 MB pages where the kernel's transparent huge pages are in "madvise" mode (Debian's

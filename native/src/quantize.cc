@@ -1,6 +1,6 @@
 // Load-time conversions of frozen weights (src/quant/storage.ts is the reference, bit for bit):
 // bitsandbytes' blockwise NF4/FP4 quantization (blocks of 64), the nested 8-bit dynamic
-// quantization of its absmax (blocks of 256), LLM.int8's row-wise int8, and bf16 → f32 widening.
+// quantization of its absmax (blocks of 256), LLM.int8's row-wise int8 (bf16 → f32 widening at load is parallel-read.cc's).
 // The 4-bit and int8 quantizers take float32 values or bf16 bits (widened exactly in register, so
 // a bf16 checkpoint is quantized without a float32 copy). OpenMP over blocks / rows; the block
 // loops are branchless (NF4/FP4 codes as a count of the pivots below x, as dQuantizeNF4's compare
@@ -224,16 +224,6 @@ Napi::Value QuantizeInt8Rows(const Napi::CallbackInfo& info) {
     if (bf16) int8Bf16(wb, cols, cb, scb, r, e);
     else int8F32(wf, cols, cb, scb, r, e);
   }
-  return info.Env().Undefined();
-}
-
-// widenBf16(bits, n, out): out[i] = the float32 value of bf16 bits[i].
-Napi::Value WidenBf16(const Napi::CallbackInfo& info) {
-  const uint16_t* src = info[0].As<Napi::Uint16Array>().Data();
-  const int64_t n = I64(info[1]);
-  uint32_t* dst = (uint32_t*)F32(info[2]);
-#pragma omp parallel for schedule(static) if (n > (1 << 18))
-  for (int64_t i = 0; i < n; i++) dst[i] = (uint32_t)src[i] << 16;
   return info.Env().Undefined();
 }
 

@@ -315,13 +315,13 @@ export interface Backend {
   describe(): BackendInfo;
   /** The whole file mapped read-only as an ArrayBuffer (unmapped on GC); native only (io/mmap.ts). */
   mapFile?(path: string, offset?: number, length?: number): ArrayBuffer;
-  /** Zero-filled memory on huge pages where the kernel allows (unmapped on GC); native only (io/mmap.ts). */
+  /** Zero-filled memory on huge pages where the kernel allows (unmapped on GC); native only (tensor/large-buffer.ts). */
   allocLarge?(bytes: number): ArrayBuffer;
   /** Load-time weight conversions, bit-identical to quant/storage.ts (native only; quant/load-kernels.ts). */
   loadKernels?: LoadKernels;
 }
 
-/** Native twins of quant/storage.ts's quantizers and io/half.ts's bf16 widening (outputs caller-owned). */
+/** Native twins of quant/storage.ts's quantizers and io/half.ts's bf16 widening (reading the file), outputs caller-owned. */
 export interface LoadKernels {
   /** packed ⌈n/2⌉ bytes, absmax ⌈n/64⌉ floats (quantize4bit); `w` float32 values or bf16 bits (a Uint16Array, widened exactly). */
   quantize4bit(w: Float32Array | Uint16Array, kind: 'nf4' | 'fp4', packed: Uint8Array, absmax: Float32Array): void;
@@ -329,9 +329,7 @@ export interface LoadKernels {
   quantizeNested(absmax: Float32Array, q: Uint8Array, absmax2: Float32Array): number;
   /** cb rows·cols, scb rows (quantizeInt8Rows); `w` float32 values or bf16 bits. */
   quantizeInt8Rows(w: Float32Array | Uint16Array, rows: number, cols: number, cb: Int8Array, scb: Float32Array): void;
-  /** out[i] = bf16 bits[i] widened (decodeBf16). */
-  widenBf16(bits: Uint16Array, out: Float32Array): void;
-  /** out[i] = the bf16 value at byte offset + 2i of the open file fd, widened; every thread reads its own slice. */
+  /** out[i] = the bf16 value at byte offset + 2i of the open file fd, widened exactly (decodeBf16); every thread reads its own slice. */
   readBf16AsF32(fd: number, offset: number, out: Float32Array): void;
   /** out ← the bytes at `offset` of the open file fd; every thread reads its own slice. */
   readParallel(fd: number, offset: number, out: Uint8Array): void;

@@ -7,6 +7,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { closeSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadNativeBackend } from '../../src/backend/native/index.js';
 import type { LoadKernels } from '../../src/backend/types.js';
 import { decodeBf16, encodeHalf } from '../../src/io/half.js';
@@ -87,12 +90,20 @@ for (const [rows, cols] of [[1, 1], [3, 7], [40, 333], [300, 1024]] as const) {
   });
 }
 
-test('widenBf16: native = decodeBf16 on every 16-bit pattern and a long array', { skip }, () => {
-  for (const n of [65536, 1 << 20]) {
+test('readBf16AsF32: native = decodeBf16 on every 16-bit pattern and a long array at an odd offset', { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'widen-'));
+  for (const [n, offset] of [[65536, 0], [(1 << 20) + 3, 6]]) {
     const bits = Uint16Array.from({ length: n }, (_, i) => (n === 65536 ? i : (rng.nextFloat() * 65536) >>> 0));
+    const file = join(dir, `b${n}`);
+    writeFileSync(file, Buffer.concat([Buffer.alloc(offset), Buffer.from(bits.buffer)]));
     const want = new Float32Array(n), got = new Float32Array(n);
     decodeBf16(bits, want);
-    lk.widenBf16(bits, got);
+    const fd = openSync(file, 'r');
+    try {
+      lk.readBf16AsF32(fd, offset, got);
+    } finally {
+      closeSync(fd);
+    }
     sameBits(`n=${n}`, new Uint32Array(got.buffer), new Uint32Array(want.buffer)); // NaN payloads included
   }
 });

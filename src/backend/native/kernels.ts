@@ -110,7 +110,6 @@ export function makeNativeBackend(addon: NativeAddon): Backend {
       quantize4bit: (w, kind, packed, absmax) => void n.quantize4bit(w, w.length, kind === 'fp4', packed, absmax),
       quantizeNested: (absmax, q, absmax2) => n.quantizeNested(absmax, absmax.length, DYNAMIC8, q, absmax2) as number,
       quantizeInt8Rows: (w, rows, cols, cb, scb) => void n.quantizeInt8Rows(w, rows, cols, cb, scb),
-      widenBf16: (bits, out) => void n.widenBf16(bits, bits.length, out),
       readBf16AsF32: (fd, offset, out) => ioCall(() => addon.readBf16AsF32(fd, offset, out.length, out)),
       readParallel: (fd, offset, out) => ioCall(() => addon.readParallel(fd, offset, out)),
     },
