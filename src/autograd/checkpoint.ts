@@ -4,6 +4,9 @@
  * only x is kept. Backward re-runs fn on a detached x with recording on and back-propagates
  * through that small graph: parameter leaves inside fn accumulate their gradients as usual, and
  * x's gradient flows on. Dropout replays the same mask (the rng states fn started from are saved).
+ * fn's second argument says which pass it is: in the recompute, its output's values are never
+ * read (only its graph), so fn may leave out work whose result only reaches the output through ops
+ * whose backward reads no values (a decoder layer's down projection: nn/linear.ts' valuesUnread).
  */
 import { ShapeError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -25,15 +28,15 @@ export function noteRngUse(rng: Rng): void {
  * other tensors by closure only if they need no gradient (rope tables, masks).
  * @example h = checkpoint((x) => layer.forward(x, ctx), h, layer.parameters())
  */
-export function checkpoint(fn: (x: Tensor) => Tensor, x: Tensor, params: readonly Tensor[] = []): Tensor {
+export function checkpoint(fn: (x: Tensor, recompute: boolean) => Tensor, x: Tensor, params: readonly Tensor[] = []): Tensor {
   const trainable = params.filter((p) => p.requiresGrad);
-  if (!isGradEnabled() || (!x.requiresGrad && trainable.length === 0)) return fn(x);
+  if (!isGradEnabled() || (!x.requiresGrad && trainable.length === 0)) return fn(x, false);
   const rngs = new Map<Rng, number[]>();
   captures.push(rngs);
   let out: Tensor;
   try {
     out = scope(() => {
-      const y = noGrad(() => fn(x));
+      const y = noGrad(() => fn(x, false));
       // A view would share storage with a buffer the scope frees (or be x itself): copy it out.
       return y.base || y === x ? copyOf(y) : y;
     });
@@ -47,13 +50,13 @@ export function checkpoint(fn: (x: Tensor) => Tensor, x: Tensor, params: readonl
 }
 
 /** Re-runs fn with the saved rng states, back-propagates g through it, returns dx (or null). */
-function recompute(fn: (x: Tensor) => Tensor, x: Tensor, needX: boolean, rngs: Map<Rng, number[]>, g: Tensor): Tensor | null {
+function recompute(fn: (x: Tensor, recompute: boolean) => Tensor, x: Tensor, needX: boolean, rngs: Map<Rng, number[]>, g: Tensor): Tensor | null {
   const now = [...rngs.keys()].map((r) => [r, r.getState()] as const);
   for (const [r, s] of rngs) r.setState(s);
   try {
     const xd = x.detach();
     xd.requiresGrad = needX;
-    const y = withGrad(() => fn(xd));
+    const y = withGrad(() => fn(xd, true));
     if (!y.requiresGrad) return null;
     assertSelfContained(y, xd.id);
     backward(y, g, { releaseActivations: true });

@@ -13,7 +13,7 @@ import { add, addScalar, dropout, linear, matmul, mul, reshape, scale, sub } fro
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/rng.js';
 import { Module } from '../nn/module.js';
-import { Linear, type LinearLike } from '../nn/linear.js';
+import { Linear, type LinearForwardOpts, type LinearLike } from '../nn/linear.js';
 import { kernelsFor } from '../backend/index.js';
 import { addLoraBranch } from './lora-branch.js';
 
@@ -72,10 +72,11 @@ export class LoraLinear extends Module implements LinearLike {
     return out;
   }
 
-  forward(x: Tensor): Tensor {
-    const y = this.base_layer.forward(x);
-    if (this.disabled) return y;
+  forward(x: Tensor, opts?: LinearForwardOpts): Tensor {
     const m = this.lora_magnitude_vector;
+    // The branch's backward reads no base output; DoRA's scales it (bres), so it needs the values.
+    const y = this.base_layer.forward(x, m && !this.disabled ? undefined : opts);
+    if (this.disabled) return y;
     if (!m) return addLoraBranch(y, x, this.lora_A.weight, this.lora_B.weight, this.scaling, this.cfg.dropout, this._rng, this.training);
     const d = dropout(x, this.cfg.dropout, this._rng, this.training);
     const lora = scale(linear(linear(d, this.lora_A.weight), this.lora_B.weight), this.scaling);

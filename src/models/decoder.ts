@@ -8,7 +8,7 @@
 import { add, attention, geluTanh, mul, reshape, rope, scale, swiglu } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Module } from '../nn/module.js';
-import { Linear, type LinearLike, headWeight } from '../nn/linear.js';
+import { Linear, type LinearForwardOpts, type LinearLike, headWeight } from '../nn/linear.js';
 import { Embedding } from '../nn/embedding.js';
 import { OffsetRMSNorm, RMSNorm, type NormLike } from '../nn/norm.js';
 import type { ArchConfig, LayerSpec } from './arch.js';
@@ -135,9 +135,9 @@ export class GatedMLP extends Module {
     this.up_proj = new Linear(_a.hiddenSize, _a.intermediateSize, _a.mlpBias);
     this.down_proj = new Linear(_a.intermediateSize, _a.hiddenSize, _a.mlpBias);
   }
-  /** down(act(gate(x)) · up(x)) */
-  forward(x: Tensor): Tensor {
-    return this.down_proj.forward(gatedAct(this._a, this.gate_proj.forward(x), this.up_proj.forward(x)));
+  /** down(act(gate(x)) · up(x)); `opts` is down's (valuesUnread: the output's values go unread). */
+  forward(x: Tensor, opts?: LinearForwardOpts): Tensor {
+    return this.down_proj.forward(gatedAct(this._a, this.gate_proj.forward(x), this.up_proj.forward(x)), opts);
   }
 }
 
@@ -148,7 +148,7 @@ export function gatedAct(a: ArchConfig, g: Tensor, u: Tensor): Tensor {
 
 export class DecoderLayer extends Module {
   self_attn: DecoderAttention;
-  mlp: Module & { forward(x: Tensor): Tensor };
+  mlp: Module & { forward(x: Tensor, opts?: LinearForwardOpts): Tensor };
   private readonly _norms: { [K in keyof NormPlacement]?: NormLike };
   constructor(private readonly _a: ArchConfig, spec: LayerSpec, plan: DecoderPlan) {
     super();
@@ -161,20 +161,25 @@ export class DecoderLayer extends Module {
       this._norms[role] = self[name];
     }
   }
-  /** h + post(branch(pre(h))) twice; the residual adds' backward reads neither input, so branch outputs are freed once added. */
-  forward(h: Tensor, ctx: AttnContext): Tensor {
+  /**
+   * h + post(branch(pre(h))) twice; the residual adds' backward reads neither input, so branch outputs
+   * are freed once added. `recompute` (a checkpointed layer's backward, whose output goes unread): with
+   * nothing between the MLP and the add (no post-norm, no multiplier), the MLP's last GEMM is skipped.
+   */
+  forward(h: Tensor, ctx: AttnContext, recompute = false): Tensor {
     const n = this._norms;
     const m = this._a.residualMultiplier;
-    const branch = (x: Tensor, f: (y: Tensor) => Tensor, pre?: NormLike, post?: NormLike): Tensor => {
-      let b = f(pre ? pre.forward(x) : x);
+    const branch = (x: Tensor, f: (y: Tensor, unread: boolean) => Tensor, pre?: NormLike, post?: NormLike): Tensor => {
+      let b = f(pre ? pre.forward(x) : x, recompute && !post && m === 1);
       if (post) b = post.forward(b);
       if (m !== 1) return add(x, scale(b, m)); // scale's backward kernel reads its input and output: both stay
       const out = add(x, b);
       b.releaseEarly();
       return out;
     };
+    // h after attention is the MLP's input (read), so the attention branch is always computed.
     h = branch(h, (y) => this.self_attn.forward(y, ctx), n.preAttn, n.postAttn);
-    return branch(h, (y) => this.mlp.forward(y), n.preMlp, n.postMlp);
+    return branch(h, (y, unread) => this.mlp.forward(y, { valuesUnread: unread }), n.preMlp, n.postMlp);
   }
 }
 
@@ -225,7 +230,7 @@ export class DecoderForCausalLM extends Module implements CausalLM {
     const mode = { checkpoint: this.gradientCheckpointing, cache: !!ctx.cache };
     this.model.layers.forEach((layer, i) => {
       const lctx = { ...ctx, layer: i };
-      h = runLayer((x) => layer.forward(x, lctx), h, layer.parameters(), mode);
+      h = runLayer((x, recompute) => layer.forward(x, lctx, recompute), h, layer.parameters(), mode);
     });
     h = this.model.norm.forward(h);
     // logits / s = (h / s)·Wᵀ: the fused log-prob op sees the scaled logits.

@@ -6,7 +6,7 @@ import { add, attention, dropout, geluTanh, reshape, slice, type AttentionOption
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/rng.js';
 import { Module } from '../nn/module.js';
-import { Linear, type LinearLike, headWeight } from '../nn/linear.js';
+import { Linear, type LinearForwardOpts, type LinearLike, headWeight } from '../nn/linear.js';
 import { Embedding } from '../nn/embedding.js';
 import { LayerNorm } from '../nn/norm.js';
 import type { ArchConfig } from './arch.js';
@@ -49,8 +49,8 @@ export class GPT2MLP extends Module {
     this.c_fc = new Linear(a.hiddenSize, a.intermediateSize, true);
     this.c_proj = new Linear(a.intermediateSize, a.hiddenSize, true);
   }
-  forward(x: Tensor): Tensor {
-    return this.c_proj.forward(geluTanh(this.c_fc.forward(x)));
+  forward(x: Tensor, opts?: LinearForwardOpts): Tensor {
+    return this.c_proj.forward(geluTanh(this.c_fc.forward(x)), opts);
   }
 }
 
@@ -109,10 +109,12 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
     const cache = inp.cache ?? null;
     const mode = { checkpoint: this.gradientCheckpointing, cache: !!cache };
     for (const [i, blk] of tr.h.entries()) {
-      const block = (x: Tensor): Tensor => {
+      // In the recompute the block's output goes unread, and dropout's and add's backward read no
+      // values, so the MLP's last GEMM is skipped (runLayer, nn/linear.ts' valuesUnread).
+      const block = (x: Tensor, recompute: boolean): Tensor => {
         const at = blk.attn.forward(blk.ln_1.forward(x), B, T, keyMask, segs, cache, i);
         x = add(x, dropout(at, a.residDropout, this._rng, this.training));
-        const m = blk.mlp.forward(blk.ln_2.forward(x));
+        const m = blk.mlp.forward(blk.ln_2.forward(x), { valuesUnread: recompute });
         return add(x, dropout(m, a.residDropout, this._rng, this.training));
       };
       h = runLayer(block, h, blk.parameters(), mode);

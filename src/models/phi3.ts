@@ -15,7 +15,7 @@ import { DpoError } from '../errors.js';
 import type { ConfigReader } from './config-reader.js';
 import { DecoderAttention, DecoderForCausalLM, LLAMA_NORMS, decoderWeightShapes, gatedAct, type DecoderPlan } from './decoder.js';
 import { plainNames, type ModelRegistration } from './registration.js';
-import { Linear, type LinearLike } from '../nn/linear.js';
+import { Linear, type LinearForwardOpts, type LinearLike } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
 import { slice } from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -46,10 +46,10 @@ class Phi3MLP extends Module {
     this.gate_up_proj = new Linear(_a.hiddenSize, 2 * _a.intermediateSize, false);
     this.down_proj = new Linear(_a.intermediateSize, _a.hiddenSize, false);
   }
-  forward(x: Tensor): Tensor {
+  forward(x: Tensor, opts?: LinearForwardOpts): Tensor {
     const gu = this.gate_up_proj.forward(x);
     const ax = gu.ndim - 1, I = this._a.intermediateSize;
-    return this.down_proj.forward(gatedAct(this._a, slice(gu, ax, 0, I), slice(gu, ax, I, 2 * I)));
+    return this.down_proj.forward(gatedAct(this._a, slice(gu, ax, 0, I), slice(gu, ax, I, 2 * I)), opts);
   }
 }
 

@@ -13,7 +13,7 @@
 import { linearStored } from '../ops/linear-stored.js';
 import { storageBytes, toFloat32, type WeightStorage } from '../quant/storage.js';
 import { Tensor } from '../tensor/tensor.js';
-import { Linear } from './linear.js';
+import { Linear, type LinearForwardOpts } from './linear.js';
 
 const PLACEHOLDER = new Float32Array(0);
 
@@ -41,7 +41,7 @@ export class FrozenLinear extends Linear {
     return storageBytes(this._w);
   }
 
-  override forward(x: Tensor): Tensor {
-    return linearStored(x, this._w, this.bias);
+  override forward(x: Tensor, opts?: LinearForwardOpts): Tensor {
+    return linearStored(x, this._w, this.bias, opts);
   }
 }

@@ -4,11 +4,20 @@ import { Tensor } from '../tensor/tensor.js';
 import type { WeightStorage } from '../quant/storage.js';
 import { Module } from './module.js';
 
+/**
+ * `valuesUnread`: the caller only back-propagates through the output and never reads its values
+ * (a checkpointed layer's recompute, where the layer's output is discarded). A linear layer's
+ * backward needs x and g, never y, so its GEMM is skipped and y holds zeros.
+ */
+export interface LinearForwardOpts {
+  valuesUnread?: boolean;
+}
+
 /** Anything that maps (..., in) → (..., out): a Linear, or a LoRA-wrapped one. */
 export interface LinearLike extends Module {
   readonly inFeatures: number;
   readonly outFeatures: number;
-  forward(x: Tensor): Tensor;
+  forward(x: Tensor, opts?: LinearForwardOpts): Tensor;
 }
 
 export class Linear extends Module implements LinearLike {
@@ -20,8 +29,8 @@ export class Linear extends Module implements LinearLike {
     this.weight = (weight ?? Tensor.zeros([outFeatures, inFeatures])).keep();
     this.bias = bias ? Tensor.zeros([outFeatures]).keep() : null;
   }
-  forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias);
+  forward(x: Tensor, opts?: LinearForwardOpts): Tensor {
+    return linear(x, this.weight, this.bias, opts);
   }
 }
 

@@ -77,8 +77,11 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
   });
 }
 
-/** x (..., in) · w (out, in)ᵀ + b (out) → (..., out). The workhorse of every model. */
-export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
+/**
+ * x (..., in) · w (out, in)ᵀ + b (out) → (..., out). The workhorse of every model. `valuesUnread`:
+ * the graph alone is wanted (nn/linear.ts' LinearForwardOpts), so the output is zeros, not computed.
+ */
+export function linear(x: Tensor, w: Tensor, b: Tensor | null = null, opts: { valuesUnread?: boolean } = {}): Tensor {
   sameDType('linear', x, w);
   const inF = x.shape[x.ndim - 1];
   if (w.ndim !== 2 || w.shape[1] !== inF) throw new ShapeError('linear', `input ${fmtShape(x.shape)} does not fit weight ${fmtShape(w.shape)} (expected [out, ${inF}])`);
@@ -87,8 +90,11 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
   const rows = x.size / inF;
   const out = Tensor.empty([...x.shape.slice(0, -1), outF], x.dtype);
   const k = K(x);
-  if (b) for (let r = 0; r < rows; r++) out.data.set(b.data, r * outF);
-  k.matmul({ a: x.data, b: w.data, c: out.data, batch: 1, m: rows, n: outF, k: inF, transA: false, transB: true, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: b ? 1 : 0 });
+  if (opts.valuesUnread) out.data.fill(0);
+  else {
+    if (b) for (let r = 0; r < rows; r++) out.data.set(b.data, r * outF);
+    k.matmul({ a: x.data, b: w.data, c: out.data, batch: 1, m: rows, n: outF, k: inF, transA: false, transB: true, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: b ? 1 : 0 });
+  }
   const inputs = b ? [x, w, b] : [x, w];
   return record('linear', out, inputs, (g, needs) => {
     let gx: Tensor | null = null, gw: Tensor | null = null, gb: Tensor | null = null;

@@ -10,6 +10,7 @@ import { backward } from '../../src/autograd/tape.js';
 import { checkpoint } from '../../src/autograd/checkpoint.js';
 import { poolStats, resetPeakBytes, scope } from '../../src/tensor/pool.js';
 import { Tensor } from '../../src/tensor/tensor.js';
+import type { Module } from '../../src/nn/module.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { loadCausalLM } from '../../src/models/load.js';
 import { LlamaForCausalLM } from '../../src/models/llama.js';
@@ -17,6 +18,7 @@ import type { CausalLM } from '../../src/models/causal-lm.js';
 import { applyLora, loraLayers, resolveTargets } from '../../src/lora/apply.js';
 import { add, mul, scale, sum, tokenLogprobs } from '../../src/ops/index.js';
 import { getBackend, nativeAvailable, setBackend } from '../../src/backend/index.js';
+import type { StorageSpec } from '../../src/quant/load-stored.js';
 
 const MODELS = join(process.cwd(), 'test', 'fixtures', 'models');
 const B = 3, T = 11;
@@ -40,16 +42,17 @@ function loss(model: CausalLM, x: ReturnType<typeof batch>): Tensor {
   return add(sum(mul(logp, x.wts)), scale(sum(mul(logits, logits)), 1e-3));
 }
 
-type Setup = { name: string; lora: boolean; dropout: number };
+type Setup = { name: string; lora: boolean; dropout: number; dora?: boolean; storage?: StorageSpec };
 
 function build(s: Setup): CausalLM {
-  const { model } = loadCausalLM(join(MODELS, s.name));
+  const { model } = loadCausalLM(join(MODELS, s.name), { storage: s.storage ?? null });
   if (s.name === 'gpt2') {
     model.arch.residDropout = s.dropout;
     model.arch.embdDropout = s.dropout;
   }
   if (s.lora) {
-    applyLora(model, { r: 4, alpha: 8, dropout: s.dropout, useRslora: false }, resolveTargets(model, 'all-linear'), 3);
+    applyLora(model, { r: 4, alpha: 8, dropout: s.dropout, useRslora: false, useDora: !!s.dora }, resolveTargets(model, 'all-linear'), 3);
+    if (s.dora) for (const [, l] of loraLayers(model)) l.initMagnitude();
     // B starts at zero, which would leave A's gradient zero: give it values.
     const r = new Rng(11);
     for (const [, l] of loraLayers(model)) l.lora_B.weight.data.forEach((_, i, a) => (a[i] = (r.nextFloat() - 0.5) * 0.2));
@@ -78,9 +81,18 @@ const setups: Setup[] = [
   { name: 'gpt2', lora: false, dropout: 0.1 },
   { name: 'llama', lora: true, dropout: 0.1 },
   { name: 'gpt2', lora: true, dropout: 0 },
+  // The recompute's skipped down projection (valuesUnread) against the cases where its values are read:
+  // a post-MLP norm (Gemma 3, OLMo 2), a residual multiplier (Granite), DoRA, a fused gate_up (Phi-3), a 4-bit base.
+  { name: 'gemma3', lora: true, dropout: 0 },
+  { name: 'olmo2', lora: false, dropout: 0 },
+  { name: 'granite', lora: true, dropout: 0 },
+  { name: 'phi3', lora: true, dropout: 0.1 },
+  { name: 'llama', lora: true, dropout: 0, dora: true },
+  { name: 'qwen2', lora: true, dropout: 0, storage: { kind: 'nf4', nested: true } },
 ];
 for (const backend of backends) for (const s of setups) {
-  test(`checkpointed gradients equal plain ones: ${s.name}${s.lora ? ' + LoRA' : ''}, dropout ${s.dropout} (${backend})`, () => {
+  const label = `${s.name}${s.storage ? ` ${s.storage.kind}` : ''}${s.lora ? (s.dora ? ' + DoRA' : ' + LoRA') : ''}`;
+  test(`checkpointed gradients equal plain ones: ${label}, dropout ${s.dropout} (${backend})`, () => {
     const prev = getBackend().name;
     setBackend(backend);
     try {
@@ -104,7 +116,7 @@ for (const backend of backends) for (const s of setups) {
         const rel = num / Math.max(den, 1e-12);
         if (rel > worst.rel) worst = { name: n, rel };
       }
-      console.log(`# ${s.name}${s.lora ? '+lora' : ''} p=${s.dropout} (${backend}): ${trained} grads, ${exact ? 'bit-identical' : `worst ${worst.name} rel ${worst.rel.toExponential(2)}`}`);
+      console.log(`# ${label} p=${s.dropout} (${backend}): ${trained} grads, ${exact ? 'bit-identical' : `worst ${worst.name} rel ${worst.rel.toExponential(2)}`}`);
       assert.ok(worst.rel <= 1e-6, `${worst.name}: checkpointed gradient off by ${worst.rel}`);
       assert.ok(trained > 0);
     } finally {
@@ -179,3 +191,49 @@ test('checkpoint: plain call under noGrad; a captured outer tensor that needs gr
   const z = checkpoint((t) => mul(t, outer), x, [w]);
   assert.throws(() => backward(sum(z)), /checkpoint: fn uses a tensor that requires grad from outside it/);
 });
+
+/** Forward GEMMs (x·Wᵀ) during fn, by the weight they read: a float32 buffer or a stored weight. */
+function forwardGemms(fn: () => void): Map<unknown, number> {
+  const k = getBackend().kernels as unknown as Record<string, (p: { b?: unknown; transB?: boolean; w?: unknown; xWt?: boolean }) => void>;
+  const saved = { matmul: k.matmul, storedMatmul: k.storedMatmul };
+  const n = new Map<unknown, number>();
+  const bump = (w: unknown) => n.set(w, (n.get(w) ?? 0) + 1);
+  k.matmul = (p) => (p.transB && bump(p.b), saved.matmul(p));
+  k.storedMatmul = (p) => (p.xWt && bump(p.w), saved.storedMatmul(p));
+  try {
+    fn();
+  } finally {
+    Object.assign(k, saved);
+  }
+  return n;
+}
+
+/** The weight a linear layer's forward GEMM reads: a LoRA layer's base, a stored one's storage. */
+function gemmWeight(m: Module): unknown {
+  const base = (m as { base_layer?: Module }).base_layer ?? m;
+  return (base as { _w?: unknown })._w ?? (base as unknown as { weight: Tensor }).weight.data;
+}
+
+test('the recompute skips the down projection\'s forward GEMM (its output goes unread), and only there', () => onRef(() => {
+  const cases = [['llama', undefined, true], ['qwen2', { kind: 'nf4' } as StorageSpec, true], ['gpt2', undefined, true], ['gemma3', undefined, false], ['granite', undefined, false]] as const;
+  for (const [name, storage, skips] of cases) {
+    for (const lora of [false, true]) {
+      const counts = [false, true].map((ckpt) => {
+        const model = build({ name, lora: lora || !!storage, dropout: 0, storage });
+        model.gradientCheckpointing = ckpt;
+        const mods = new Map(model.namedModules());
+        const of = (suffix: string) => [...mods].filter(([n]) => n.endsWith(suffix)).map(([, m]) => gemmWeight(m));
+        const down = of(name === 'gpt2' ? 'mlp.c_proj' : 'mlp.down_proj'), o = of(name === 'gpt2' ? 'attn.c_proj' : 'self_attn.o_proj');
+        assert.equal(down.length, model.arch.numLayers);
+        const x = batch(model.arch.vocabSize);
+        const n = forwardGemms(() => scope(() => backward(loss(model, x), undefined, { releaseActivations: true })));
+        const total = (ws: unknown[]) => ws.reduce<number>((s, w) => s + (n.get(w) ?? 0), 0);
+        return { down: total(down), o: total(o) };
+      });
+      const [plain, ckpt] = counts;
+      // The attention output projection is recomputed (its output is read): the control.
+      assert.ok(ckpt.o > plain.o, `${name}: no recompute ran`);
+      assert.equal(ckpt.down - plain.down, skips ? 0 : ckpt.o - plain.o, `${name}${lora ? ' + LoRA' : ''}: down projection forwards ${plain.down} plain, ${ckpt.down} checkpointed`);
+    }
+  }
+}));

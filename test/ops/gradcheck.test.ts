@@ -84,9 +84,9 @@ test('matmul: every transpose combo, batched, 2-D b broadcast over one or two ba
 });
 
 test('linear with and without bias', () => {
-  gradcheck('linear', op.linear, [r(2, 3, 4), r(5, 4), r(5)]);
+  gradcheck('linear', (x, w, b) => op.linear(x, w, b), [r(2, 3, 4), r(5, 4), r(5)]);
   gradcheck('linear nobias', (x, w) => op.linear(x, w), [r(3, 4), r(2, 4)]);
-  gradcheck('linear 1-D x', op.linear, [r(4), r(3, 4), r(3)]);
+  gradcheck('linear 1-D x', (x, w, b) => op.linear(x, w, b), [r(4), r(3, 4), r(3)]);
 });
 
 test('sum and mean over all, one, several and negative axes', () => {
