@@ -169,8 +169,8 @@ export class DecoderLayer extends Module {
   forward(h: Tensor, ctx: AttnContext, recompute = false): Tensor {
     const n = this._norms;
     const m = this._a.residualMultiplier;
-    const branch = (x: Tensor, f: (y: Tensor, unread: boolean) => Tensor, pre?: NormLike, post?: NormLike): Tensor => {
-      let b = f(pre ? pre.forward(x) : x, recompute && !post && m === 1);
+    const branch = (x: Tensor, f: (y: Tensor) => Tensor, pre?: NormLike, post?: NormLike): Tensor => {
+      let b = f(pre ? pre.forward(x) : x);
       if (post) b = post.forward(b);
       if (m !== 1) return add(x, scale(b, m)); // scale's backward kernel reads its input and output: both stay
       const out = add(x, b);
@@ -179,7 +179,8 @@ export class DecoderLayer extends Module {
     };
     // h after attention is the MLP's input (read), so the attention branch is always computed.
     h = branch(h, (y) => this.self_attn.forward(y, ctx), n.preAttn, n.postAttn);
-    return branch(h, (y, unread) => this.mlp.forward(y, { valuesUnread: unread }), n.preMlp, n.postMlp);
+    const unread = recompute && !n.postMlp && m === 1;
+    return branch(h, (y) => this.mlp.forward(y, { valuesUnread: unread }), n.preMlp, n.postMlp);
   }
 }
 

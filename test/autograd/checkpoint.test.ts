@@ -11,6 +11,8 @@ import { checkpoint } from '../../src/autograd/checkpoint.js';
 import { poolStats, resetPeakBytes, scope } from '../../src/tensor/pool.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import type { Module } from '../../src/nn/module.js';
+import { headWeight, type Linear } from '../../src/nn/linear.js';
+import { isStorage } from '../../src/quant/storage.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { loadCausalLM } from '../../src/models/load.js';
 import { LlamaForCausalLM } from '../../src/models/llama.js';
@@ -210,8 +212,8 @@ function forwardGemms(fn: () => void): Map<unknown, number> {
 
 /** The weight a linear layer's forward GEMM reads: a LoRA layer's base, a stored one's storage. */
 function gemmWeight(m: Module): unknown {
-  const base = (m as { base_layer?: Module }).base_layer ?? m;
-  return (base as { _w?: unknown })._w ?? (base as unknown as { weight: Tensor }).weight.data;
+  const w = headWeight(((m as { base_layer?: Module }).base_layer ?? m) as Linear);
+  return isStorage(w) ? w : w.data;
 }
 
 test('the recompute skips the down projection\'s forward GEMM (its output goes unread), and only there', () => onRef(() => {
