@@ -26,10 +26,23 @@ export interface Leg {
 }
 
 /** Ceilings in this process (GFLOPS at 2048×1536×576; bf16 is the route --bf16 takes here). */
-function measure(leg: string): Leg {
+function measure(leg: string, withBf16 = true): Leg {
   const addon = createRequire(import.meta.url)(join(process.cwd(), 'native/build/Release/dpo_native.node')) as NativeAddon;
   const g = (bf16: boolean) => (2 * M * N * K) / matmulCeiling(addon, M, N, K, 20, bf16) / 1e9;
-  return { leg, ...getBackend().describe(), f32: g(false), bf16: g(true) };
+  return { leg, ...getBackend().describe(), f32: g(false), bf16: withBf16 ? g(true) : NaN };
+}
+
+/**
+ * oneDNN's f32 GEMM ceiling in this process now (GFLOPS at 2048×1536×576, about a second), NaN
+ * without the addon. On a shared machine it moves by tens of percent between hours, so the scaling
+ * benchmark measures it before each run and prints it beside the run's row.
+ */
+export function f32CeilingNow(): number {
+  try {
+    return measure('now', false).f32;
+  } catch {
+    return NaN;
+  }
 }
 
 /** The legs measured in child processes: as this process runs, and under the AVX2 cap. */

@@ -7,7 +7,9 @@
  * same checkpoint and data where its estimated footprint fits in the memory available, and the ratios
  * ours/TRL. Then the sequence-length sweep (512 / 1024 / 2048 total tokens at 0.5B). The markdown
  * (machine, exact command, date, token counts, tables, the issue's targets) is printed and written to
- * --out after every run. Checkpoints are made by bench/make-qwen-checkpoint.ts (random bf16 weights,
+ * --out after every run, each row with oneDNN's f32 GEMM ceiling measured just before it (the
+ * machine's speed at that hour: rows of different sittings, or the two sides of a ratio, may have run
+ * at different speeds on a shared machine). Checkpoints are made by bench/make-qwen-checkpoint.ts (random bf16 weights,
  * fixed seed) unless present. Figures on a shared machine are indicative.
  *
  *   node dist/bench/quant-scaling.js [--sizes 0.5b,1.5b,3b] [--modes f32,bf16,int8,nf4] [--gc on,off]
@@ -25,7 +27,7 @@ import { archFromConfig } from '../src/models/registry.js';
 import { availableMemory, estimateRunMemory } from '../src/models/memory-estimate.js';
 import { defaultThreadCount } from '../src/backend/threads.js';
 import { makeQwenCheckpoint } from './make-qwen-checkpoint.js';
-import { describeMachine } from './machine.js';
+import { describeMachine, f32CeilingNow } from './machine.js';
 import { notRun, oursCommand, timedRun, trlCommand, type RunResult, type RunSettings } from './scaling-runs.js';
 import { parseScalingArgs } from './scaling-options.js';
 import { fmt, renderReport, TRL, type ReportContext, type Row } from './scaling-report.js';
@@ -100,7 +102,8 @@ async function main(): Promise<void> {
     if (!trlInstalled) r = notRun(`not installed (${PY})`);
     else if (est > avail) r = notRun(`skipped: estimated ${f(est)} GB > ${f(avail)} GB available`, est);
     else {
-      r = await timedRun(trlCommand(PY, model, data, threads, settings(gc, length)), 'trl', timeoutS);
+      const gflops = f32CeilingNow();
+      r = { ...await timedRun(trlCommand(PY, model, data, threads, settings(gc, length)), 'trl', timeoutS), gflops };
       r.estGb = est;
       const differ = r.result ? statsDiffer(ours, r.result) : '';
       if (differ) r.note = `${r.note ? `${r.note}; ` : ''}token counts differ: ${differ}`;
@@ -112,7 +115,8 @@ async function main(): Promise<void> {
   const runOurs = async (table: Row['table'], size: string, model: string, data: string, mode: string, gc: string, length: number, meanRow: number) => {
     const key = keyOf(table, size, mode, gc, length, data);
     if (earlier(key, mode)) return;
-    const r = await timedRun(oursCommand(model, data, join(model, `out-${mode}-${gc}-${length}`), mode, settings(gc, length)), 'ours', timeoutS);
+    const gflops = f32CeilingNow();
+    const r = { ...await timedRun(oursCommand(model, data, join(model, `out-${mode}-${gc}-${length}`), mode, settings(gc, length)), 'ours', timeoutS), gflops };
     const row: Row = { ...r, table, size, length, run: mode, gc, meanRow };
     rows.push(row);
     store.add(key, row);

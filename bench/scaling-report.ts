@@ -1,7 +1,8 @@
 /**
  * The scaling benchmark's report (bench/quant-scaling.ts): markdown with the date, the exact command,
  * the machine, the settings and token counts, the shapes × storage table and the sequence-length
- * table (each with the ratios ours/TRL+PEFT at the same shape, length and gradient checkpointing),
+ * table (each with the ratios ours/TRL+PEFT at the same shape, length and gradient checkpointing, and
+ * the machine's GEMM ceiling before each run, as the hour's speed behind its figures),
  * and the issue's targets computed from the rows that ran.
  */
 import type { RunResult } from './scaling-runs.js';
@@ -34,18 +35,18 @@ export interface ReportContext {
 
 export const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 const cell = (s: string) => s.replace(/\|/g, '\\|');
-const COLS = '| load s | first step s | s/step | peak RSS GB | estimate GB | estimate/peak | RSS ours/TRL | s/step ours/TRL | note |';
+const COLS = '| load s | first step s | s/step | peak RSS GB | estimate GB | estimate/peak | RSS ours/TRL | s/step ours/TRL | GEMM GFLOPS before | note |';
 
 export function renderReport(c: ReportContext, rows: Row[]): string {
   const ratio = (r: Row, k: 'peakGb' | 'stepS') => {
     const t = rows.find((x) => x.run === TRL && x.ok && x.table === r.table && x.size === r.size && x.length === r.length && x.gc === r.gc);
     return r.run === TRL || !t || !r.ok ? '-' : fmt(r[k] / t[k], 2);
   };
-  const line = (r: Row) => `| ${r.table === 'sweep' ? `${r.length} | ${fmt(r.meanRow, 0)}` : r.size} | ${r.run} | ${r.gc} | ${fmt(r.loadS)} | ${fmt(r.firstS)} | ${fmt(r.stepS)} | ${fmt(r.peakGb, 2)} | ${fmt(r.estGb, 2)} | ${fmt(r.estGb / r.peakGb, 2)} | ${ratio(r, 'peakGb')} | ${ratio(r, 'stepS')} | ${cell(r.note)} |`;
+  const line = (r: Row) => `| ${r.table === 'sweep' ? `${r.length} | ${fmt(r.meanRow, 0)}` : r.size} | ${r.run} | ${r.gc} | ${fmt(r.loadS)} | ${fmt(r.firstS)} | ${fmt(r.stepS)} | ${fmt(r.peakGb, 2)} | ${fmt(r.estGb, 2)} | ${fmt(r.estGb / r.peakGb, 2)} | ${ratio(r, 'peakGb')} | ${ratio(r, 'stepS')} | ${fmt(r.gflops ?? NaN, 0)} | ${cell(r.note)} |`;
   const md = ['# Scaling benchmark (issue 14)', '', `date: ${c.started}`, '', `command: \`${c.command}\``, '', ...c.machine, '', ...c.header, ''];
   const main = rows.filter((r) => r.table === 'main'), sw = rows.filter((r) => r.table === 'sweep');
-  if (main.length) md.push(`## Shapes × storage (max_length ${c.maxLength})`, '', `| shape | run | grad ckpt ${COLS}`, `|${'---|'.repeat(12)}`, ...main.map(line), '', ...targetLines(main, c.fileS), '');
-  if (sw.length) md.push(`## Sequence length at ${c.sweepSize} (max_length = length; rows fill ~95% of it)`, '', `| length | mean row tokens | run | grad ckpt ${COLS}`, `|${'---|'.repeat(13)}`, ...sw.map(line), '');
+  if (main.length) md.push(`## Shapes × storage (max_length ${c.maxLength})`, '', `| shape | run | grad ckpt ${COLS}`, `|${'---|'.repeat(13)}`, ...main.map(line), '', ...targetLines(main, c.fileS), '');
+  if (sw.length) md.push(`## Sequence length at ${c.sweepSize} (max_length = length; rows fill ~95% of it)`, '', `| length | mean row tokens | run | grad ckpt ${COLS}`, `|${'---|'.repeat(14)}`, ...sw.map(line), '');
   return md.join('\n');
 }
 

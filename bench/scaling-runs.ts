@@ -28,6 +28,8 @@ export interface RunResult {
   estGb: number;
   /** TRL's RESULT line (token counts, versions). */
   result?: Record<string, unknown>;
+  /** The machine's f32 GEMM ceiling (GFLOPS) measured just before the run (bench/machine.ts). */
+  gflops?: number;
 }
 
 /** Storage flags of each of our modes. */

@@ -9,7 +9,7 @@ import type { LoraConfig } from '../lora/config.js';
 import type { TokenizedPair } from '../data/prepare.js';
 import type { DPOConfig } from './config.js';
 import { FrozenLinear } from '../nn/frozen-linear.js';
-import { hasDropout } from './trainer.js';
+import { hasDropout } from './model-dropout.js';
 import type { StorageSpec } from '../quant/load-stored.js';
 
 /** How the model's base linears are stored (the first FrozenLinear's kind; quant/load-stored.ts stores them all alike). */

@@ -34,6 +34,7 @@ import { AdamW, clipGradNorm, learningRateAt } from '../optim/index.js';
 import { assertRunFits, type MemoryEstimate } from '../models/memory-estimate.js';
 import { createTrackers, resolveReportTo, type Tracker } from '../report/trackers.js';
 import { trainingEstimate } from './memory-check.js';
+import { disableDropout, hasDropout } from './model-dropout.js';
 
 export interface LogEntry {
   [k: string]: number;
@@ -627,19 +628,4 @@ function countOnes(m: Uint8Array): number {
   let s = 0;
   for (let i = 0; i < m.length; i++) s += m[i];
   return s;
-}
-
-/** Whether any dropout (model or LoRA) is active. */
-export function hasDropout(model: CausalLM): boolean {
-  const arch = model.arch as { residDropout?: number; embdDropout?: number; attnDropout?: number };
-  return !!(arch.residDropout || arch.embdDropout || arch.attnDropout) || loraLayers(model).some(([, l]) => l.cfg.dropout > 0);
-}
-
-/** TRL's disable_dropout_in_model: every dropout probability to 0, LoRA dropout included. */
-export function disableDropout(model: CausalLM): void {
-  const arch = model.arch as { residDropout: number; embdDropout: number; attnDropout: number };
-  arch.residDropout = 0;
-  arch.embdDropout = 0;
-  arch.attnDropout = 0;
-  for (const [, l] of loraLayers(model)) (l.cfg as { dropout: number }).dropout = 0;
 }

@@ -104,13 +104,14 @@ test('the report: ratios ours/TRL at the same shape and gc, error rows with thei
   const { renderReport, targetLines, TRL } = await import('../../bench/scaling-report.js');
   const row = (size: string, run: string, gc: string, stepS: number, peakGb: number, note = '') =>
     ({ table: 'main' as const, size, length: 1024, run, gc, meanRow: 500, ok: note === '', note, loadS: 5, firstS: 20, stepS, peakGb, estGb: peakGb * 0.9 });
-  const rows = [row('1.5b', 'nf4', 'on', 30, 2, ''), row('1.5b', 'bf16', 'on', 25, 4), row('1.5b', TRL, 'on', 60, 10), row('1.5b', 'f32', 'off', NaN, NaN, 'killed by SIGKILL (out of memory?) at step 0'),
+  const rows = [{ ...row('1.5b', 'nf4', 'on', 30, 2, ''), gflops: 91.6 }, row('1.5b', 'bf16', 'on', 25, 4), row('1.5b', TRL, 'on', 60, 10), row('1.5b', 'f32', 'off', NaN, NaN, 'killed by SIGKILL (out of memory?) at step 0'),
     row('3b', 'nf4', 'on', 80, 4.2), row('3b', 'bf16', 'on', 60, 7.5)];
   const md = renderReport({ started: 'D', command: 'node dist/bench/quant-scaling.js --sizes 1.5b', machine: ['CPU: x'], header: ['h'], maxLength: 1024, sweepSize: '0.5b', fileS: { '1.5b': 2 } }, rows);
   assert.ok(md.includes('command: `node dist/bench/quant-scaling.js --sizes 1.5b`') && md.includes('date: D'));
-  // 2 / 10 GB and 30 / 60 s
-  assert.ok(md.includes('| 1.5b | nf4 | on | 5.0 | 20.0 | 30.0 | 2.00 | 1.80 | 0.90 | 0.20 | 0.50 |  |'), md);
-  assert.ok(md.includes('| 1.5b | f32 | off | 5.0 | 20.0 | - | - | - | - | - | - | killed by SIGKILL (out of memory?) at step 0 |'), md);
+  // 2 / 10 GB and 30 / 60 s; the GEMM ceiling measured before the run, '-' for a row stored without one
+  assert.ok(md.includes('| 1.5b | nf4 | on | 5.0 | 20.0 | 30.0 | 2.00 | 1.80 | 0.90 | 0.20 | 0.50 | 92 |  |'), md);
+  assert.ok(md.includes('| 1.5b | f32 | off | 5.0 | 20.0 | - | - | - | - | - | - | - | killed by SIGKILL (out of memory?) at step 0 |'), md);
+  assert.ok(md.includes('| shape | run | grad ckpt | load s | first step s | s/step | peak RSS GB | estimate GB | estimate/peak | RSS ours/TRL | s/step ours/TRL | GEMM GFLOPS before | note |\n|' + '---|'.repeat(13) + '\n'), md);
   const t = targetLines(rows, { '1.5b': 2 });
   assert.deepEqual(t.slice(2), [
     '- 3B load_in_4bit, gc on: peak RSS 4.20 GB (target ≤ 4): NOT met',
@@ -145,4 +146,10 @@ test('finished runs are kept and reused across sittings: same settings and CPU o
   }
   assert.equal(new RunStore(path, false).find(key), null);
   assert.equal(readFileSync(path, 'utf8').split('\n').filter((l) => l.startsWith('{"key":{')).length, 1);
+});
+
+test('the GEMM ceiling each row carries is measured in this process: a positive GFLOPS figure', async () => {
+  const { f32CeilingNow } = await import('../../bench/machine.js');
+  const g = f32CeilingNow();
+  assert.ok(Number.isFinite(g) && g > 0.1, `ceiling ${g}`);
 });

@@ -9,7 +9,7 @@ import { backward } from '../../src/autograd/tape.js';
 import { getBackend, nativeAvailable, setBackend } from '../../src/backend/index.js';
 import { loadCausalLM } from '../../src/models/load.js';
 import { packRows, packedPositions } from '../../src/dpo/packing.js';
-import { disableDropout, hasDropout } from '../../src/dpo/trainer.js';
+import { disableDropout, hasDropout } from '../../src/dpo/model-dropout.js';
 import { applyLora, resolveTargets } from '../../src/lora/apply.js';
 import { completionPositions, sequenceLogps, type PairBatch } from '../../src/dpo/logps.js';
 import { sum } from '../../src/ops/index.js';
