@@ -9,8 +9,8 @@
  * (machine, exact command, date, token counts, tables, the issue's targets) is printed and written to
  * --out after every run, each row with oneDNN's f32 GEMM ceiling measured just before it (the
  * machine's speed at that hour: rows of different sittings, or the two sides of a ratio, may have run
- * at different speeds on a shared machine). Checkpoints are made by bench/make-qwen-checkpoint.ts (random bf16 weights,
- * fixed seed) unless present. Figures on a shared machine are indicative.
+ * at different speeds on a shared machine). Checkpoints are made by bench/make-qwen-checkpoint.ts
+ * (random bf16 weights, fixed seed) unless present. Figures on a shared machine are indicative.
  *
  *   node dist/bench/quant-scaling.js [--sizes 0.5b,1.5b,3b] [--modes f32,bf16,int8,nf4] [--gc on,off]
  *     [--steps 3] [--grad_accum 8] [--max_length 1024] [--prompt_words 49] [--completion_words 73]
