@@ -25,11 +25,15 @@ export interface Leg {
   bf16: number;
 }
 
-/** Ceilings in this process (GFLOPS at 2048×1536×576; bf16 is the route --bf16 takes here). */
-function measure(leg: string, withBf16 = true): Leg {
+/** oneDNN's GEMM ceiling in this process, GFLOPS at 2048×1536×576 (bf16: the route --bf16 takes here). */
+function ceiling(bf16: boolean): number {
   const addon = createRequire(import.meta.url)(join(process.cwd(), 'native/build/Release/dpo_native.node')) as NativeAddon;
-  const g = (bf16: boolean) => (2 * M * N * K) / matmulCeiling(addon, M, N, K, 20, bf16) / 1e9;
-  return { leg, ...getBackend().describe(), f32: g(false), bf16: withBf16 ? g(true) : NaN };
+  return (2 * M * N * K) / matmulCeiling(addon, M, N, K, 20, bf16) / 1e9;
+}
+
+/** This process's leg: what runs the math, and both ceilings. */
+function measure(leg: string): Leg {
+  return { leg, ...getBackend().describe(), f32: ceiling(false), bf16: ceiling(true) };
 }
 
 /**
@@ -39,7 +43,7 @@ function measure(leg: string, withBf16 = true): Leg {
  */
 export function f32CeilingNow(): number {
   try {
-    return measure('now', false).f32;
+    return ceiling(false);
   } catch {
     return NaN;
   }

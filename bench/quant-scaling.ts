@@ -92,6 +92,11 @@ async function main(): Promise<void> {
     writeFileSync(out, md);
     return md;
   };
+  /** A timed run with the machine's GEMM ceiling measured just before it. */
+  const measuredRun = async (cmd: string[], kind: 'ours' | 'trl'): Promise<RunResult> => {
+    const gflops = f32CeilingNow();
+    return { ...await timedRun(cmd, kind, timeoutS), gflops };
+  };
   const runTrl = async (table: Row['table'], size: string, model: string, data: string, gc: string, length: number, meanRow: number, ours: TokenStats) => {
     const base = { table, size, length, run: TRL, gc, meanRow };
     const key = keyOf(table, size, TRL, gc, length, data);
@@ -102,8 +107,7 @@ async function main(): Promise<void> {
     if (!trlInstalled) r = notRun(`not installed (${PY})`);
     else if (est > avail) r = notRun(`skipped: estimated ${f(est)} GB > ${f(avail)} GB available`, est);
     else {
-      const gflops = f32CeilingNow();
-      r = { ...await timedRun(trlCommand(PY, model, data, threads, settings(gc, length)), 'trl', timeoutS), gflops };
+      r = await measuredRun(trlCommand(PY, model, data, threads, settings(gc, length)), 'trl');
       r.estGb = est;
       const differ = r.result ? statsDiffer(ours, r.result) : '';
       if (differ) r.note = `${r.note ? `${r.note}; ` : ''}token counts differ: ${differ}`;
@@ -115,8 +119,7 @@ async function main(): Promise<void> {
   const runOurs = async (table: Row['table'], size: string, model: string, data: string, mode: string, gc: string, length: number, meanRow: number) => {
     const key = keyOf(table, size, mode, gc, length, data);
     if (earlier(key, mode)) return;
-    const gflops = f32CeilingNow();
-    const r = { ...await timedRun(oursCommand(model, data, join(model, `out-${mode}-${gc}-${length}`), mode, settings(gc, length)), 'ours', timeoutS), gflops };
+    const r = await measuredRun(oursCommand(model, data, join(model, `out-${mode}-${gc}-${length}`), mode, settings(gc, length)), 'ours');
     const row: Row = { ...r, table, size, length, run: mode, gc, meanRow };
     rows.push(row);
     store.add(key, row);

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { parseScalingArgs } from '../../bench/scaling-options.js';
 import { median, timedRun } from '../../bench/scaling-runs.js';
 import { statsDiffer, wordsFor } from '../../bench/scaling-data.js';
+import { nativeAvailable } from '../../src/backend/index.js';
 
 test('defaults are the issue\'s benchmark; --quick is the smoke preset and explicit flags win over it', () => {
   const d = parseScalingArgs([]);
@@ -148,7 +149,7 @@ test('finished runs are kept and reused across sittings: same settings and CPU o
   assert.equal(readFileSync(path, 'utf8').split('\n').filter((l) => l.startsWith('{"key":{')).length, 1);
 });
 
-test('the GEMM ceiling each row carries is measured in this process: a positive GFLOPS figure', async () => {
+test('the GEMM ceiling each row carries is measured in this process: a positive GFLOPS figure', { skip: nativeAvailable() ? false : 'needs the native addon' }, async () => {
   const { f32CeilingNow } = await import('../../bench/machine.js');
   const g = f32CeilingNow();
   assert.ok(Number.isFinite(g) && g > 0.1, `ceiling ${g}`);
