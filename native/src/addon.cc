@@ -20,6 +20,7 @@ Napi::Value StoredMatmul(const Napi::CallbackInfo&);
 Napi::Value StoredEmbedding(const Napi::CallbackInfo&);
 Napi::Value MapFile(const Napi::CallbackInfo&);
 Napi::Value AllocLarge(const Napi::CallbackInfo&);
+Napi::Value DiscardLarge(const Napi::CallbackInfo&);
 Napi::Value ReadBf16AsF32(const Napi::CallbackInfo&);
 Napi::Value ReadParallel(const Napi::CallbackInfo&);
 Napi::Value Quantize4bit(const Napi::CallbackInfo&);
@@ -138,6 +139,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add("storedEmbedding", StoredEmbedding);
   add("mapFile", MapFile);
   add("allocLarge", AllocLarge);
+  add("discardLarge", DiscardLarge);
   add("readBf16AsF32", ReadBf16AsF32);
   add("readParallel", ReadParallel);
   add("quantize4bit", Quantize4bit);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include "common.h"
@@ -76,6 +77,21 @@ Napi::Value AllocLarge(const Napi::CallbackInfo& info) {
     Napi::MemoryManagement::AdjustExternalMemory(env, -(int64_t)b->len);
     delete b;
   }, new Block{p, len});
+}
+
+// discardLarge(buffer): gives an allocLarge block's pages back to the kernel now
+// (madvise(MADV_DONTNEED); its virtual range goes when the garbage collector frees it). Node runs
+// an external buffer's finalizer only when the event loop turns, and a training step with gradient
+// accumulation runs its micro-batches without one: the buffers the pool dropped during the step
+// stayed resident until the step ended. Reads of a discarded block give zeros; the pool never
+// hands it out again. Only blocks from allocLarge may come here (tensor/large-buffer.ts checks).
+Napi::Value DiscardLarge(const Napi::CallbackInfo& info) {
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  const size_t len = ab.ByteLength(), page = (size_t)sysconf(_SC_PAGESIZE);
+  if (len == 0) return info.Env().Undefined();
+  if ((uintptr_t)ab.Data() % page != 0) throw std::runtime_error("discardLarge: not a block from allocLarge (unaligned)");
+  if (madvise(ab.Data(), len, MADV_DONTNEED) != 0) throw std::runtime_error(std::string("discardLarge: madvise: ") + std::strerror(errno));
+  return info.Env().Undefined();
 }
 
 }  // namespace dpo

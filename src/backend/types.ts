@@ -317,6 +317,8 @@ export interface Backend {
   mapFile?(path: string, offset?: number, length?: number): ArrayBuffer;
   /** Zero-filled memory on huge pages where the kernel allows (unmapped on GC); native only (tensor/large-buffer.ts). */
   allocLarge?(bytes: number): ArrayBuffer;
+  /** Returns an allocLarge block's pages to the kernel now, before the GC unmaps it; native only (tensor/large-buffer.ts). */
+  discardLarge?(buffer: ArrayBuffer): void;
   /** Load-time weight conversions, bit-identical to quant/storage.ts (native only; quant/load-kernels.ts). */
   loadKernels?: LoadKernels;
 }

@@ -7,7 +7,7 @@
  * (parameters, optimizer state) are owned by the garbage collector as usual.
  */
 import type { DType, Storage } from './dtype.js';
-import { largeFloat32 } from './large-buffer.js';
+import { discardLarge, largeFloat32 } from './large-buffer.js';
 
 type Releasable = { release(): void; readonly kept: boolean };
 
@@ -69,8 +69,9 @@ function takeIdle(dtype: DType, cap: number): Storage | undefined {
 /**
  * Before a fresh allocation of `bytes`, lets go of as many idle bytes of smaller buckets (sizes
  * an earlier, shorter batch left): without it a batch longer than the last allocates anew while
- * the last batch's buffers sit idle, and the peak grows by up to the whole idle pool. The buffers
- * go to the GC (V8 collects them as external memory grows).
+ * the last batch's buffers sit idle, and the peak grows by up to the whole idle pool. Large
+ * buffers give their memory back at once (discardLarge: the GC's unmapping would wait for the end
+ * of the training step); the rest go to the GC.
  */
 function evictSmaller(dtype: DType, cap: number, bytes: number): void {
   if (pooledBytes === 0) return;
@@ -86,9 +87,15 @@ function evictSmaller(dtype: DType, cap: number, bytes: number): void {
       const b = list.pop()!;
       pooledBytes -= b.byteLength;
       freed += b.byteLength;
+      drop(b);
     }
     if (freed >= bytes) return;
   }
+}
+
+/** Lets go of an idle buffer for good. */
+function drop(b: Storage): void {
+  if (b instanceof Float32Array) discardLarge(b);
 }
 
 /** Returns a buffer of n elements (a view of a bucket-sized buffer); contents arbitrary unless `zero`. */
@@ -117,11 +124,15 @@ function noteLive(whole: Storage): void {
 /** Gives a buffer back to the pool. The caller must not use it afterwards. */
 export function releaseStorage(dtype: DType, buf: Storage): void {
   if (buf.length === 0) return;
-  if (handedOut.delete(buf.buffer)) liveBytes -= buf.buffer.byteLength;
+  const ours = handedOut.delete(buf.buffer);
+  if (ours) liveBytes -= buf.buffer.byteLength;
   const whole = fullBuffer(buf);
   // Only pool buffers this module handed out (exact bucket capacity); others go to the GC.
   if (whole.length > 4096 && !BUCKET_SET.has(whole.length)) return;
-  if (pooledBytes + whole.byteLength > poolLimitBytes) return;
+  if (pooledBytes + whole.byteLength > poolLimitBytes) {
+    if (ours) drop(whole);
+    return;
+  }
   const k = key(dtype, whole.length);
   let list = free.get(k);
   if (!list) free.set(k, (list = []));
@@ -192,6 +203,7 @@ export function resetPeakBytes(): void {
 
 /** Drops every idle pooled buffer (e.g. between benchmark phases). */
 export function clearPool(): void {
+  for (const list of free.values()) for (const b of list) drop(b);
   free.clear();
   pooledBytes = 0;
 }

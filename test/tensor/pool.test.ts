@@ -2,11 +2,14 @@
  * The buffer pool across batches of different lengths (tensor/pool.ts): a shorter batch reuses the
  * idle buffers of a longer one; a longer batch's fresh allocations let go of the idle buffers a
  * shorter one left, so idle plus live memory does not grow with each new length; the same shapes
- * step after step reuse their buffers exactly and evict nothing.
+ * step after step reuse their buffers exactly and evict nothing. Buffers the pool lets go of leave
+ * the resident memory at once, inside a synchronous step (no event-loop turn for the GC's
+ * unmapping).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { allocStorage, bucketCapacity, clearPool, pooledBytesNow, releaseStorage } from '../../src/tensor/pool.js';
+import { allocStorage, bucketCapacity, clearPool, pooledBytesNow, releaseStorage, setPoolLimitBytes } from '../../src/tensor/pool.js';
+import { loadNativeBackend } from '../../src/backend/native/index.js';
 
 test('pool: a shorter request takes an idle buffer up to ~2× its size instead of allocating', () => {
   clearPool();
@@ -55,4 +58,42 @@ test('pool: the same shapes step after step are reused exactly and nothing is ev
     for (const g of got) releaseStorage('float32', g);
     assert.equal(pooledBytesNow(), got.reduce((a, g) => a + g.buffer.byteLength, 0));
   }
+});
+
+test('pool: buffers it lets go of leave the resident memory at once, without an event-loop turn', (t) => {
+  if (!loadNativeBackend().backend || process.env.DPO_NO_MMAP === '1') {
+    t.skip('no native addon or DPO_NO_MMAP=1: buffers are plain arrays, freed by the GC');
+    return;
+  }
+  // 3 MB buffers, the size of a 0.5B model's hidden states for one micro-batch: 80 of them, 240 MB.
+  const MB = 1 << 20, n = 768 * 1024, count = 80;
+  const rss = () => process.memoryUsage().rss;
+  const touched = () => Array.from({ length: count }, () => allocStorage('float32', n, false).fill(1));
+  const fell = (before: number, what: string) => {
+    const d = before - rss();
+    assert.ok(d >= 200 * MB, `resident memory fell by ${(d / MB).toFixed(0)} MB on ${what} 240 MB`);
+  };
+  clearPool();
+  // Eviction: the idle buffers, then a 256 MB request (beyond reuse) that must allocate.
+  for (const b of touched()) releaseStorage('float32', b);
+  const idle = rss();
+  const big = allocStorage('float32', 64 * MB, false); // fresh, untouched: no resident pages of its own
+  fell(idle, 'evicting');
+  releaseStorage('float32', big);
+  // Over the pool's limit a released buffer is let go of too.
+  clearPool();
+  setPoolLimitBytes(0);
+  try {
+    const bufs = touched();
+    const held = rss();
+    for (const b of bufs) releaseStorage('float32', b);
+    fell(held, 'releasing over the limit');
+  } finally {
+    setPoolLimitBytes(8 * 1024 ** 3);
+  }
+  // clearPool lets go of every idle buffer.
+  for (const b of touched()) releaseStorage('float32', b);
+  const pooled = rss();
+  clearPool();
+  fell(pooled, 'clearing');
 });

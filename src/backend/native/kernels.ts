@@ -106,6 +106,7 @@ export function makeNativeBackend(addon: NativeAddon): Backend {
     setMatmulPrecision: (p) => void n.setMatmulBf16(p === 'bfloat16'),
     mapFile: (path, offset, length) => (offset === undefined ? n.mapFile(path) : n.mapFile(path, offset, length)) as ArrayBuffer,
     allocLarge: (bytes) => n.allocLarge(bytes) as ArrayBuffer,
+    discardLarge: (buffer) => void n.discardLarge(buffer),
     loadKernels: {
       quantize4bit: (w, kind, packed, absmax) => void n.quantize4bit(w, w.length, kind === 'fp4', packed, absmax),
       quantizeNested: (absmax, q, absmax2) => n.quantizeNested(absmax, absmax.length, DYNAMIC8, q, absmax2) as number,
