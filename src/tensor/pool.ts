@@ -208,6 +208,9 @@ export function clearPool(): void {
   pooledBytes = 0;
 }
 
-export function setPoolLimitBytes(n: number): void {
+/** Sets the bound on idle pooled memory; returns the bound it replaces. */
+export function setPoolLimitBytes(n: number): number {
+  const was = poolLimitBytes;
   poolLimitBytes = n;
+  return was;
 }

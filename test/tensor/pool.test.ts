@@ -82,14 +82,14 @@ test('pool: buffers it lets go of leave the resident memory at once, without an 
   releaseStorage('float32', big);
   // Over the pool's limit a released buffer is let go of too.
   clearPool();
-  setPoolLimitBytes(0);
+  const limit = setPoolLimitBytes(0);
   try {
     const bufs = touched();
     const held = rss();
     for (const b of bufs) releaseStorage('float32', b);
     fell(held, 'releasing over the limit');
   } finally {
-    setPoolLimitBytes(8 * 1024 ** 3);
+    setPoolLimitBytes(limit);
   }
   // clearPool lets go of every idle buffer.
   for (const b of touched()) releaseStorage('float32', b);
